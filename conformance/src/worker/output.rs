@@ -1,0 +1,173 @@
+//! The bytes the worker sends (protocol v1 §4): `EVENT` and `CLOSED`
+//! relay→client messages, with the sub_id written as the note's exact JSON
+//! string.
+
+use broadcast_wire::BroadcastFrame;
+use bytes::Bytes;
+
+use super::req::ReqError;
+
+/// Appends `s` as a JSON string with the escaping of §4: `"` → `\"`,
+/// `\` → `\\`, U+0008/0009/000A/000C/000D → `\b \t \n \f \r`, every other
+/// code point below U+0020 → `\u00xx` (lowercase hex), nothing else
+/// (non-ASCII stays raw UTF-8, `/` and U+007F stay as they are).
+///
+/// ```
+/// let mut out = Vec::new();
+/// broadcast_conformance::worker::write_json_string(&mut out, "a\"\u{1}é");
+/// assert_eq!(out, "\"a\\\"\\u0001é\"".as_bytes());
+/// ```
+pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x09 => b't',
+            0x0a => b'n',
+            0x0c => b'f',
+            0x0d => b'r',
+            0x00..=0x1f => 0,
+            // Every other byte, non-ASCII UTF-8 included, is copied as is.
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        if short == 0 {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', short]);
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// `["EVENT",<sub_id as a JSON string>,`: the part of every EVENT message
+/// for one subscription that comes before the event, computed once when
+/// the subscription is created.
+///
+/// ```
+/// use broadcast_conformance::worker::event_prefix;
+/// assert_eq!(&*event_prefix("s\n1"), br#"["EVENT","s\n1","#);
+/// ```
+pub fn event_prefix(sub_id: &str) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(sub_id.len() + 12);
+    out.extend_from_slice(b"[\"EVENT\",");
+    write_json_string(&mut out, sub_id);
+    out.push(b',');
+    out.into_boxed_slice()
+}
+
+/// The frame delivering an event: `prefix` (from [`event_prefix`]), the
+/// event's bytes verbatim, then `]`, with no other whitespace.
+///
+/// ```
+/// use broadcast_conformance::worker::{event_frame, event_prefix};
+/// let f = event_frame(4, &event_prefix("s"), b"{}");
+/// assert_eq!((f.conn, &f.data[..]), (4, &br#"["EVENT","s",{}]"#[..]));
+/// ```
+pub fn event_frame(conn: i32, prefix: &[u8], raw_event: &[u8]) -> BroadcastFrame {
+    let mut data = Vec::with_capacity(prefix.len() + raw_event.len() + 1);
+    data.extend_from_slice(prefix);
+    data.extend_from_slice(raw_event);
+    data.push(b']');
+    BroadcastFrame {
+        conn,
+        data: Bytes::from(data),
+    }
+}
+
+/// The frame refusing a REQ: `["CLOSED",<sub_id>,"<prefix>: <reason>"]`.
+///
+/// ```
+/// use broadcast_conformance::worker::{closed_frame, ReqError};
+/// let f = closed_frame(4, "s", &ReqError::Invalid("no filter".into()));
+/// assert_eq!(&f.data[..], br#"["CLOSED","s","invalid: no filter"]"#);
+/// ```
+pub fn closed_frame(conn: i32, sub_id: &str, error: &ReqError) -> BroadcastFrame {
+    let message = error.to_string();
+    let mut data = Vec::with_capacity(sub_id.len() + message.len() + 16);
+    data.extend_from_slice(b"[\"CLOSED\",");
+    write_json_string(&mut data, sub_id);
+    data.push(b',');
+    write_json_string(&mut data, &message);
+    data.push(b']');
+    BroadcastFrame {
+        conn,
+        data: Bytes::from(data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(s: &str) -> String {
+        let mut out = Vec::new();
+        write_json_string(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_quote_and_backslash() {
+        assert_eq!(json(r#"a"b\c"#), r#""a\"b\\c""#);
+    }
+
+    #[test]
+    fn short_escapes_for_the_five_named_controls() {
+        assert_eq!(json("\u{8}\u{9}\u{a}\u{c}\u{d}"), r#""\b\t\n\f\r""#);
+    }
+
+    #[test]
+    fn every_other_control_is_u00xx_lowercase() {
+        for c in (0u8..0x20).filter(|c| ![8, 9, 10, 12, 13].contains(c)) {
+            let s = (c as char).to_string();
+            assert_eq!(json(&s), format!("\"\\u{c:04x}\""), "control {c:#x}");
+        }
+        assert_eq!(json("\u{1f}\u{1b}"), r#""\u001f\u001b""#);
+    }
+
+    #[test]
+    fn nothing_else_is_escaped() {
+        let s = "/\u{7f} é€😀<>&'";
+        assert_eq!(json(s), format!("\"{s}\""));
+    }
+
+    #[test]
+    fn agrees_with_serde_json_on_every_code_point_below_0x80() {
+        // serde_json documents the same escaping; a second opinion, not the oracle.
+        for c in 0u8..0x80 {
+            let s = format!("x{}y", c as char);
+            assert_eq!(json(&s), serde_json::to_string(&s).unwrap(), "byte {c:#x}");
+        }
+    }
+
+    #[test]
+    fn event_frame_bytes_exactly() {
+        let raw = br#"{"id":"x" , "content":"a b"}"#;
+        let f = event_frame(9, &event_prefix("sub\"1"), raw);
+        assert_eq!(f.conn, 9);
+        assert_eq!(&f.data[..], br#"["EVENT","sub\"1",{"id":"x" , "content":"a b"}]"#);
+    }
+
+    #[test]
+    fn closed_frame_escapes_the_reason_too() {
+        let f = closed_frame(1, "é", &ReqError::Unsupported("key \"#foo\"".into()));
+        assert_eq!(
+            &f.data[..],
+            r##"["CLOSED","é","unsupported: key \"#foo\""]"##.as_bytes()
+        );
+    }
+}
