@@ -2,6 +2,8 @@
 //! readable parts, and a worker wrapper that returns frames as text.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod process;
+
 use broadcast_conformance::worker::{Matcher, Outcome, Worker};
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
 
