@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 mod broadcast_frame;
+#[cfg(unix)]
+pub mod broadcaster;
 mod decoder;
 mod error;
 mod fields;
