@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Turn criterion's results for broadcast-wire into the ratio tables of
+docs/PERFORMANCE.md (standard library only).
+
+Run the benchmarks first, then this script, from the repository root:
+
+    cargo bench -p broadcast-wire --bench codec --bench framing
+    python3 wire/benches/ratios.py
+
+It reads <target>/criterion/**/new/{benchmark,estimates}.json, where <target>
+is the first argument, else $CARGO_TARGET_DIR, else ./target. Times are
+criterion's median estimates. Every ratio compares two functions of the same
+group, measured in the same run:
+
+- codec/<shape>: decode / memcpy and encode / memcpy (time ratios; lower is
+  better; goals for bcast_1KiB: decode <= 1.2, encode <= 1.5);
+- framing/<shape>: frame_pipe throughput as a share of raw_pipe throughput
+  (raw time / frame time; higher is better; goal for 4KiB_frames >= 90%),
+  and frames per second where the group counts elements (goal for
+  100B_frames_coalesced >= 5,000,000).
+
+Exits 1 if no result is found. Missed goals are reported, not fatal.
+"""
+
+import json
+import os
+import sys
+
+GOALS_CODEC = {"bcast_1KiB": {"decode": 1.2, "encode": 1.5}}
+GOAL_4K_SHARE = 0.90
+GOAL_SMALL_FPS = 5_000_000
+
+
+def load(target):
+    root = os.path.join(target, "criterion")
+    results = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if os.path.basename(dirpath) != "new" or "benchmark.json" not in files:
+            continue
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            bench = json.load(f)
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            est = json.load(f)
+        group = bench["group_id"]
+        func = bench["function_id"]
+        results.setdefault(group, {})[func] = {
+            "ns": est["median"]["point_estimate"],
+            "throughput": bench.get("throughput") or {},
+        }
+    return results
+
+
+def fmt_ns(ns):
+    if ns >= 1e6:
+        return "%.2f ms" % (ns / 1e6)
+    if ns >= 1e3:
+        return "%.2f µs" % (ns / 1e3)
+    return "%.1f ns" % ns
+
+
+def size_of(shape):
+    for fn in shape.values():
+        tp = fn["throughput"]
+        if "Bytes" in tp:
+            return tp["Bytes"]
+        if "BytesDecimal" in tp:
+            return tp["BytesDecimal"]
+    return None
+
+
+def codec_table(results):
+    rows = []
+    for group in sorted(results, key=lambda g: (size_of(results[g]) or 0, g)):
+        if not group.startswith("codec/"):
+            continue
+        shape = group[len("codec/"):]
+        fns = results[group]
+        if "memcpy" not in fns:
+            continue
+        base = fns["memcpy"]["ns"]
+        cells = []
+        marks = []
+        for fn in ("decode", "encode"):
+            if fn not in fns:
+                cells.append("n/a")
+                continue
+            ratio = fns[fn]["ns"] / base
+            cells.append("%.2f× (%s)" % (ratio, fmt_ns(fns[fn]["ns"])))
+            goal = GOALS_CODEC.get(shape, {}).get(fn)
+            if goal is not None:
+                marks.append("%s %s ≤ %.1f×" % (fn, "meets" if ratio <= goal else "MISSES", goal))
+        rows.append("| %s | %s | %s | %s | %s | %s |" % (
+            shape, size_of(fns), fmt_ns(base), cells[0], cells[1], "; ".join(marks)))
+    if not rows:
+        return []
+    return [
+        "| shape | payload bytes | memcpy | decode / memcpy | encode / memcpy | goal |",
+        "|---|---:|---:|---:|---:|---|",
+    ] + rows
+
+
+def framing_table(results):
+    rows = []
+    for group in sorted(results):
+        if not group.startswith("framing/"):
+            continue
+        fns = results[group]
+        if "raw_pipe" not in fns or "frame_pipe" not in fns:
+            continue
+        raw = fns["raw_pipe"]["ns"]
+        framed = fns["frame_pipe"]["ns"]
+        share = raw / framed
+        tp = fns["frame_pipe"]["throughput"]
+        shape = group[len("framing/"):]
+        if "Elements" in tp:
+            n = tp["Elements"]
+            fps = n / (framed / 1e9)
+            raw_fps = n / (raw / 1e9)
+            detail = "%.2f M frames/s (raw bytes: %.2f M frames/s)" % (fps / 1e6, raw_fps / 1e6)
+            goal = "%s ≥ 5 M frames/s" % ("meets" if fps >= GOAL_SMALL_FPS else "MISSES")
+        else:
+            n = tp.get("Bytes", 0)
+            detail = "%.0f MiB/s (raw: %.0f MiB/s)" % (
+                n / (framed / 1e9) / 2**20, n / (raw / 1e9) / 2**20)
+            goal = ""
+            if shape == "4KiB_frames":
+                goal = "%s ≥ 90%% of raw" % ("meets" if share >= GOAL_4K_SHARE else "MISSES")
+        rows.append("| %s | %s | %s | %.1f%% | %s | %s |" % (
+            shape, fmt_ns(raw), fmt_ns(framed), 100 * share, detail, goal))
+    if not rows:
+        return []
+    return [
+        "| shape | raw pipe (per run) | framed (per run) | framed / raw throughput | rate | goal |",
+        "|---|---:|---:|---:|---|---|",
+    ] + rows
+
+
+def main():
+    target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target")
+    results = load(target)
+    if not results:
+        print("no criterion results under %s/criterion; run cargo bench first" % target, file=sys.stderr)
+        return 1
+    codec = codec_table(results)
+    framing = framing_table(results)
+    if codec:
+        print("Codec (criterion medians; ratio = time / memcpy time of the same bytes, same run):\n")
+        print("\n".join(codec))
+        print()
+    if framing:
+        print("Framing through a pipe (criterion medians; share = raw time / framed time, same run):\n")
+        print("\n".join(framing))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
