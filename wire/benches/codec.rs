@@ -8,10 +8,18 @@
 //! python3 wire/benches/ratios.py
 //! ```
 //!
-//! Each criterion group is one message shape (`codec/<op>_<size>`) with three
-//! functions: `memcpy` (the baseline), `decode` (zero-copy, from a shared
-//! `Bytes`; the time includes dropping the decoded value) and `encode` (into
-//! a reused, pre-allocated `Vec`).
+//! Each criterion group is one message shape (`codec/<op>_<size>`) with these
+//! functions:
+//! - `memcpy`: the baseline, the encoded payload's bytes copied into a
+//!   reused, pre-allocated `Vec`;
+//! - `decode`: the whole hand-over of a payload: clone a `Bytes` handle to
+//!   the shared input buffer (as the `FrameDecoder` hands out one per
+//!   frame), `decode` it, drop the decoded value;
+//! - `bytes_clone_drop`: only the clone and the drop of that handle, i.e.
+//!   the two atomic reference-count operations that any zero-copy hand-over
+//!   costs; `decode − bytes_clone_drop` is the decoding work itself
+//!   (`ratios.py` prints both);
+//! - `encode`: into a reused, pre-allocated `Vec`.
 
 use std::hint::black_box;
 

@@ -106,7 +106,7 @@ impl BroadcastFrame {
     /// assert_eq!(&f.data[..], b"a");
     /// ```
     pub fn decode(payload: Bytes) -> Result<BroadcastFrame, PayloadError> {
-        Self::check(Self::parse(&mut SliceFields::new(&payload))?)
+        Self::check(Self::parse(&mut SliceFields::new(payload))?)
     }
 
     /// Writes the payload to `w` field by field (original Go `EncodeTo`).

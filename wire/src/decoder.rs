@@ -188,7 +188,7 @@ impl FrameDecoder {
     /// ```
     pub fn decode_message<M: Message>(&mut self) -> Result<Option<Result<M, PayloadError>>, FramingError> {
         while let Some(frame) = self.decode()? {
-            if let Some(msg) = frame.message::<M>() {
+            if let Some(msg) = frame.into_message::<M>() {
                 return Ok(Some(msg));
             }
         }

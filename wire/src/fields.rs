@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 
 use byteorder::{ByteOrder, LittleEndian, ReadBytesExt};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::error::{DecodeFromError, Field, PayloadError};
 
@@ -25,17 +25,21 @@ pub(crate) trait FieldSource {
 }
 
 /// Zero-copy fields from an in-memory payload.
-pub(crate) struct SliceFields<'a> {
-    buf: &'a Bytes,
+///
+/// Owns the payload, so the field that ends it (the data, in every valid
+/// payload) is handed out as the payload itself, advanced: no reference
+/// count is touched for it. Other fields are slices (one increment each).
+pub(crate) struct SliceFields {
+    buf: Bytes,
     pos: usize,
 }
 
-impl<'a> SliceFields<'a> {
-    pub(crate) fn new(buf: &'a Bytes) -> Self {
+impl SliceFields {
+    pub(crate) fn new(buf: Bytes) -> Self {
         SliceFields { buf, pos: 0 }
     }
 
-    fn take(&mut self, n: usize, field: Field) -> Result<&'a [u8], PayloadError> {
+    fn take(&mut self, n: usize, field: Field) -> Result<&[u8], PayloadError> {
         let rest = &self.buf[self.pos..];
         if rest.len() < n {
             return Err(PayloadError::Truncated { field });
@@ -45,7 +49,7 @@ impl<'a> SliceFields<'a> {
     }
 }
 
-impl FieldSource for SliceFields<'_> {
+impl FieldSource for SliceFields {
     type Error = PayloadError;
 
     fn u8(&mut self, field: Field) -> Result<u8, PayloadError> {
@@ -65,6 +69,17 @@ impl FieldSource for SliceFields<'_> {
         let len = usize::try_from(len).map_err(|_| PayloadError::Truncated { field })?;
         let start = self.pos;
         self.take(len, field)?;
+        if len > 0 && self.pos == self.buf.len() {
+            // The field runs to the end: move the buffer out instead of
+            // slicing it (an atomic increment now and a decrement when the
+            // payload is dropped). Nothing is left to parse, so the next
+            // fixed field is `truncated` and `finish` finds no trailing byte,
+            // exactly as before.
+            let mut tail = std::mem::take(&mut self.buf);
+            tail.advance(start);
+            self.pos = 0;
+            return Ok(tail);
+        }
         Ok(self.buf.slice(start..start + len))
     }
 

@@ -121,4 +121,13 @@ impl Frame {
         }
         Some(M::decode(self.payload.clone()))
     }
+
+    /// [`Frame::message`] for an owned frame: the payload moves into the
+    /// decoder instead of being cloned (no reference-count round trip).
+    pub(crate) fn into_message<M: Message>(self) -> Option<Result<M, PayloadError>> {
+        if self.chan != M::CHANNEL || self.is_heartbeat() {
+            return None;
+        }
+        Some(M::decode(self.payload))
+    }
 }

@@ -140,7 +140,7 @@ impl<R: Read> FrameReader<R> {
         loop {
             match self.read_frame()? {
                 ReadStatus::Ready(frame) => {
-                    if let Some(msg) = frame.message::<M>() {
+                    if let Some(msg) = frame.into_message::<M>() {
                         return Ok(ReadStatus::Ready(msg));
                     }
                 }

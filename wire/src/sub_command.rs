@@ -371,7 +371,7 @@ impl SubCommand {
     /// assert_eq!((cmd.op(), cmd.conn()), (Op::Close, 7));
     /// ```
     pub fn decode(payload: Bytes) -> Result<SubCommand, PayloadError> {
-        RawFields::parse(&mut SliceFields::new(&payload))?.check()
+        RawFields::parse(&mut SliceFields::new(payload))?.check()
     }
 
     /// Writes the payload to `w` field by field, like the original Go
