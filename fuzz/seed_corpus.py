@@ -23,6 +23,8 @@ VECTORS = ROOT / "vectors"
 CORPUS = ROOT / "fuzz" / "corpus"
 
 DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
+# Larger inputs slow libFuzzer down (and raise its -max_len) for no new coverage.
+MAX_SEED = 64 * 1024
 
 # frame_reader_chunked schedules, one byte per read call (see io_step in
 # fuzz/checks/wire.rs): 0 WouldBlock, 1 Interrupted, 2 "all that fits",
@@ -62,6 +64,10 @@ class Seeds:
 
     def add(self, target, name, data):
         files = self.by_target.setdefault(target, {})
+        if data in files.values():
+            return  # the same input under another name already
+        if len(data) > MAX_SEED:
+            return  # the 1 MiB scenarios: slow to mutate, and covered by the worker's own tests
         name = "seed-" + safe_name(name)
         if name in files and files[name] != data:
             raise SystemExit(f"duplicate seed name {target}/{name}")
@@ -119,11 +125,143 @@ def structured_seeds(seeds, valid_payloads):
         seeds.add("frame_writer_partial", name, bytes([1, 8, 0, 4, 5, 1, 9, 3, 0, 2]) + stream)
 
 
+# --- worker_commands and req_filter_parse (record format: see
+# parse_commands in fuzz/checks/worker.rs).
+
+
+def compact(value):
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def sub_command_payload(op, conn, flags=0, sub_id=b"", data=b""):
+    code = {"new": 1, "close": 2, "add": 3, "remove": 4, "auth": 5, "bcast": 6}[op]
+    return (
+        struct.pack("<BBiI", code, flags, conn, len(sub_id)) + sub_id + struct.pack("<I", len(data)) + data
+    )
+
+
+def item_data(item, events):
+    """The data bytes of an add or bcast send item (docs/VECTORS.md)."""
+    if "data_hex" in item:
+        return bytes.fromhex(item["data_hex"])
+    if item["op"] == "add":
+        if "req_raw" in item:
+            return item["req_raw"].encode()
+        return compact(item["req"]).encode()
+    if item["op"] == "bcast":
+        if "data_raw" in item:
+            return item["data_raw"].encode()
+        raw = item["event_raw"] if "event_raw" in item else events[item["event"]]
+        return b'["EVENT",' + raw.encode() + b"]"
+    return b""
+
+
+def item_payloads(item, events):
+    """The SubCommand payloads a send item puts on channel 1."""
+    if "frame_hex" in item:
+        stream, out = bytes.fromhex(item["frame_hex"]), []
+        while len(stream) >= 5:
+            chan, n = struct.unpack("<BI", stream[:5])
+            if len(stream) < 5 + n:
+                break
+            if chan == 1 and n > 0:
+                out.append(("X", None, stream[5 : 5 + n]))
+            stream = stream[5 + n :]
+        return out
+    op, flags = item["op"], item.get("flags", 0)
+    conn = item["sender"] if op == "bcast" else item["conn"]
+    sub_id = item.get("sub_id", "").encode()
+    data = item_data(item, events)
+    if op == "auth" and "data_hex" not in item:
+        data = bytes.fromhex(item["pubkey"])
+    return [(op, item, sub_command_payload(op, conn, flags, sub_id, data))]
+
+
+def record(op, item, payload, events):
+    """One record: readable when the fields allow it, else the payload as hex (X)."""
+    as_hex = b"X" + payload.hex().encode()
+    if op == "X" or ("data_hex" in item and op not in ("add", "bcast")):
+        return as_hex
+    conn = item["sender"] if op == "bcast" else item["conn"]
+    if not (0 <= conn <= 15 or (op == "bcast" and conn == -1)):
+        return as_hex
+    flags = bytes([(ord("0") + item.get("flags", 0)) % 256])
+    sub_id = item.get("sub_id", "").encode()
+    data = item_data(item, events)
+    rec = {"new": b"N", "close": b"C", "add": b"A", "remove": b"R", "auth": b"U", "bcast": b"B"}[op]
+    rec += b"-" if conn == -1 else bytes([ord("0") + conn])
+    if op in ("new", "bcast"):
+        rec += flags
+    if op == "add":
+        if b"\x01" in sub_id:
+            return as_hex
+        rec += sub_id + b"\x01" + data
+    if op == "remove":
+        rec += sub_id
+    if op == "auth":
+        rec += item["pubkey"].encode()
+    if op == "bcast":
+        rec += data
+    return as_hex if b"\x00" in rec else rec
+
+
+def scenario_seeds(seeds):
+    for path in sorted((VECTORS / "scenarios").glob("*.json")):
+        doc = load(path)
+        assert doc["schema"] == "broadcast-wire/scenarios/v1", doc["schema"]
+        for case in doc["cases"]:
+            events = dict(doc.get("events", {}))
+            events.update(case.get("events", {}))
+            records = []
+            for step in case["steps"]:
+                for item in step["send"]:
+                    for op, it, payload in item_payloads(item, events):
+                        records.append(record(op, it, payload, events))
+                        if op == "add":
+                            req_seed(seeds, case["id"] + f"-{len(records)}", it, events)
+            seeds.add("worker_commands", case["id"], b"\x00".join(records))
+
+
+def req_seed(seeds, name, item, events):
+    """The REQ of an Add, with its sub_id made the target's "s"."""
+    if "req" in item and isinstance(item["req"], list) and len(item["req"]) >= 2:
+        req = list(item["req"])
+        req[1] = "s"
+        data = compact(req).encode()
+    else:
+        data = item_data(item, events)
+    seeds.add("req_filter_parse", name, data)
+
+
+# REQs aimed at the fixed events of req_filter_parse (FIXED_EVENTS in
+# fuzz/checks/worker.rs), so matches are found from the start.
+HEX = {c: c * 64 for c in "ab123456"}
+FIXED_EVENT_REQS = {
+    "ids": [{"ids": [HEX["1"], HEX["4"]]}],
+    "authors-kinds": [{"authors": [HEX["a"]], "kinds": [1, 4, 10051]}],
+    "tag-t": [{"#t": ["nostr", 'a"b']}],
+    "tag-p-e": [{"#p": [HEX["a"], HEX["b"]]}, {"#e": [HEX["2"]]}],
+    "since-until": [{"since": 1700000000, "until": 1700000000}],
+    "kind-max-unicode": [{"kinds": [65535], "#x": ["caf\u00e9"]}],
+    "upper-d": [{"#T": ["Upper"], "#d": ["article"]}],
+    "everything": [{}],
+    "empty-lists": [{"kinds": []}, {"#t": []}],
+    "limit-search": [{"limit": 10, "search": "x", "kinds": [0]}],
+}
+
+
+def fixed_event_req_seeds(seeds):
+    for name, filters in FIXED_EVENT_REQS.items():
+        seeds.add("req_filter_parse", "fixed-" + name, compact(["REQ", "s", *filters]).encode())
+
+
 def main():
     seeds = Seeds()
     valid = codec_seeds(seeds)
     framing_seeds(seeds)
     structured_seeds(seeds, valid)
+    scenario_seeds(seeds)
+    fixed_event_req_seeds(seeds)
     seeds.write()
 
 
