@@ -1,0 +1,30 @@
+//! Replays the committed fuzz corpora of the worker targets, and every crash
+//! artifact kept under `fuzz/artifacts/`, through the same checks the
+//! cargo-fuzz targets run (`fuzz/checks/worker.rs`, included below), so CI on
+//! stable catches a regression without nightly or libFuzzer. See
+//! docs/FUZZING.md.
+
+use std::path::Path;
+
+#[path = "../../fuzz/checks/worker.rs"]
+mod checks;
+#[path = "../../fuzz/checks/replay.rs"]
+mod replay;
+
+fn replay(target: &str, check: fn(&[u8])) {
+    replay::replay(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz"),
+        target,
+        check,
+    );
+}
+
+#[test]
+fn worker_commands() {
+    replay("worker_commands", checks::check_worker_commands);
+}
+
+#[test]
+fn req_filter_parse() {
+    replay("req_filter_parse", checks::check_req_filter_parse);
+}
