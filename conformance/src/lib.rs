@@ -6,7 +6,10 @@
 //!   NIP-01 filter matching (an indexed matcher and a linear oracle) and the
 //!   access rules. The `broadcast-worker` binary runs it over stdio or a
 //!   socketpair fd.
+//! - [`harness`]: the conformance harness behind the `broadcast-conformance`
+//!   binary (scenario replay over real pipes, reports, stream tools).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod worker;
+pub mod harness;

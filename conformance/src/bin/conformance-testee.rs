@@ -1,0 +1,652 @@
+//! A test-only worker for the harness's own tests: the reference
+//! [`Worker`] state machine behind a small I/O loop, with switches that make
+//! it break exactly one rule (`--bug NAME`) or behave in a conforming but
+//! unusual way (`--mode NAME`).
+//!
+//! The harness's self-tests run the scenario suite against each bug and
+//! assert that it is caught, and against each mode and assert that it is
+//! not. The reference `broadcast-worker` binary has no such switches.
+//!
+//! Usage: `conformance-testee [--fd N] [--bug NAME]... [--mode NAME]...`
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, FromRawFd};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use broadcast_conformance::worker::{Event, Outcome, Worker, event_prefix};
+use broadcast_wire::{
+    BcastFlags, BroadcastFrame, Frame, FrameReader, FrameWriter, NewFlags, ReadError, ReadStatus,
+    ReservedFlags, SubCommand, SubId,
+};
+use serde_json::Value;
+
+/// Every rule a `--bug` can break. The list is the documentation too
+/// (docs/CONFORMANCE.md, "Bugs the self-tests prove are caught").
+const BUGS: &[(&str, &str)] = &[
+    (
+        "since-exclusive",
+        "`since` is treated as exclusive (created_at == since is not delivered)",
+    ),
+    (
+        "empty-list-matches-all",
+        "an empty list in a filter matches everything instead of nothing",
+    ),
+    (
+        "ignores-t1-only",
+        "tag filters look at every element of a tag, not only t[1]",
+    ),
+    ("no-closed-on-invalid", "a failed Add sends no CLOSED"),
+    (
+        "old-sub-kept-on-failed-replace",
+        "a failed Add keeps the existing subscription with that sub_id",
+    ),
+    (
+        "reset-missing-on-new",
+        "New on an existing conn does not reset it",
+    ),
+    (
+        "auth-single-pubkey",
+        "a second Auth replaces the first pubkey instead of adding to the set",
+    ),
+    (
+        "need-filter-ignored",
+        "the need_filter bit is ignored (privileged kinds go to everybody)",
+    ),
+    (
+        "marmot-open-ignored",
+        "the marmot_open bit is ignored (key packages stay restricted)",
+    ),
+    (
+        "nip70-ignored",
+        "the nip70_enforce bit is ignored (protected events go to everybody)",
+    ),
+    (
+        "reserved-flags-rejected",
+        "a command with a reserved flag bit set is dropped",
+    ),
+    (
+        "sub-id-unescaped",
+        "the sub_id is written into EVENT frames without JSON escaping",
+    ),
+    (
+        "event-reserialised",
+        "events are re-serialised instead of copied verbatim",
+    ),
+    (
+        "sender-excluded",
+        "the sending connection does not receive its own event",
+    ),
+    (
+        "drops-heartbeat-handling",
+        "a heartbeat on the input is treated as a fatal stream error",
+    ),
+    ("exit-1-on-eof", "a clean end of input exits 1 instead of 0"),
+    (
+        "no-exit-on-oversize",
+        "an oversize frame header does not end the worker",
+    ),
+    (
+        "hang-on-bcast",
+        "a Bcast from a connection (sender >= 0) makes the worker stop responding",
+    ),
+    ("crash-on-remove", "a Remove command crashes the worker"),
+    (
+        "reorders-across-commands",
+        "frames of a Bcast are written after the frames of a later command",
+    ),
+];
+
+/// Conforming behaviours a harness must accept.
+const MODES: &[(&str, &str)] = &[
+    (
+        "reverse-bcast-order",
+        "the frames of one Bcast are written in reverse order",
+    ),
+    ("byte-at-a-time", "output is written one byte per write call"),
+    (
+        "noise",
+        "heartbeats and frames on foreign channels are mixed into the output",
+    ),
+];
+
+/// How long a deliberately hung testee waits before giving up by itself, so
+/// no test leaves a process behind even if the harness dies.
+const HANG: Duration = Duration::from_secs(60);
+
+fn usage() -> String {
+    let mut s = String::from("usage: conformance-testee [--fd N] [--bug NAME]... [--mode NAME]...\nbugs:\n");
+    for (name, what) in BUGS {
+        s.push_str(&format!("  {name:32} {what}\n"));
+    }
+    s.push_str("modes:\n");
+    for (name, what) in MODES {
+        s.push_str(&format!("  {name:32} {what}\n"));
+    }
+    s
+}
+
+struct Config {
+    fd: Option<i32>,
+    bugs: BTreeSet<String>,
+    modes: BTreeSet<String>,
+}
+
+fn parse_args() -> Result<Config, String> {
+    let mut cfg = Config {
+        fd: None,
+        bugs: BTreeSet::new(),
+        modes: BTreeSet::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--fd" => {
+                let v = value("--fd")?;
+                cfg.fd = Some(v.parse().map_err(|_| format!("--fd {v:?} is not a number"))?);
+            }
+            "--bug" => {
+                let v = value("--bug")?;
+                if !BUGS.iter().any(|(n, _)| *n == v) {
+                    return Err(format!("unknown bug {v:?}"));
+                }
+                cfg.bugs.insert(v);
+            }
+            "--mode" => {
+                let v = value("--mode")?;
+                if !MODES.iter().any(|(n, _)| *n == v) {
+                    return Err(format!("unknown mode {v:?}"));
+                }
+                cfg.modes.insert(v);
+            }
+            "--help" | "-h" => {
+                print!("{}", usage());
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(cfg)
+}
+
+/// One byte per `write` call, for the `byte-at-a-time` mode.
+struct ByteAtATime<W>(W);
+
+impl<W: Write> Write for ByteAtATime<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.0.write(&buf[..1])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// What the harness-facing state needs besides the reference worker to
+/// simulate the stateful bugs: the last successful REQ of every
+/// subscription, each connection's New flags and its number of Auths.
+#[derive(Default)]
+struct Shadow {
+    conns: HashMap<i32, (NewFlags, usize)>,
+    reqs: HashMap<(i32, String), bytes::Bytes>,
+}
+
+struct Testee {
+    worker: Worker,
+    shadow: Shadow,
+    bugs: BTreeSet<String>,
+    modes: BTreeSet<String>,
+    /// Frames held back by `reorders-across-commands`.
+    held: Vec<BroadcastFrame>,
+}
+
+impl Testee {
+    fn bug(&self, name: &str) -> bool {
+        self.bugs.contains(name)
+    }
+
+    /// Runs one command through the (possibly buggy) wrapper and returns the
+    /// frames to write, in order.
+    fn handle(&mut self, cmd: SubCommand) -> Vec<BroadcastFrame> {
+        let mut out = Vec::new();
+        if self.bug("reserved-flags-rejected") && reserved_bits(&cmd) != 0 {
+            eprintln!("testee: dropping a command with reserved flag bits (bug reserved-flags-rejected)");
+            return out;
+        }
+        match &cmd {
+            SubCommand::New { conn, flags } => {
+                if self.bug("reset-missing-on-new") && self.shadow.conns.contains_key(conn) {
+                    return out;
+                }
+                self.shadow.conns.insert(*conn, (*flags, 0));
+                self.shadow.reqs.retain(|(c, _), _| c != conn);
+                self.worker.handle(&cmd, &mut out);
+            }
+            SubCommand::Close { conn, .. } => {
+                self.shadow.conns.remove(conn);
+                self.shadow.reqs.retain(|(c, _), _| c != conn);
+                self.worker.handle(&cmd, &mut out);
+            }
+            SubCommand::Add {
+                conn,
+                flags,
+                sub_id,
+                req,
+            } => {
+                let key = (*conn, sub_id.as_str().to_string());
+                let old = self.shadow.reqs.get(&key).cloned();
+                let sent = self.rewrite_req(req);
+                let add = SubCommand::Add {
+                    conn: *conn,
+                    flags: *flags,
+                    sub_id: sub_id.clone(),
+                    req: sent,
+                };
+                match self.worker.handle(&add, &mut out) {
+                    Outcome::Applied => {
+                        self.shadow.reqs.insert(key, req.clone());
+                    }
+                    Outcome::Refused(_) => {
+                        self.shadow.reqs.remove(&key);
+                        if self.bug("no-closed-on-invalid") {
+                            out.clear();
+                        }
+                        if let (true, Some(old)) = (self.bug("old-sub-kept-on-failed-replace"), old) {
+                            self.readd(*conn, sub_id, old);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            SubCommand::Remove { conn, sub_id, .. } => {
+                if self.bug("crash-on-remove") {
+                    eprintln!("testee: crashing on Remove (bug crash-on-remove)");
+                    std::process::abort();
+                }
+                self.shadow.reqs.remove(&(*conn, sub_id.as_str().to_string()));
+                self.worker.handle(&cmd, &mut out);
+            }
+            SubCommand::Auth { conn, .. } => {
+                let auths = self.shadow.conns.get(conn).map(|(_, n)| *n);
+                if let (true, Some(n)) = (self.bug("auth-single-pubkey"), auths)
+                    && n > 0
+                {
+                    self.reset_keeping_subs(*conn);
+                }
+                if let Some((_, n)) = self.shadow.conns.get_mut(conn) {
+                    *n += 1;
+                }
+                self.worker.handle(&cmd, &mut out);
+            }
+            SubCommand::Bcast { sender, flags, event } => {
+                if self.bug("hang-on-bcast") && *sender >= 0 {
+                    eprintln!("testee: hanging on a Bcast from conn {sender} (bug hang-on-bcast)");
+                    std::thread::sleep(HANG);
+                    std::process::exit(0);
+                }
+                out = self.bcast(*sender, *flags, event);
+            }
+        }
+        self.order(&cmd, out)
+    }
+
+    fn bcast(&mut self, sender: i32, flags: BcastFlags, data: &bytes::Bytes) -> Vec<BroadcastFrame> {
+        let mut bits = flags.bits();
+        if self.bug("need-filter-ignored") {
+            bits &= !BcastFlags::NEED_FILTER.bits();
+        }
+        if self.bug("nip70-ignored") {
+            bits &= !BcastFlags::NIP70_ENFORCE.bits();
+        }
+        if self.bug("marmot-open-ignored") {
+            bits &= !BcastFlags::MARMOT_OPEN.bits();
+        }
+        // For `ignores-t1-only`, the worker matches a copy of the event with
+        // every later tag element promoted to a tag of its own; the frames
+        // then get the original event's bytes back.
+        // Only valid events are widened: rebuilding an invalid message
+        // would turn it into a valid one, a second, unintended bug.
+        let widened = if self.bug("ignores-t1-only") && Event::parse(data).is_ok() {
+            widen_tags(data)
+        } else {
+            None
+        };
+        let event = widened
+            .as_ref()
+            .map(|(msg, _)| msg.clone())
+            .unwrap_or_else(|| data.clone());
+        let mut out = Vec::new();
+        self.worker.handle(
+            &SubCommand::Bcast {
+                sender,
+                flags: BcastFlags::from_bits(bits),
+                event,
+            },
+            &mut out,
+        );
+        if let Some((_, widened_event)) = &widened
+            && let Some(original) = event_span(data)
+        {
+            for f in &mut out {
+                f.data = replace_event(&f.data, widened_event.as_bytes(), original);
+            }
+        }
+        if self.bug("sender-excluded") {
+            out.retain(|f| f.conn != sender);
+        }
+        if self.bug("event-reserialised") {
+            for f in &mut out {
+                if let Some(d) = reserialise(&f.data) {
+                    f.data = d;
+                }
+            }
+        }
+        if self.bug("sub-id-unescaped") {
+            for f in &mut out {
+                if let Some(d) = unescape_sub_id(&f.data) {
+                    f.data = d;
+                }
+            }
+        }
+        if self.modes.contains("reverse-bcast-order") {
+            out.reverse();
+        }
+        out
+    }
+
+    /// `reorders-across-commands`: frames of a command (other than those for
+    /// the probe connection, so the harness still synchronises) are held
+    /// back and written after the frames of the next command that has any.
+    fn order(&mut self, cmd: &SubCommand, out: Vec<BroadcastFrame>) -> Vec<BroadcastFrame> {
+        if !self.bug("reorders-across-commands") || out.is_empty() {
+            return out;
+        }
+        let probe = out.iter().any(|f| f.conn == i32::MAX);
+        if !probe && self.held.is_empty() && matches!(cmd, SubCommand::Bcast { .. }) {
+            self.held = out;
+            return Vec::new();
+        }
+        let mut out = out;
+        out.append(&mut self.held);
+        out
+    }
+
+    fn rewrite_req(&self, req: &bytes::Bytes) -> bytes::Bytes {
+        if !self.bug("since-exclusive") && !self.bug("empty-list-matches-all") {
+            return req.clone();
+        }
+        let Ok(Value::Array(mut items)) = serde_json::from_slice::<Value>(req) else {
+            return req.clone();
+        };
+        for filter in items.iter_mut().skip(2) {
+            let Value::Object(map) = filter else { continue };
+            if self.bug("since-exclusive")
+                && let Some(since) = map.get("since").and_then(Value::as_u64)
+            {
+                map.insert("since".into(), Value::from(since + 1));
+            }
+            if self.bug("empty-list-matches-all") {
+                map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
+            }
+        }
+        serde_json::to_vec(&Value::Array(items))
+            .map(Into::into)
+            .unwrap_or_else(|_| req.clone())
+    }
+
+    fn readd(&mut self, conn: i32, sub_id: &SubId, req: bytes::Bytes) {
+        let mut ignored = Vec::new();
+        self.worker.handle(
+            &SubCommand::Add {
+                conn,
+                flags: ReservedFlags::EMPTY,
+                sub_id: sub_id.clone(),
+                req: self.rewrite_req(&req),
+            },
+            &mut ignored,
+        );
+        self.shadow.reqs.insert((conn, sub_id.as_str().to_string()), req);
+    }
+
+    /// Drops a connection's pubkeys but keeps its subscriptions and flags.
+    fn reset_keeping_subs(&mut self, conn: i32) {
+        let Some((flags, _)) = self.shadow.conns.get(&conn).copied() else {
+            return;
+        };
+        let subs: Vec<(String, bytes::Bytes)> = self
+            .shadow
+            .reqs
+            .iter()
+            .filter(|((c, _), _)| *c == conn)
+            .map(|((_, s), r)| (s.clone(), r.clone()))
+            .collect();
+        let mut ignored = Vec::new();
+        self.worker.handle(&SubCommand::New { conn, flags }, &mut ignored);
+        self.shadow.conns.insert(conn, (flags, 0));
+        for (sub, req) in subs {
+            if let Ok(sub_id) = SubId::try_from(sub) {
+                self.readd(conn, &sub_id, req);
+            }
+        }
+    }
+}
+
+fn reserved_bits(cmd: &SubCommand) -> u8 {
+    match cmd {
+        SubCommand::New { flags, .. } => flags.reserved_bits(),
+        SubCommand::Bcast { flags, .. } => flags.reserved_bits(),
+        other => other.flags_bits(),
+    }
+}
+
+/// The event object's bytes inside an EVENT message: from the first `{` to
+/// the last `}`.
+fn event_span(data: &[u8]) -> Option<&[u8]> {
+    let start = data.iter().position(|b| *b == b'{')?;
+    let end = data.iter().rposition(|b| *b == b'}')?;
+    (start < end).then(|| &data[start..=end])
+}
+
+fn replace_event(frame: &[u8], from: &[u8], to: &[u8]) -> bytes::Bytes {
+    let mut suffix = from.to_vec();
+    suffix.push(b']');
+    match frame.strip_suffix(suffix.as_slice()) {
+        Some(prefix) => {
+            let mut v = prefix.to_vec();
+            v.extend_from_slice(to);
+            v.push(b']');
+            v.into()
+        }
+        None => bytes::Bytes::copy_from_slice(frame),
+    }
+}
+
+/// An EVENT message whose tags also contain `[t[0], t[i]]` for every i ≥ 2,
+/// and that event's text.
+fn widen_tags(data: &[u8]) -> Option<(bytes::Bytes, String)> {
+    let Value::Array(msg) = serde_json::from_slice::<Value>(data).ok()? else {
+        return None;
+    };
+    let mut event = msg.get(1)?.clone();
+    let tags = event.get_mut("tags")?.as_array_mut()?;
+    let mut extra = Vec::new();
+    for tag in tags.iter() {
+        let Some(t) = tag.as_array() else { continue };
+        for value in t.iter().skip(2) {
+            extra.push(Value::Array(vec![t[0].clone(), value.clone()]));
+        }
+    }
+    tags.extend(extra);
+    let text = serde_json::to_string(&event).ok()?;
+    Some((format!("[\"EVENT\",{text}]").into_bytes().into(), text))
+}
+
+/// The frame with its event re-serialised by serde_json (keys sorted).
+fn reserialise(frame: &[u8]) -> Option<bytes::Bytes> {
+    let Value::Array(items) = serde_json::from_slice::<Value>(frame).ok()? else {
+        return None;
+    };
+    if items.len() != 3 || items[0] != "EVENT" {
+        return None;
+    }
+    let text = format!(
+        "[\"EVENT\",{},{}]",
+        serde_json::to_string(&items[1]).ok()?,
+        serde_json::to_string(&items[2]).ok()?
+    );
+    Some(text.into_bytes().into())
+}
+
+/// The frame with the sub_id written raw between quotes.
+fn unescape_sub_id(frame: &[u8]) -> Option<bytes::Bytes> {
+    let Value::Array(items) = serde_json::from_slice::<Value>(frame).ok()? else {
+        return None;
+    };
+    let sub_id = items.get(1)?.as_str()?;
+    if items.first()? != "EVENT" {
+        return None;
+    }
+    let prefix = event_prefix(sub_id);
+    let rest = frame.strip_prefix(&*prefix)?;
+    let mut v = format!("[\"EVENT\",\"{sub_id}\",").into_bytes();
+    v.extend_from_slice(rest);
+    Some(v.into())
+}
+
+/// The frames the `noise` mode puts before each real one: heartbeats on the
+/// parent's channel and on others, and frames on channels the parent skips.
+fn noise() -> [Frame; 4] {
+    [
+        Frame::heartbeat(2),
+        Frame::new(0, bytes::Bytes::from_static(b"noise on channel 0")),
+        Frame::new(9, bytes::Bytes::from_static(&[0xff, 0x00, 0x02])),
+        Frame::heartbeat(1),
+    ]
+}
+
+fn run(cfg: Config) -> io::Result<ExitCode> {
+    let (input, output): (File, File) = match cfg.fd {
+        None => (
+            File::from(io::stdin().as_fd().try_clone_to_owned()?),
+            File::from(io::stdout().as_fd().try_clone_to_owned()?),
+        ),
+        Some(fd) => {
+            // SAFETY: by the worker contract (`--fd N`), fd N is a socket
+            // the parent passed to this process for its sole use; nothing
+            // else in this process owns or closes it.
+            let socket = unsafe { File::from_raw_fd(fd) };
+            (socket.try_clone()?, socket)
+        }
+    };
+    let sink: Box<dyn Write> = if cfg.modes.contains("byte-at-a-time") {
+        Box::new(ByteAtATime(output))
+    } else {
+        Box::new(output)
+    };
+    let mut writer = FrameWriter::new(sink);
+    let mut reader = FrameReader::new(input);
+    let mut testee = Testee {
+        worker: Worker::new(),
+        shadow: Shadow::default(),
+        bugs: cfg.bugs,
+        modes: cfg.modes,
+        held: Vec::new(),
+    };
+    loop {
+        let frame = match reader.read_frame() {
+            Ok(ReadStatus::Ready(frame)) => frame,
+            Ok(ReadStatus::Pending) => continue,
+            Ok(ReadStatus::Closed) => {
+                let held = std::mem::take(&mut testee.held);
+                for f in held {
+                    let _ = writer.queue_message(&f);
+                }
+                writer.flush()?;
+                return Ok(ExitCode::from(if testee.bug("exit-1-on-eof") { 1 } else { 0 }));
+            }
+            Err(ReadError::Framing(e)) => {
+                writer.flush()?;
+                eprintln!("testee: fatal stream error: {e}");
+                if e.class() == "frame_too_large" && testee.bug("no-exit-on-oversize") {
+                    std::thread::sleep(HANG);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                return Ok(ExitCode::from(2));
+            }
+            Err(ReadError::Io(e)) => return Err(e),
+        };
+        if frame.is_heartbeat() && testee.bug("drops-heartbeat-handling") {
+            eprintln!("testee: a heartbeat ends the stream (bug drops-heartbeat-handling)");
+            writer.flush()?;
+            return Ok(ExitCode::from(2));
+        }
+        let cmd = match frame.message::<SubCommand>() {
+            None => continue,
+            Some(Err(e)) => {
+                eprintln!("testee: dropping an undecodable command: {e}");
+                continue;
+            }
+            Some(Ok(cmd)) => cmd,
+        };
+        for f in testee.handle(cmd) {
+            if testee.modes.contains("noise") {
+                for n in noise() {
+                    let _ = writer.queue_frame(&n);
+                }
+            }
+            if let Err(e) = writer.queue_message(&f) {
+                eprintln!("testee: cannot queue a frame: {e}");
+            }
+        }
+        // Write before reading the next command, so the parent sees every
+        // frame of a command without waiting for more input.
+        writer.flush()?;
+    }
+}
+
+fn main() -> ExitCode {
+    let cfg = match parse_args() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("conformance-testee: {e}\n{}", usage());
+            return ExitCode::from(64);
+        }
+    };
+    match run(cfg) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("conformance-testee: I/O error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers() {
+        assert_eq!(event_span(br#"["EVENT", {"a":{}} ]"#), Some(&br#"{"a":{}}"#[..]));
+        assert_eq!(
+            &replace_event(br#"["EVENT","s",{"b":1}]"#, br#"{"b":1}"#, br#"{ "b" : 1 }"#)[..],
+            br#"["EVENT","s",{ "b" : 1 }]"#
+        );
+        assert_eq!(
+            &unescape_sub_id(br#"["EVENT","a\"b",{}]"#).unwrap()[..],
+            br#"["EVENT","a"b",{}]"#
+        );
+        assert_eq!(
+            &reserialise(br#"["EVENT","s",{"z":1, "a":2}]"#).unwrap()[..],
+            br#"["EVENT","s",{"a":2,"z":1}]"#
+        );
+        let (_, text) = widen_tags(br#"["EVENT",{"tags":[["t","a","b"]]}]"#).unwrap();
+        assert_eq!(text, r#"{"tags":[["t","a","b"],["t","b"]]}"#);
+    }
+}

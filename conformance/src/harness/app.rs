@@ -1,0 +1,432 @@
+//! What each subcommand does, from parsed arguments to an exit code:
+//! 0 = everything selected passed, 1 = failures, 2 = usage or setup error.
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use broadcast_wire::broadcaster::Transport;
+
+use super::cli::{Cli, Command, DecodeArgs, EncodeArgs, ReportArgs, RunArgs, TransportArg, VectorsArgs};
+use super::known_failing::KnownFailing;
+use super::outcome::{CaseReport, ResultKind, Summary, Verdict, classify};
+use super::report::{Format, human, json, junit};
+use super::runner::{CaseRun, RunConfig, run_all};
+use super::scenario::Case;
+use super::select::Selection;
+use super::stream_tools::{self, DecodeEnd, EncodeFailure};
+use super::vectors_source::{Suite, VectorSource};
+use super::{codec_vectors, exit};
+
+/// A usage or setup problem: printed, then exit 2.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+/// Runs the parsed command line.
+pub fn main(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Vectors(args) => vectors(args),
+        Command::Decode(args) => decode(args),
+        Command::Encode(args) => encode(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("broadcast-conformance: {e}");
+            ExitCode::from(exit::SETUP)
+        }
+    }
+}
+
+/// The reference worker built next to this executable.
+fn default_worker() -> Result<Vec<OsString>, SetupError> {
+    let exe =
+        std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
+    let worker = exe.with_file_name("broadcast-worker");
+    if !worker.is_file() {
+        return Err(SetupError(format!(
+            "no worker command given and the reference worker {} does not exist; \
+             build it with `cargo build --release -p broadcast-conformance`, or pass your worker after `--`",
+            worker.display()
+        )));
+    }
+    Ok(vec![worker.into_os_string()])
+}
+
+/// Checks that the worker program can be found before any case runs, so a
+/// typo is one setup error and not a crash charged to every case.
+fn check_worker(worker: &[OsString]) -> Result<(), SetupError> {
+    let program = Path::new(&worker[0]);
+    let found = if program.components().count() > 1 {
+        program.is_file()
+    } else {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+            .unwrap_or(false)
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(SetupError(format!("worker not found: {}", program.display())))
+    }
+}
+
+/// Where the report goes.
+enum Target {
+    Stdout,
+    File(PathBuf, File),
+    /// Writing failed once (`| head` closed stdout): the run goes on and
+    /// keeps its exit code, but writes nothing more.
+    Broken,
+}
+
+impl Target {
+    fn open(path: Option<&Path>) -> Result<Target, SetupError> {
+        match path {
+            None => Ok(Target::Stdout),
+            Some(p) => File::create(p)
+                .map(|f| Target::File(p.to_path_buf(), f))
+                .map_err(|e| SetupError(format!("cannot write {}: {e}", p.display()))),
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let result = match self {
+            Target::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(text.as_bytes()).and_then(|()| out.flush())
+            }
+            Target::File(_, f) => f.write_all(text.as_bytes()).and_then(|()| f.flush()),
+            Target::Broken => Ok(()),
+        };
+        if let Err(e) = result {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                eprintln!("broadcast-conformance: writing the report failed: {e}");
+            }
+            *self = Target::Broken;
+        }
+    }
+
+    fn is_file(&self) -> bool {
+        matches!(self, Target::File(..))
+    }
+}
+
+/// Streams a run's results in the chosen format.
+struct Reporter {
+    format: Format,
+    target: Target,
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Reporter {
+    /// Called as each case finishes.
+    fn case(&mut self, r: &CaseReport) {
+        match self.format {
+            Format::Human => {
+                if !self.quiet || human::shown_when_quiet(r.result) {
+                    let mut text = human::progress_line(r);
+                    text.push('\n');
+                    if r.failure.is_some() || r.result == ResultKind::UnexpectedPass {
+                        text.push_str(&human::failure_details(r, self.verbose));
+                    }
+                    self.target.write(&text);
+                }
+            }
+            Format::Json => {
+                let mut line = json::line(r);
+                line.push('\n');
+                self.target.write(&line);
+            }
+            Format::Junit => {}
+        }
+    }
+
+    /// Called once at the end with every case (selected or not).
+    fn finish(&mut self, name: &str, reports: &[CaseReport], elapsed: Duration) {
+        let summary = human::summary(&Summary::of(reports), elapsed);
+        match self.format {
+            Format::Human => {
+                if self.format == Format::Human && !self.quiet {
+                    let skipped: Vec<&CaseReport> = reports
+                        .iter()
+                        .filter(|r| r.result == ResultKind::NotRun)
+                        .collect();
+                    for r in skipped {
+                        self.target.write(&format!("{}\n", human::progress_line(r)));
+                    }
+                }
+                self.target.write(&summary);
+                if self.target.is_file() {
+                    let _ = io::stdout().lock().write_all(summary.as_bytes());
+                }
+            }
+            Format::Json => {
+                for r in reports
+                    .iter()
+                    .filter(|r| matches!(r.result, ResultKind::Skipped | ResultKind::NotRun))
+                {
+                    self.target.write(&format!("{}\n", json::line(r)));
+                }
+                eprint!("{summary}");
+            }
+            Format::Junit => {
+                self.target.write(&junit::render(name, reports));
+                eprint!("{summary}");
+            }
+        }
+        if let Target::File(path, _) = &self.target {
+            eprintln!("report written to {}", path.display());
+        }
+    }
+}
+
+fn not_selected(case: &Case, note: &str, result: ResultKind) -> CaseReport {
+    CaseReport {
+        id: case.id.clone(),
+        section: case.section.clone(),
+        level: case.level,
+        spec: case.spec.clone(),
+        requirement: case.requirement.clone(),
+        result,
+        duration: Duration::ZERO,
+        failure: None,
+        note: Some(note.to_string()),
+    }
+}
+
+fn list(ids: impl Iterator<Item = (String, String)>) -> ExitCode {
+    let mut out = io::stdout().lock();
+    for (id, level) in ids {
+        if writeln!(out, "{id} {level}").is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
+    let selection =
+        Selection::new(&args.report.cases, &args.report.skips).map_err(|e| SetupError(e.to_string()))?;
+    let source = VectorSource::resolve(args.report.vectors.as_deref());
+    let suite = Suite::load(&source).map_err(|e| SetupError(format!("bad vectors: {e}")))?;
+    let all: Vec<&Case> = suite.cases().collect();
+    let selected: Vec<&Case> = all.iter().copied().filter(|c| selection.selects(&c.id)).collect();
+    if selected.is_empty() {
+        return Err(SetupError(format!(
+            "no case matches the selection ({} cases in {})",
+            all.len(),
+            source.describe()
+        )));
+    }
+    if args.report.list {
+        return Ok(list(selected.iter().map(|c| (c.id.clone(), c.level.to_string()))));
+    }
+    let known = match &args.known_failing {
+        None => KnownFailing::default(),
+        Some(path) => KnownFailing::load(path).map_err(SetupError)?,
+    };
+    let ids: BTreeSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
+    let stale = known.unknown_ids(&ids);
+    if !stale.is_empty() {
+        return Err(SetupError(format!(
+            "the known-failing list names case(s) that do not exist: {}",
+            stale.join(", ")
+        )));
+    }
+    let worker = if args.worker.is_empty() {
+        default_worker()?
+    } else {
+        args.worker.clone()
+    };
+    check_worker(&worker)?;
+    let cfg = RunConfig {
+        worker,
+        transport: match args.transport {
+            TransportArg::Stdio => Transport::Stdio,
+            TransportArg::Socketpair => Transport::SocketPair,
+        },
+        timeout: Duration::from_millis(args.timeout),
+    };
+    let mut reporter = Reporter {
+        format: args.report.format,
+        target: Target::open(args.report.output.as_deref())?,
+        quiet: args.report.quiet,
+        verbose: args.verbose,
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupt);
+        // Failing to install the handler only loses the nicer Ctrl-C
+        // behaviour; the run itself is unaffected.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let start = Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let mut results: Vec<Option<CaseReport>> = vec![None; selected.len()];
+    std::thread::scope(|scope| {
+        let selected = &selected;
+        let cfg = &cfg;
+        let interrupt = &interrupt;
+        let jobs = args.jobs.get();
+        scope.spawn(move || run_all(selected, cfg, jobs, interrupt, tx));
+        for (i, run) in rx {
+            let case = selected[i];
+            let report = match run {
+                CaseRun::Interrupted => {
+                    not_selected(case, "interrupted before it finished", ResultKind::NotRun)
+                }
+                CaseRun::Done { verdict, duration } => {
+                    let result = classify(&verdict, case.level, args.strict, known.contains(&case.id));
+                    CaseReport {
+                        id: case.id.clone(),
+                        section: case.section.clone(),
+                        level: case.level,
+                        spec: case.spec.clone(),
+                        requirement: case.requirement.clone(),
+                        result,
+                        duration,
+                        failure: match verdict {
+                            Verdict::Pass => None,
+                            Verdict::Fail(f) => Some(f),
+                        },
+                        note: (result == ResultKind::UnexpectedPass).then(|| {
+                            "listed as known failing, but passed: remove it from the list".to_string()
+                        }),
+                    }
+                }
+            };
+            reporter.case(&report);
+            results[i] = Some(report);
+        }
+    });
+    // Every case in suite order: the run's, then skipped and not-run ones.
+    let mut by_id: std::collections::HashMap<&str, CaseReport> = selected
+        .iter()
+        .zip(results)
+        .map(|(case, r)| {
+            (
+                case.id.as_str(),
+                r.unwrap_or_else(|| {
+                    not_selected(case, "not run: the run was interrupted", ResultKind::NotRun)
+                }),
+            )
+        })
+        .collect();
+    let reports: Vec<CaseReport> = all
+        .iter()
+        .map(|c| {
+            by_id
+                .remove(c.id.as_str())
+                .unwrap_or_else(|| not_selected(c, "not selected", ResultKind::Skipped))
+        })
+        .collect();
+    reporter.finish("broadcast-conformance", &reports, start.elapsed());
+    if interrupt.load(Ordering::SeqCst) {
+        eprintln!("broadcast-conformance: interrupted; cases not run are reported as not_run");
+    }
+    Ok(verdict_code(&reports))
+}
+
+fn verdict_code(reports: &[CaseReport]) -> ExitCode {
+    if Summary::of(reports).success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(exit::FAILED)
+    }
+}
+
+fn vectors(args: VectorsArgs) -> Result<ExitCode, SetupError> {
+    let ReportArgs {
+        vectors,
+        cases,
+        skips,
+        list: list_only,
+        format,
+        output,
+        quiet,
+    } = args.report;
+    let selection = Selection::new(&cases, &skips).map_err(|e| SetupError(e.to_string()))?;
+    let source = VectorSource::resolve(vectors.as_deref());
+    let all = codec_vectors::load(&source).map_err(|e| SetupError(format!("bad vectors: {e}")))?;
+    if !all.iter().any(|c| selection.selects(&c.id)) {
+        return Err(SetupError("no vector matches the selection".into()));
+    }
+    if list_only {
+        return Ok(list(
+            all.iter()
+                .filter(|c| selection.selects(&c.id))
+                .map(|c| (c.id.clone(), "MUST".to_string())),
+        ));
+    }
+    let start = Instant::now();
+    let reports = codec_vectors::run(&all, &selection);
+    let mut reporter = Reporter {
+        format,
+        target: Target::open(output.as_deref())?,
+        quiet,
+        verbose: true,
+    };
+    for r in reports.iter().filter(|r| r.result != ResultKind::Skipped) {
+        reporter.case(r);
+    }
+    reporter.finish("broadcast-conformance vectors", &reports, start.elapsed());
+    Ok(verdict_code(&reports))
+}
+
+fn open_input(file: Option<&Path>) -> Result<Box<dyn Read>, SetupError> {
+    match file {
+        None => Ok(Box::new(io::stdin().lock())),
+        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdin().lock())),
+        Some(p) => File::open(p)
+            .map(|f| Box::new(f) as Box<dyn Read>)
+            .map_err(|e| SetupError(format!("cannot read {}: {e}", p.display()))),
+    }
+}
+
+fn decode(args: DecodeArgs) -> Result<ExitCode, SetupError> {
+    let input = open_input(args.file.as_deref())?;
+    let out = io::BufWriter::new(io::stdout().lock());
+    match stream_tools::decode(input, out, args.max_payload) {
+        Ok(DecodeEnd::Clean) => Ok(ExitCode::SUCCESS),
+        Ok(DecodeEnd::Fatal) => Ok(ExitCode::from(exit::FAILED)),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(SetupError(format!("decode: {e}"))),
+    }
+}
+
+fn encode(args: EncodeArgs) -> Result<ExitCode, SetupError> {
+    let input: Box<dyn BufRead> = Box::new(BufReader::new(open_input(args.file.as_deref())?));
+    let out: Box<dyn Write> = match &args.output {
+        None => Box::new(io::BufWriter::new(io::stdout().lock())),
+        Some(p) => {
+            Box::new(io::BufWriter::new(File::create(p).map_err(|e| {
+                SetupError(format!("cannot write {}: {e}", p.display()))
+            })?))
+        }
+    };
+    match stream_tools::encode(input, out) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(EncodeFailure::Line(e)) => {
+            eprintln!("broadcast-conformance encode: {e}");
+            Ok(ExitCode::from(exit::FAILED))
+        }
+        Err(EncodeFailure::Io(e)) => Err(SetupError(format!("encode: {e}"))),
+    }
+}

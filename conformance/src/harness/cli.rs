@@ -1,0 +1,192 @@
+//! The command line of `broadcast-conformance` (clap derive).
+
+use std::ffi::OsString;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::report::Format;
+
+/// Conformance harness for broadcast workers (protocol v1): replays the
+/// golden scenarios against a worker over real pipes or a socketpair, and
+/// decodes/encodes captured frame streams.
+#[derive(Debug, Parser)]
+#[command(name = "broadcast-conformance", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the scenario suite against a worker (the reference
+    /// `broadcast-worker` next to this binary when no command is given).
+    Run(RunArgs),
+    /// Print one JSON object per frame of a captured byte stream.
+    Decode(DecodeArgs),
+    /// Turn `decode`'s JSON lines back into the exact bytes.
+    Encode(EncodeArgs),
+    /// Replay the codec and framing vectors through the broadcast-wire library.
+    Vectors(VectorsArgs),
+}
+
+/// `--transport`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TransportArg {
+    /// Commands on the worker's stdin, frames on its stdout.
+    #[default]
+    Stdio,
+    /// One AF_UNIX socketpair end, passed to the worker as `--fd N`.
+    Socketpair,
+}
+
+/// Options shared by `run` and `vectors`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Vectors directory (default: the repository's vectors/, else the copy
+    /// built into this binary).
+    #[arg(long, value_name = "DIR")]
+    pub vectors: Option<PathBuf>,
+    /// Run only cases whose id matches GLOB (`*` within a segment, `**`
+    /// across segments); repeatable.
+    #[arg(long = "case", value_name = "GLOB")]
+    pub cases: Vec<String>,
+    /// Do not run cases whose id matches GLOB; repeatable.
+    #[arg(long = "skip", value_name = "GLOB")]
+    pub skips: Vec<String>,
+    /// List the selected case ids and exit.
+    #[arg(long)]
+    pub list: bool,
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Human format: print only failures and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// How the worker is connected.
+    #[arg(long, value_enum, default_value_t = TransportArg::Stdio)]
+    pub transport: TransportArg,
+    /// Selection, format and output.
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Count SHOULD cases too (by default a failing SHOULD case is a warning).
+    #[arg(long)]
+    pub strict: bool,
+    /// Per-step timeout in milliseconds: a probe (or an expected exit) that
+    /// does not come in time is a hang.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// File of case ids expected to fail (one per line, `#` comments). The
+    /// run fails if a listed case passes.
+    #[arg(long, value_name = "FILE")]
+    pub known_failing: Option<PathBuf>,
+    /// Show the worker's stderr and a wire trace for each failure.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Cases run in parallel, each with its own worker.
+    #[arg(long, value_name = "N", default_value = "1")]
+    pub jobs: NonZeroUsize,
+    /// The worker command and its arguments, after `--`.
+    #[arg(last = true, value_name = "WORKER_CMD")]
+    pub worker: Vec<OsString>,
+}
+
+/// `decode`.
+#[derive(Debug, Clone, Args)]
+pub struct DecodeArgs {
+    /// Captured stream (stdin when absent or `-`).
+    pub file: Option<PathBuf>,
+    /// Maximum payload length; a longer frame is a fatal error.
+    #[arg(long, value_name = "BYTES", default_value_t = broadcast_wire::DEFAULT_MAX_PAYLOAD)]
+    pub max_payload: u32,
+}
+
+/// `encode`.
+#[derive(Debug, Clone, Args)]
+pub struct EncodeArgs {
+    /// JSON lines (stdin when absent or `-`).
+    pub file: Option<PathBuf>,
+    /// Write the bytes to FILE instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `vectors`.
+#[derive(Debug, Clone, Args)]
+pub struct VectorsArgs {
+    /// Selection, format and output.
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_run_line() {
+        let cli = Cli::try_parse_from([
+            "broadcast-conformance",
+            "run",
+            "--transport",
+            "socketpair",
+            "--case",
+            "filter/**",
+            "--case",
+            "access/*",
+            "--skip",
+            "filter/x",
+            "--strict",
+            "--timeout",
+            "500",
+            "--format",
+            "junit",
+            "--jobs",
+            "2",
+            "-v",
+            "--",
+            "./my-worker",
+            "--flag",
+        ])
+        .unwrap();
+        let Command::Run(r) = cli.command else { panic!() };
+        assert_eq!(r.transport, TransportArg::Socketpair);
+        assert_eq!(r.report.cases, ["filter/**", "access/*"]);
+        assert_eq!(r.report.format, Format::Junit);
+        assert_eq!(
+            (r.timeout, r.jobs.get(), r.strict, r.verbose),
+            (500, 2, true, true)
+        );
+        assert_eq!(
+            r.worker,
+            [OsString::from("./my-worker"), OsString::from("--flag")]
+        );
+    }
+
+    #[test]
+    fn defaults_and_rejections() {
+        let Command::Run(r) = Cli::try_parse_from(["x", "run"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(
+            (r.timeout, r.jobs.get(), r.transport),
+            (2000, 1, TransportArg::Stdio)
+        );
+        assert!(r.worker.is_empty());
+        assert!(Cli::try_parse_from(["x", "run", "--jobs", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "run", "--timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["x", "run", "--format", "xml"]).is_err());
+        assert!(Cli::try_parse_from(["x", "run", "--transport", "tcp"]).is_err());
+    }
+}

@@ -1,0 +1,648 @@
+//! Running cases against a worker: one fresh worker process per case,
+//! spawned and driven through [`Broadcaster`], with the probe of PROTOCOL §7
+//! as the barrier after every step.
+//!
+//! A hang (no probe frame, or no expected exit, within the timeout) and a
+//! crash (the worker exits or closes its output unexpectedly) are charged to
+//! the case and step that was running; the worker is killed and reaped when
+//! its `Broadcaster` is dropped, and the run goes on.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use broadcast_wire::broadcaster::{
+    Broadcaster, FlushError, Incoming, Options, SendError, StderrMode, Transport,
+};
+use broadcast_wire::{ReadError, SubCommand};
+
+use super::matching::{Observed, compare, render_data, render_expected, render_observed};
+use super::outcome::{Failure, FailureKind, Verdict};
+use super::probe::{PROBE_CONN, PROBE_REQ, PROBE_SUB_ID, Prober};
+use super::scenario::{Case, SendItem, Step};
+
+/// Lines of the worker's stderr kept for failure reports.
+const STDERR_LINES: usize = 200;
+
+/// Longest single wait, so an interrupt is noticed quickly.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// How to start and time a worker.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Program and arguments.
+    pub worker: Vec<OsString>,
+    /// Pipes or a socketpair.
+    pub transport: Transport,
+    /// Per-step timeout.
+    pub timeout: Duration,
+}
+
+/// The result of running one case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseRun {
+    /// It ran to a verdict.
+    Done {
+        /// Pass or fail.
+        verdict: Verdict,
+        /// Wall time.
+        duration: Duration,
+    },
+    /// The run was interrupted while this case ran; no verdict.
+    Interrupted,
+}
+
+/// Everything written and read during a case, for `-v`.
+struct Trace {
+    start: Instant,
+    lines: Vec<String>,
+}
+
+impl Trace {
+    fn new() -> Trace {
+        Trace {
+            start: Instant::now(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, line: String) {
+        let ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        self.lines.push(format!("{ms:9.3} ms {line}"));
+    }
+}
+
+/// A command for the trace: its op and fields, data as text or hex.
+fn describe_command(cmd: &SubCommand) -> String {
+    let mut s = format!(
+        "{} conn={} flags={:#04x}",
+        cmd.op().name(),
+        cmd.conn(),
+        cmd.flags_bits()
+    );
+    if let Some(sub_id) = cmd.sub_id() {
+        s.push_str(&format!(" sub_id={:?}", sub_id.as_str()));
+    }
+    match cmd {
+        SubCommand::Auth { pubkey, .. } => s.push_str(&format!(" pubkey={}", hex::encode(pubkey))),
+        _ if !cmd.data().is_empty() => {
+            let data = render_data(cmd.data());
+            if data.len() > 300 {
+                s.push_str(&format!(
+                    " data=({} bytes) {}…",
+                    cmd.data().len(),
+                    truncate(&data, 300)
+                ));
+            } else {
+                s.push_str(&format!(" data={data}"));
+            }
+        }
+        _ => {}
+    }
+    s
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = max.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn describe_status(status: Option<ExitStatus>) -> String {
+    match status {
+        None => "exit status not known yet".to_string(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => format!("{s}"),
+        },
+    }
+}
+
+/// TEMPORARY until `Broadcaster::send_raw` lands: writes straight to the
+/// write fd (the queue is always flushed before).
+trait SendRawStub {
+    fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), SendError>;
+}
+
+impl SendRawStub for Broadcaster {
+    fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), SendError> {
+        use std::io::Write as _;
+        let fd = self
+            .write_fd()
+            .ok_or(SendError::WriteClosed)?
+            .try_clone_to_owned()
+            .map_err(|_| SendError::WorkerGone)?;
+        let mut f = std::fs::File::from(fd);
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            match f.write(rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(SendError::WorkerGone),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One case in progress.
+struct Session<'a> {
+    case: &'a Case,
+    cfg: &'a RunConfig,
+    interrupt: &'a AtomicBool,
+    worker: Broadcaster,
+    prober: Prober,
+    trace: Trace,
+}
+
+/// Why a case stopped early.
+enum Stop {
+    Fail(Box<Failure>),
+    Interrupted,
+}
+
+impl Session<'_> {
+    fn failure(&self, kind: FailureKind, step: usize, message: String) -> Stop {
+        Stop::Fail(Box::new(Failure {
+            kind,
+            step: Some(step),
+            at: if step == 0 {
+                "probe set-up".to_string()
+            } else {
+                format!("step {step}")
+            },
+            message,
+            expected: Vec::new(),
+            actual: Vec::new(),
+            stderr_tail: Vec::new(),
+            trace: Vec::new(),
+        }))
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt.load(Ordering::SeqCst)
+    }
+
+    /// Queues a command through the Broadcaster's own encoder.
+    fn send_command(&mut self, cmd: &SubCommand, step: usize) -> Result<(), Stop> {
+        self.trace.push(format!("> {}", describe_command(cmd)));
+        self.worker
+            .send(cmd)
+            .map_err(|e| self.send_failure(e, step, "queueing a command"))
+    }
+
+    fn send_failure(&mut self, e: SendError, step: usize, what: &str) -> Stop {
+        match e {
+            SendError::WorkerGone => self.crash(step, &format!("the worker went away while {what}")),
+            other => self.failure(FailureKind::Harness, step, format!("{what} failed: {other}")),
+        }
+    }
+
+    /// Writes everything queued, keeping the worker's output flowing.
+    /// Returns `Ok(false)` if the worker went away (for an `end` step that
+    /// is not necessarily a failure).
+    fn flush(&mut self, step: usize, deadline: Instant) -> Result<bool, Stop> {
+        loop {
+            if self.interrupted() {
+                return Err(Stop::Interrupted);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.failure(
+                    FailureKind::Hang,
+                    step,
+                    format!(
+                        "the worker did not read the step's bytes within {} ms",
+                        self.cfg.timeout.as_millis()
+                    ),
+                ));
+            }
+            match self.worker.flush_timeout(left.min(SLICE)) {
+                Ok(status) if status.is_flushed() => return Ok(true),
+                Ok(_) => {}
+                Err(FlushError::WorkerGone { .. }) => return Ok(false),
+                Err(e) => {
+                    return Err(self.failure(FailureKind::Harness, step, format!("writing failed: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Writes a step's items: all in one write, or in `chunk`-byte writes
+    /// with `pause_ms` between them.
+    fn write_step(&mut self, step: &Step, index: usize) -> Result<bool, Stop> {
+        for item in &step.send {
+            match item {
+                SendItem::Command(cmd) => self.trace.push(format!("> {}", describe_command(cmd))),
+                SendItem::Raw(bytes) => {
+                    self.trace
+                        .push(format!("> raw {} byte(s): {}", bytes.len(), hex::encode(bytes)))
+                }
+            }
+        }
+        let bytes = step.bytes();
+        let chunk = step.chunk.unwrap_or(bytes.len().max(1));
+        let pieces: Vec<&[u8]> = bytes.chunks(chunk).collect();
+        if step.chunk.is_some() {
+            self.trace.push(format!(
+                "> (written in {} write(s) of up to {chunk} byte(s), {} ms apart)",
+                pieces.len(),
+                step.pause_ms
+            ));
+        }
+        for (i, piece) in pieces.iter().enumerate() {
+            if i > 0 && step.pause_ms > 0 {
+                std::thread::sleep(Duration::from_millis(step.pause_ms));
+            }
+            if let Err(e) = self.worker.send_raw(piece.to_vec()) {
+                return match e {
+                    SendError::WorkerGone => Ok(false),
+                    other => Err(self.failure(
+                        FailureKind::Harness,
+                        index,
+                        format!("queueing bytes failed: {other}"),
+                    )),
+                };
+            }
+            // Flushing each piece on its own makes every chunk its own write.
+            if !self.flush(index, Instant::now() + self.cfg.timeout)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Collects frames until the probe `probe_id` reaches the probe
+    /// connection.
+    fn await_probe(&mut self, probe_id: &str, step: usize) -> Result<Vec<Observed>, Stop> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        let mut observed = Vec::new();
+        loop {
+            if self.interrupted() {
+                return Err(Stop::Interrupted);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let mut stop = self.failure(
+                    FailureKind::Hang,
+                    step,
+                    format!(
+                        "the probe frame did not arrive within {} ms",
+                        self.cfg.timeout.as_millis()
+                    ),
+                );
+                if let Stop::Fail(f) = &mut stop {
+                    f.actual = observed.iter().map(render_observed).collect();
+                }
+                return Err(stop);
+            }
+            match self.worker.read_frame_timeout(left.min(SLICE)) {
+                Ok(Incoming::Frame(frame)) => match self.prober.probe_id_of(&frame.data) {
+                    Some(id) => {
+                        self.trace
+                            .push(format!("< conn {} probe {}", frame.conn, &id[..16]));
+                        if frame.conn == PROBE_CONN && id == probe_id {
+                            return Ok(observed);
+                        }
+                    }
+                    None => {
+                        self.trace
+                            .push(format!("< conn {}: {}", frame.conn, render_data(&frame.data)));
+                        observed.push(Observed::Frame {
+                            conn: frame.conn,
+                            data: frame.data,
+                        });
+                    }
+                },
+                Ok(Incoming::InvalidFrame(e)) => {
+                    self.trace
+                        .push(format!("< undecodable channel-2 payload ({}): {e}", e.class()));
+                    observed.push(Observed::Invalid {
+                        class: e.class(),
+                        detail: e.to_string(),
+                    });
+                }
+                Ok(Incoming::Pending) => {}
+                Ok(Incoming::WorkerExited(status)) => {
+                    let status = status.or_else(|| self.worker.wait_exit(SLICE));
+                    let mut stop =
+                        self.crash_with_status(step, status, "the worker closed its output before the probe");
+                    if let Stop::Fail(f) = &mut stop {
+                        f.actual = observed.iter().map(render_observed).collect();
+                    }
+                    return Err(stop);
+                }
+                Err(e) => return Err(self.read_failure(e, step)),
+            }
+        }
+    }
+
+    fn crash(&mut self, step: usize, what: &str) -> Stop {
+        let status = self.worker.wait_exit(SLICE);
+        self.crash_with_status(step, status, what)
+    }
+
+    fn crash_with_status(&mut self, step: usize, status: Option<ExitStatus>, what: &str) -> Stop {
+        self.trace
+            .push(format!("< worker gone: {}", describe_status(status)));
+        self.failure(
+            FailureKind::Crash,
+            step,
+            format!("{what} ({})", describe_status(status)),
+        )
+    }
+
+    fn read_failure(&mut self, e: ReadError, step: usize) -> Stop {
+        match e {
+            ReadError::Framing(f) => {
+                // A worker killed in the middle of a frame looks like a
+                // truncated stream: if it is gone, call it a crash.
+                if let Some(status) = self.worker.wait_exit(SLICE) {
+                    let what = format!("the worker's output ended inside a frame ({})", f.class());
+                    return self.crash_with_status(step, Some(status), &what);
+                }
+                self.trace.push(format!("< fatal framing error: {f}"));
+                self.failure(
+                    FailureKind::Protocol,
+                    step,
+                    format!("the worker's output broke the framing rules: {f}"),
+                )
+            }
+            ReadError::Io(e) => self.failure(
+                FailureKind::Harness,
+                step,
+                format!("reading the worker's output failed: {e}"),
+            ),
+        }
+    }
+
+    /// Sends a probe and waits for it: the end of a step.
+    fn barrier(&mut self, step: usize) -> Result<Vec<Observed>, Stop> {
+        let probe = self.prober.next_probe();
+        self.trace.push(format!("> probe {}", &probe.id[..16]));
+        self.worker
+            .send(&probe.command)
+            .map_err(|e| self.send_failure(e, step, "sending the probe"))?;
+        if !self.flush(step, Instant::now() + self.cfg.timeout)? {
+            return Err(self.crash(step, "the worker went away before the probe could be written"));
+        }
+        self.await_probe(&probe.id, step)
+    }
+
+    fn setup(&mut self) -> Result<(), Stop> {
+        let [new, add] = super::probe::setup_commands();
+        debug_assert_eq!(add.data(), PROBE_REQ.as_bytes());
+        debug_assert_eq!(add.sub_id().map(|s| s.as_str()), Some(PROBE_SUB_ID));
+        self.send_command(&new, 0)?;
+        self.send_command(&add, 0)?;
+        let observed = self.barrier(0)?;
+        if !observed.is_empty() {
+            let mut stop = self.failure(
+                FailureKind::Mismatch,
+                0,
+                "the probe set-up (New and Add on conn 2147483647) must send nothing".into(),
+            );
+            if let Stop::Fail(f) = &mut stop {
+                f.actual = observed.iter().map(render_observed).collect();
+            }
+            return Err(stop);
+        }
+        Ok(())
+    }
+
+    fn run_step(&mut self, step: &Step, index: usize) -> Result<(), Stop> {
+        self.trace.push(format!("-- step {index}"));
+        let written = self.write_step(step, index)?;
+        let result = match step.end {
+            None if !written => {
+                Err(self.crash(index, "the worker went away while the step's bytes were written"))
+            }
+            None => self
+                .barrier(index)
+                .and_then(|observed| self.check_frames(step, index, &observed)),
+            Some(end) => self.run_end(step, index, end.close_input, end.exit),
+        };
+        // A hang or a crash also shows what the step was waiting for.
+        result.map_err(|mut stop| {
+            if let Stop::Fail(f) = &mut stop
+                && f.expected.is_empty()
+            {
+                f.expected = step.expect.iter().map(render_expected).collect();
+            }
+            stop
+        })
+    }
+
+    fn check_frames(&mut self, step: &Step, index: usize, observed: &[Observed]) -> Result<(), Stop> {
+        if let Err(m) = compare(&step.expect, observed, step.ordered) {
+            let mut stop = self.failure(FailureKind::Mismatch, index, m.summary);
+            if let Stop::Fail(f) = &mut stop {
+                f.expected = step.expect.iter().map(render_expected).collect();
+                f.actual = observed.iter().map(render_observed).collect();
+            }
+            return Err(stop);
+        }
+        Ok(())
+    }
+
+    /// A last step that ends the worker: read until its output closes,
+    /// then check the frames and the exit status.
+    fn run_end(&mut self, step: &Step, index: usize, close_input: bool, exit: i32) -> Result<(), Stop> {
+        if close_input {
+            self.trace.push("> (close input)".into());
+            // Nothing is queued after a successful flush, so this only fails
+            // if the worker is already gone, which the reads below report.
+            let _ = self.worker.close_write();
+        }
+        let deadline = Instant::now() + self.cfg.timeout;
+        let mut observed = Vec::new();
+        let status = loop {
+            if self.interrupted() {
+                return Err(Stop::Interrupted);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let mut stop = self.failure(
+                    FailureKind::Hang,
+                    index,
+                    format!(
+                        "expected the worker to exit with status {exit}, but it did not exit within {} ms",
+                        self.cfg.timeout.as_millis()
+                    ),
+                );
+                if let Stop::Fail(f) = &mut stop {
+                    f.expected = step.expect.iter().map(render_expected).collect();
+                    f.actual = observed.iter().map(render_observed).collect();
+                }
+                return Err(stop);
+            }
+            match self.worker.read_frame_timeout(left.min(SLICE)) {
+                Ok(Incoming::Frame(frame)) => {
+                    if self.prober.probe_id_of(&frame.data).is_some() {
+                        self.trace
+                            .push(format!("< conn {} (late probe frame)", frame.conn));
+                        continue;
+                    }
+                    self.trace
+                        .push(format!("< conn {}: {}", frame.conn, render_data(&frame.data)));
+                    observed.push(Observed::Frame {
+                        conn: frame.conn,
+                        data: frame.data,
+                    });
+                }
+                Ok(Incoming::InvalidFrame(e)) => observed.push(Observed::Invalid {
+                    class: e.class(),
+                    detail: e.to_string(),
+                }),
+                Ok(Incoming::Pending) => {}
+                Ok(Incoming::WorkerExited(status)) => match status {
+                    Some(s) => break s,
+                    None => {
+                        if let Some(s) = self.worker.wait_exit(left.min(SLICE)) {
+                            break s;
+                        }
+                    }
+                },
+                Err(e) => return Err(self.read_failure(e, index)),
+            }
+        };
+        self.trace
+            .push(format!("< worker exited: {}", describe_status(Some(status))));
+        self.check_frames(step, index, &observed)?;
+        if status.code() != Some(exit) {
+            return Err(self.failure(
+                FailureKind::ExitStatus,
+                index,
+                format!(
+                    "expected exit status {exit}, got {}",
+                    describe_status(Some(status))
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn stderr_lines(&self) -> Vec<String> {
+        self.worker.stderr_tail().map(|t| t.lines()).unwrap_or_default()
+    }
+}
+
+/// Runs one case against a fresh worker.
+pub fn run_case(case: &Case, cfg: &RunConfig, interrupt: &AtomicBool) -> CaseRun {
+    let start = Instant::now();
+    let Some((program, args)) = cfg.worker.split_first() else {
+        return CaseRun::Done {
+            verdict: harness_failure("no worker command"),
+            duration: start.elapsed(),
+        };
+    };
+    let mut command = Command::new(program);
+    command.args(args);
+    let opts = Options::new()
+        .stderr(StderrMode::Capture {
+            max_lines: STDERR_LINES,
+        })
+        // A case's worker is expected to exit at once on end of input.
+        .grace_period(Duration::from_millis(200));
+    let worker = match Broadcaster::spawn_with(command, cfg.transport, &opts) {
+        Ok(w) => w,
+        Err(e) => {
+            return CaseRun::Done {
+                verdict: harness_failure(&format!("cannot start the worker: {e}")),
+                duration: start.elapsed(),
+            };
+        }
+    };
+    let mut session = Session {
+        case,
+        cfg,
+        interrupt,
+        worker,
+        prober: Prober::new(),
+        trace: Trace::new(),
+    };
+    let result = session.setup().and_then(|()| {
+        for (i, step) in session.case.steps.iter().enumerate() {
+            session.run_step(step, i + 1)?;
+        }
+        Ok(())
+    });
+    let verdict = match result {
+        Ok(()) => Verdict::Pass,
+        Err(Stop::Interrupted) => return CaseRun::Interrupted,
+        Err(Stop::Fail(mut f)) => {
+            // Kill first so the stderr reader sees the end of the pipe, then
+            // collect the worker's last words.
+            let _ = session.worker.kill();
+            let _ = session.worker.wait_exit(Duration::from_secs(1));
+            if let Some(tail) = session.worker.stderr_tail() {
+                tail.wait_closed(Duration::from_millis(200));
+            }
+            if interrupt.load(Ordering::SeqCst) {
+                // Ctrl-C also reaches the worker: do not blame the case.
+                return CaseRun::Interrupted;
+            }
+            f.stderr_tail = session.stderr_lines();
+            f.trace = std::mem::take(&mut session.trace.lines);
+            Verdict::Fail(f)
+        }
+    };
+    CaseRun::Done {
+        verdict,
+        duration: start.elapsed(),
+    }
+}
+
+fn harness_failure(message: &str) -> Verdict {
+    Verdict::Fail(Box::new(Failure {
+        kind: FailureKind::Harness,
+        step: Some(0),
+        at: "start".to_string(),
+        message: message.to_string(),
+        expected: Vec::new(),
+        actual: Vec::new(),
+        stderr_tail: Vec::new(),
+        trace: Vec::new(),
+    }))
+}
+
+/// Runs `cases` on `jobs` threads and sends `(index, result)` for each case
+/// as it finishes. Stops starting cases once `interrupt` is set; cases not
+/// started are not sent.
+pub fn run_all(
+    cases: &[&Case],
+    cfg: &RunConfig,
+    jobs: usize,
+    interrupt: &Arc<AtomicBool>,
+    results: mpsc::Sender<(usize, CaseRun)>,
+) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            let results = results.clone();
+            let next = &next;
+            scope.spawn(move || {
+                loop {
+                    if interrupt.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(case) = cases.get(i) else { break };
+                    let run = run_case(case, cfg, interrupt);
+                    if results.send((i, run)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}

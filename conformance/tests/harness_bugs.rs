@@ -1,0 +1,279 @@
+//! Proof that the suite catches bugs: the whole suite runs against
+//! `conformance-testee --bug NAME` (the reference state machine breaking one
+//! rule) and must fail, with the cases named here among the failures; and
+//! against conforming but unusual testees (`--mode NAME`), which must pass.
+
+mod harness_support;
+
+use harness_support::*;
+
+/// Runs the suite against the testee with `flags` and returns the run.
+fn suite_against(flags: &[&str], extra: &[&str]) -> Run {
+    let mut args = vec!["run", "--format", "json"];
+    args.extend_from_slice(extra);
+    let mut worker = vec![TESTEE];
+    worker.extend_from_slice(flags);
+    harness_with_worker(&args, &worker)
+}
+
+/// The suite fails against `--bug bug`, and every case in `caught` is
+/// among the failures, with the failure kind `kind`.
+fn caught(bug: &str, extra: &[&str], kind: &str, cases: &[&str]) {
+    let run = suite_against(&["--bug", bug], extra);
+    assert_eq!(run.code, 1, "bug {bug} went unnoticed: {}", run.stderr);
+    let failed = run.ids_with("failed");
+    assert!(!failed.is_empty(), "bug {bug}: no failing case");
+    let report = run.cases();
+    for id in cases {
+        let case = report
+            .get(*id)
+            .unwrap_or_else(|| panic!("bug {bug}: no case {id}"));
+        assert_eq!(case["result"], "failed", "bug {bug} not caught by {id}: {case}");
+        assert_eq!(case["failure"], kind, "bug {bug}, case {id}: {case}");
+    }
+}
+
+#[test]
+fn since_exclusive() {
+    caught(
+        "since-exclusive",
+        &[],
+        "mismatch",
+        &["filter/since/equal", "filter/since/zero"],
+    );
+}
+
+#[test]
+fn empty_list_matches_all() {
+    caught(
+        "empty-list-matches-all",
+        &[],
+        "mismatch",
+        &[
+            "filter/empty-list/kinds",
+            "filter/empty-list/ids",
+            "filter/empty-list/tag",
+        ],
+    );
+}
+
+#[test]
+fn ignores_t1_only() {
+    caught(
+        "ignores-t1-only",
+        &[],
+        "mismatch",
+        &[
+            "tags/t1/value-at-index-2-ignored",
+            "tags/p/value-at-index-2-ignored",
+        ],
+    );
+}
+
+#[test]
+fn no_closed_on_invalid() {
+    caught(
+        "no-closed-on-invalid",
+        &[],
+        "mismatch",
+        &["req/json/not-json", "ordering/closed/two-closed"],
+    );
+}
+
+#[test]
+fn old_sub_kept_on_failed_replace() {
+    caught(
+        "old-sub-kept-on-failed-replace",
+        &[],
+        "mismatch",
+        &["ordering/sequence/failed-add-then-bcast", "req/json/not-json"],
+    );
+}
+
+#[test]
+fn reset_missing_on_new() {
+    caught(
+        "reset-missing-on-new",
+        &[],
+        "mismatch",
+        &[
+            "lifecycle/reset/drops-subscriptions",
+            "lifecycle/reset/drops-auth",
+            "auth/reset/new-drops-keys",
+        ],
+    );
+}
+
+#[test]
+fn auth_single_pubkey() {
+    caught(
+        "auth-single-pubkey",
+        &[],
+        "mismatch",
+        &["auth/several/earlier-key-kept"],
+    );
+}
+
+#[test]
+fn need_filter_ignored() {
+    caught(
+        "need-filter-ignored",
+        &[],
+        "mismatch",
+        &["access/need-filter/kind-4", "access/need-filter/kind-1059"],
+    );
+}
+
+#[test]
+fn marmot_open_ignored() {
+    caught(
+        "marmot-open-ignored",
+        &[],
+        "mismatch",
+        &["access/marmot/443-open", "access/marmot/10051-open"],
+    );
+}
+
+#[test]
+fn nip70_ignored() {
+    caught("nip70-ignored", &[], "mismatch", &["access/nip70/protected"]);
+}
+
+#[test]
+fn reserved_flags_rejected() {
+    caught(
+        "reserved-flags-rejected",
+        &[],
+        "mismatch",
+        &[
+            "access/reserved/new-ff-whitelisted",
+            "access/reserved/bcast-f8-no-rule",
+        ],
+    );
+}
+
+#[test]
+fn sub_id_unescaped() {
+    caught(
+        "sub-id-unescaped",
+        &[],
+        "mismatch",
+        &["output/sub-id/quote", "output/sub-id/backslash"],
+    );
+}
+
+#[test]
+fn event_reserialised() {
+    caught(
+        "event-reserialised",
+        &[],
+        "mismatch",
+        &["output/frame/worked-example"],
+    );
+}
+
+#[test]
+fn sender_excluded() {
+    caught(
+        "sender-excluded",
+        &[],
+        "mismatch",
+        &["bcast/sender/receives-own-event"],
+    );
+}
+
+#[test]
+fn drops_heartbeat_handling() {
+    caught(
+        "drops-heartbeat-handling",
+        &[],
+        "crash",
+        &["stream/heartbeat/channel-1", "stream/heartbeat/only-heartbeats"],
+    );
+}
+
+#[test]
+fn exit_1_on_eof() {
+    caught(
+        "exit-1-on-eof",
+        &[],
+        "exit_status",
+        &["stream/eof/clean-immediately", "stream/eof/clean-flushes-output"],
+    );
+}
+
+#[test]
+fn no_exit_on_oversize() {
+    caught(
+        "no-exit-on-oversize",
+        &["--timeout", "500"],
+        "hang",
+        &["stream/fatal/oversize-len", "stream/fatal/oversize-len-max-u32"],
+    );
+}
+
+#[test]
+fn hang_on_bcast() {
+    caught(
+        "hang-on-bcast",
+        &["--timeout", "500"],
+        "hang",
+        &["bcast/sender/receives-own-event"],
+    );
+}
+
+#[test]
+fn crash_on_remove() {
+    caught(
+        "crash-on-remove",
+        &[],
+        "crash",
+        &["ordering/sequence/remove-then-bcast"],
+    );
+}
+
+#[test]
+fn reorders_across_commands() {
+    caught(
+        "reorders-across-commands",
+        &[],
+        "mismatch",
+        &["ordering/bcast/two-events", "ordering/closed/event-then-closed"],
+    );
+}
+
+fn passes(flags: &[&str], extra: &[&str]) {
+    for transport in ["stdio", "socketpair"] {
+        let mut args = vec!["--transport", transport];
+        args.extend_from_slice(extra);
+        let run = suite_against(flags, &args);
+        let failed = run.ids_with("failed");
+        assert_eq!(
+            run.code, 0,
+            "{flags:?} over {transport}: {failed:?}\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn plain_testee_passes() {
+    passes(&[], &[]);
+}
+
+#[test]
+fn frames_of_one_bcast_in_reverse_order_pass() {
+    passes(&["--mode", "reverse-bcast-order"], &[]);
+}
+
+#[test]
+fn output_one_byte_per_write_passes() {
+    // One-byte writes of the 1 MiB cases take a few seconds on a slow
+    // machine; the timeout is the harness's, not the protocol's.
+    passes(&["--mode", "byte-at-a-time"], &["--timeout", "30000"]);
+}
+
+#[test]
+fn heartbeats_and_foreign_channels_in_the_output_pass() {
+    passes(&["--mode", "noise"], &[]);
+}

@@ -1,0 +1,398 @@
+//! The harness's own behaviour: selection, listing, known-failing lists,
+//! report formats, exit codes, hangs and crashes charged to the right case,
+//! and the decode/encode/vectors subcommands.
+
+mod harness_support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use harness_support::*;
+
+fn case_with(id: &str, level: &str, steps: &str) -> String {
+    format!(
+        r#"{{"id":"mini/{id}","level":"{level}","spec":"§6","requirement":"req {id}","steps":[{steps}]}}"#
+    )
+}
+
+/// A case the reference worker fails: it expects a frame that never comes.
+fn failing_case(id: &str, level: &str) -> String {
+    case_with(
+        id,
+        level,
+        r#"{"send":[{"op":"new","conn":1}],"expect":[{"conn":1,"data":"never sent"}]}"#,
+    )
+}
+
+#[test]
+fn list_and_case_globs() {
+    let dir = scratch("list");
+    let v = mini_suite(
+        &dir,
+        &[
+            deliver_case("a/one"),
+            deliver_case("a/two"),
+            deliver_case("b/deep/three"),
+        ]
+        .join(","),
+    );
+    let v = v.to_str().unwrap();
+    let run = harness(&["run", "--vectors", v, "--list"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "mini/a/one MUST\nmini/a/two MUST\nmini/b/deep/three MUST\n"
+    );
+    // `*` stays in one segment, `**` spans segments, --skip wins.
+    let run = harness(&["run", "--vectors", v, "--list", "--case", "mini/*/one"]);
+    assert_eq!(run.stdout, "mini/a/one MUST\n");
+    let run = harness(&["run", "--vectors", v, "--list", "--case", "mini/*"]);
+    assert_eq!(run.code, 2, "`mini/*` matches no id: a usage error");
+    assert!(run.stderr.contains("no case matches"), "{}", run.stderr);
+    let run = harness(&[
+        "run",
+        "--vectors",
+        v,
+        "--list",
+        "--case",
+        "mini/**",
+        "--skip",
+        "**/two",
+    ]);
+    assert_eq!(run.stdout, "mini/a/one MUST\nmini/b/deep/three MUST\n");
+    // Only the selected case runs; the others are reported as skipped.
+    let run = harness_with_worker(
+        &["run", "--vectors", v, "--case", "mini/b/**", "--format", "json"],
+        &[WORKER],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.ids_with("passed"), ["mini/b/deep/three"]);
+    assert_eq!(run.ids_with("skipped"), ["mini/a/one", "mini/a/two"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn failures_show_requirement_step_expected_and_actual() {
+    let dir = scratch("failure");
+    let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("bad", "MUST")].join(","));
+    let run = harness_with_worker(&["run", "--vectors", v.to_str().unwrap(), "-v"], &[WORKER]);
+    assert_eq!(run.code, 1);
+    let out = &run.stdout;
+    assert!(out.contains("PASS  mini/ok"), "{out}");
+    assert!(out.contains("FAIL  mini/bad"), "{out}");
+    assert!(out.contains("requirement: \"req bad\""), "{out}");
+    assert!(out.contains("mismatch at step 1"), "{out}");
+    assert!(out.contains("Expected:\n      conn 1: never sent"), "{out}");
+    assert!(out.contains("Actual:\n      (no frame)"), "{out}");
+    assert!(out.contains("wire trace"), "-v shows the trace: {out}");
+    assert!(out.lines().any(|l| l == "1 passed, 1 failed"), "{out}");
+    // Quiet: the passing case's line is gone, the failure and summary stay.
+    let run = harness_with_worker(&["run", "--vectors", v.to_str().unwrap(), "-q"], &[WORKER]);
+    assert!(!run.stdout.contains("mini/ok"), "{}", run.stdout);
+    assert!(run.stdout.contains("FAIL  mini/bad"));
+    assert_eq!(run.counts(), (1, 1));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn should_cases_count_only_under_strict() {
+    let dir = scratch("strict");
+    let v = mini_suite(
+        &dir,
+        &[deliver_case("ok"), failing_case("soft", "SHOULD")].join(","),
+    );
+    let v = v.to_str().unwrap();
+    let run = harness_with_worker(&["run", "--vectors", v, "--format", "json"], &[WORKER]);
+    assert_eq!(
+        run.code, 0,
+        "a failing SHOULD case is only a warning: {}",
+        run.stderr
+    );
+    assert_eq!(run.ids_with("warning"), ["mini/soft"]);
+    let run = harness_with_worker(
+        &["run", "--vectors", v, "--format", "json", "--strict"],
+        &[WORKER],
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(run.ids_with("failed"), ["mini/soft"]);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn known_failing_lists_cannot_go_stale() {
+    let dir = scratch("known");
+    let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("bad", "MUST")].join(","));
+    let v = v.to_str().unwrap();
+    let list = dir.join("known.txt");
+    // The failing case is listed: the run passes.
+    std::fs::write(&list, "# our worker's open bugs\nmini/bad\n").unwrap();
+    let run = harness_with_worker(
+        &[
+            "run",
+            "--vectors",
+            v,
+            "--known-failing",
+            list.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &[WORKER],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.ids_with("known_failing"), ["mini/bad"]);
+    // A passing case is listed: the run fails and says why.
+    std::fs::write(&list, "mini/bad\nmini/ok\n").unwrap();
+    let run = harness_with_worker(
+        &["run", "--vectors", v, "--known-failing", list.to_str().unwrap()],
+        &[WORKER],
+    );
+    assert_eq!(run.code, 1);
+    assert!(run.stdout.contains("XPASS mini/ok"), "{}", run.stdout);
+    assert!(run.stdout.contains("remove it from the list"), "{}", run.stdout);
+    // An id that is no case at all is a setup error.
+    std::fs::write(&list, "mini/renamed\n").unwrap();
+    let run = harness_with_worker(
+        &["run", "--vectors", v, "--known-failing", list.to_str().unwrap()],
+        &[WORKER],
+    );
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("mini/renamed"), "{}", run.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn json_and_junit_reports() {
+    let dir = scratch("formats");
+    let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("bad", "MUST")].join(","));
+    let v = v.to_str().unwrap();
+    let run = harness_with_worker(&["run", "--vectors", v, "--format", "json"], &[WORKER]);
+    assert_eq!(run.code, 1);
+    let cases = run.cases();
+    assert_eq!(cases.len(), 2);
+    let bad = &cases["mini/bad"];
+    assert_eq!(bad["level"], "MUST");
+    assert_eq!(bad["result"], "failed");
+    assert_eq!(bad["failure"], "mismatch");
+    assert_eq!(bad["step"], 1);
+    assert!(bad["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(bad["message"].as_str().unwrap().contains("mismatch at step 1"));
+    assert_eq!(cases["mini/ok"]["result"], "passed");
+    // The summary goes to stderr so stdout stays pure JSON lines.
+    assert!(run.stderr.contains("1 passed, 1 failed"), "{}", run.stderr);
+
+    let xml_path = dir.join("report.xml");
+    let run = harness_with_worker(
+        &[
+            "run",
+            "--vectors",
+            v,
+            "--format",
+            "junit",
+            "--output",
+            xml_path.to_str().unwrap(),
+        ],
+        &[WORKER],
+    );
+    assert_eq!(run.code, 1);
+    let xml = std::fs::read_to_string(&xml_path).unwrap();
+    let report = quick_junit::Report::deserialize_from_str(&xml).expect("valid JUnit XML");
+    assert_eq!(report.test_suites.len(), 1);
+    let suite = &report.test_suites[0];
+    assert_eq!(suite.name.as_str(), "mini");
+    assert_eq!((suite.tests, suite.failures), (2, 1));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn setup_errors_exit_2() {
+    let dir = scratch("setup");
+    let v = mini_suite(&dir, &deliver_case("ok"));
+    let v = v.to_str().unwrap();
+    let run = harness_with_worker(&["run", "--vectors", v], &["/nonexistent/worker"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("worker not found: /nonexistent/worker"),
+        "{}",
+        run.stderr
+    );
+    let run = harness_with_worker(&["run", "--vectors", "/nonexistent/vectors"], &[WORKER]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("/nonexistent/vectors/scenarios"),
+        "{}",
+        run.stderr
+    );
+    // A broken vector names its file, its case and the reason.
+    let bad = dir.join("bad");
+    std::fs::create_dir_all(bad.join("scenarios")).unwrap();
+    std::fs::write(
+        bad.join("scenarios/x.json"),
+        r#"{"schema":"broadcast-wire/scenarios/v1","section":"x","cases":[
+            {"id":"x/a","level":"MUST","requirement":"r","steps":[{"send":[{"op":"zap","conn":1}],"expect":[]}]}]}"#,
+    )
+    .unwrap();
+    let run = harness_with_worker(&["run", "--vectors", bad.to_str().unwrap()], &[WORKER]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("x.json: case x/a: step 1: send[0]: unknown op \"zap\""),
+        "{}",
+        run.stderr
+    );
+    let run = harness(&["run", "--bogus"]);
+    assert_eq!(run.code, 2, "clap usage errors exit 2");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn hang_is_charged_to_its_case_and_the_run_goes_on() {
+    let dir = scratch("hang");
+    let hang = case_with(
+        "hangs",
+        "MUST",
+        r#"{"send":[{"op":"new","conn":1}],"expect":[]},
+           {"send":[{"op":"bcast","sender":1,"event":"n1"}],"expect":[]}"#,
+    );
+    let v = mini_suite(
+        &dir,
+        &[deliver_case("before"), hang, deliver_case("after")].join(","),
+    );
+    let run = harness_with_worker(
+        &[
+            "run",
+            "--vectors",
+            v.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timeout",
+            "300",
+        ],
+        &[TESTEE, "--bug", "hang-on-bcast"],
+    );
+    assert_eq!(run.code, 1);
+    let cases = run.cases();
+    assert_eq!(cases["mini/before"]["result"], "passed");
+    assert_eq!(cases["mini/after"]["result"], "passed");
+    let hung = &cases["mini/hangs"];
+    assert_eq!(hung["result"], "failed");
+    assert_eq!(hung["failure"], "hang");
+    assert_eq!(hung["step"], 2);
+    let stderr = hung["stderr_tail"].to_string();
+    assert!(stderr.contains("hanging on a Bcast"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn crash_is_charged_to_its_case_with_status_and_stderr() {
+    let dir = scratch("crash");
+    let crash = case_with(
+        "crashes",
+        "MUST",
+        r#"{"send":[{"op":"new","conn":1}],"expect":[]},
+           {"send":[{"op":"remove","conn":1,"sub_id":"s"}],"expect":[]}"#,
+    );
+    let v = mini_suite(
+        &dir,
+        &[deliver_case("before"), crash, deliver_case("after")].join(","),
+    );
+    for transport in ["stdio", "socketpair"] {
+        let run = harness_with_worker(
+            &["run", "--vectors", v.to_str().unwrap(), "--transport", transport],
+            &[TESTEE, "--bug", "crash-on-remove"],
+        );
+        assert_eq!(run.code, 1, "{transport}");
+        let out = &run.stdout;
+        assert!(out.contains("PASS  mini/before"), "{out}");
+        assert!(out.contains("PASS  mini/after"), "{out}");
+        assert!(out.contains("FAIL  mini/crashes"), "{out}");
+        assert!(out.contains("crash at step 2"), "{out}");
+        assert!(out.contains("killed by signal 6"), "{out}");
+        assert!(out.contains("| testee: crashing on Remove"), "{out}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn vectors_subcommand_passes() {
+    let run = harness(&["vectors", "-q"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let (passed, failed) = run.counts();
+    assert!(passed > 200 && failed == 0, "{passed} {failed}");
+    let run = harness(&["vectors", "--case", "framing/**", "--format", "json"]);
+    assert_eq!(run.code, 0);
+    assert!(run.cases().keys().all(|id| id.starts_with("framing/")));
+}
+
+fn pipe(args: &[&str], input: &[u8]) -> (i32, Vec<u8>) {
+    let mut child = Command::new(HARNESS)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+#[test]
+fn decode_then_encode_is_the_identity() {
+    // A New, a heartbeat, a foreign channel, an undecodable payload and a
+    // BroadcastFrame (hex written out by hand from PROTOCOL §3 and §4).
+    let stream = hex::decode(concat!(
+        "010e000000",
+        "0101070000000000000000000000",
+        "0100000000",
+        "0902000000",
+        "abcd",
+        "0101000000",
+        "09",
+        "020a000000",
+        "070000000200000068",
+        "69",
+    ))
+    .unwrap();
+    let (code, lines) = pipe(&["decode"], &stream);
+    assert_eq!(code, 0);
+    let text = String::from_utf8(lines.clone()).unwrap();
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "sub_command",
+            "heartbeat",
+            "other_channel",
+            "invalid",
+            "broadcast_frame"
+        ]
+    );
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first["value"],
+        serde_json::json!({"op": "new", "conn": 7, "flags": 1, "sub_id": "", "data_hex": ""})
+    );
+    let (code, bytes) = pipe(&["encode"], &lines);
+    assert_eq!(code, 0);
+    assert_eq!(bytes, stream);
+    // A fatal framing error is printed and exits 1; its rest is kept.
+    let (code, lines) = pipe(&["decode"], &hex::decode("0100000000020900").unwrap());
+    assert_eq!(code, 1);
+    assert!(String::from_utf8_lossy(&lines).contains(r#""error":"truncated_stream""#));
+    let (_, bytes) = pipe(&["encode"], &lines);
+    assert_eq!(hex::encode(bytes), "0100000000020900");
+    // A bad line names its number.
+    let (code, _) = pipe(&["encode"], b"{\"chan\":1,\"payload_hex\":\"zz\"}\n");
+    assert_eq!(code, 1);
+}
