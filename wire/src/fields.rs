@@ -39,6 +39,7 @@ impl SliceFields {
         SliceFields { buf, pos: 0 }
     }
 
+    #[inline]
     fn take(&mut self, n: usize, field: Field) -> Result<&[u8], PayloadError> {
         let rest = &self.buf[self.pos..];
         if rest.len() < n {
@@ -52,18 +53,22 @@ impl SliceFields {
 impl FieldSource for SliceFields {
     type Error = PayloadError;
 
+    #[inline]
     fn u8(&mut self, field: Field) -> Result<u8, PayloadError> {
         Ok(self.take(1, field)?[0])
     }
 
+    #[inline]
     fn i32(&mut self, field: Field) -> Result<i32, PayloadError> {
         Ok(LittleEndian::read_i32(self.take(4, field)?))
     }
 
+    #[inline]
     fn u32(&mut self, field: Field) -> Result<u32, PayloadError> {
         Ok(LittleEndian::read_u32(self.take(4, field)?))
     }
 
+    #[inline]
     fn bytes(&mut self, len: u32, field: Field) -> Result<Bytes, PayloadError> {
         // A hostile length is compared with what is there, never allocated.
         let len = usize::try_from(len).map_err(|_| PayloadError::Truncated { field })?;
@@ -83,6 +88,7 @@ impl FieldSource for SliceFields {
         Ok(self.buf.slice(start..start + len))
     }
 
+    #[inline]
     fn finish(&mut self) -> Result<(), PayloadError> {
         match self.buf.len() - self.pos {
             0 => Ok(()),
