@@ -133,6 +133,7 @@ impl RawFields {
 
     /// The semantic classes, in the spec's order: unknown_op, invalid_conn,
     /// invalid_sub_id, invalid_data.
+    #[inline]
     fn check(self) -> Result<SubCommand, PayloadError> {
         let op = Op::from_u8(self.op).ok_or(PayloadError::UnknownOp { op: self.op })?;
         let min = op.min_conn();
