@@ -160,7 +160,8 @@ impl CaseReport {
 pub struct Summary {
     /// Passed cases.
     pub passed: usize,
-    /// Failures that count (failed + unexpected passes).
+    /// Everything that makes the run fail: failed cases, unexpected passes
+    /// and cases not run because of an interrupt.
     pub failed: usize,
     /// Deselected cases.
     pub skipped: usize,
@@ -170,7 +171,7 @@ pub struct Summary {
     pub unexpected_pass: usize,
     /// SHOULD failures not counted without `--strict`.
     pub warnings: usize,
-    /// Cases not run because of an interrupt.
+    /// Cases not run because of an interrupt (included in `failed`).
     pub not_run: usize,
 }
 
@@ -189,7 +190,10 @@ impl Summary {
                 ResultKind::Warning => s.warnings += 1,
                 ResultKind::KnownFailing => s.known_failing += 1,
                 ResultKind::Skipped => s.skipped += 1,
-                ResultKind::NotRun => s.not_run += 1,
+                ResultKind::NotRun => {
+                    s.failed += 1;
+                    s.not_run += 1;
+                }
             }
         }
         s

@@ -113,7 +113,7 @@ pub fn summary(s: &Summary, elapsed: Duration) -> String {
         );
     }
     if s.not_run > 0 {
-        let _ = write!(second, ", {} not run (interrupted)", s.not_run);
+        let _ = write!(second, ", {} not run (interrupted, counted as failed)", s.not_run);
     }
     let _ = write!(second, "; {}", format_duration(elapsed));
     format!("{} passed, {} failed\n{second}\n", s.passed, s.failed)
