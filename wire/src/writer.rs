@@ -106,6 +106,21 @@ impl<W: Write> FrameWriter<W> {
         Ok(())
     }
 
+    /// Queues `bytes` as they are, after what is already queued: no frame
+    /// header, no check. For test harnesses that must send malformed or
+    /// split frames in order with well-formed ones; anything else should
+    /// use [`FrameWriter::queue_frame`] or [`FrameWriter::queue_message`].
+    ///
+    /// ```
+    /// let mut w = broadcast_wire::FrameWriter::new(Vec::new());
+    /// w.queue_raw(&[1, 9, 0]); // half a header
+    /// w.flush().unwrap();
+    /// assert_eq!(w.get_ref(), &[1, 9, 0]);
+    /// ```
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.queue.extend_from_slice(bytes);
+    }
+
     /// Bytes queued and not yet written.
     ///
     /// ```

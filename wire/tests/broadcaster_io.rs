@@ -350,3 +350,65 @@ fn a_handle_without_a_child_reads_the_end_as_worker_exited_none() {
     );
     assert!(!b.is_alive());
 }
+
+#[test]
+fn raw_bytes_go_out_in_order_with_the_commands() {
+    use broadcast_wire::Message;
+
+    for transport in TRANSPORTS {
+        let mut b = spawn_echo(transport, &[], &test_options());
+        let mut new7 = Vec::new();
+        SubCommand::New {
+            conn: 7,
+            flags: NewFlags::EMPTY,
+        }
+        .encode_framed(&mut new7);
+
+        b.on_connect(1, false).unwrap();
+        // A command split across two raw pieces, a heartbeat, a frame on
+        // channel 2 (which the worker skips) and a channel-1 payload that
+        // does not decode (which it drops, and logs).
+        b.send_raw(&new7[..3]).unwrap();
+        b.send_raw(&new7[3..]).unwrap();
+        b.send_raw([1, 0, 0, 0, 0]).unwrap();
+        b.send_raw([2, 1, 0, 0, 0, 0xff]).unwrap();
+        b.send_raw([1, 2, 0, 0, 0, 9, 9]).unwrap();
+        b.send_raw([]).unwrap(); // nothing
+        b.on_connect(2, false).unwrap();
+        assert_eq!(b.queued_commands(), 7);
+        b.flush_blocking().unwrap();
+        assert_eq!(b.sent_commands(), 7);
+
+        let conns: Vec<i32> = (0..3).map(|_| next_frame(&mut b).conn).collect();
+        assert_eq!(conns, [1, 7, 2], "{transport:?}");
+        b.close_write().unwrap();
+        assert!(wait_exited(&mut b).success());
+        // The process is gone; its last lines may still be in the pipe.
+        assert!(b.stderr_tail().unwrap().wait_closed(PATIENCE));
+        let log = stderr_of(&b).join("\n");
+        assert!(
+            log.contains("dropped a command that does not decode"),
+            "{transport:?}: {log}"
+        );
+    }
+}
+
+#[test]
+fn raw_bytes_can_break_the_stream_on_purpose() {
+    // A header announcing more than the worker's maximum: fatal, exit 2.
+    let mut b = spawn_echo(Transport::Stdio, &[], &test_options());
+    b.send_raw([1, 0xff, 0xff, 0xff, 0xff]).unwrap();
+    b.flush_blocking().unwrap();
+    assert_eq!(wait_exited(&mut b).code(), Some(2));
+}
+
+#[test]
+fn raw_bytes_respect_the_queue_limit() {
+    let mut b = spawn_echo(Transport::Stdio, &[], &test_options().max_queued_bytes(100));
+    b.send_raw(vec![0u8; 60]).unwrap();
+    match b.send_raw(vec![0u8; 60]) {
+        Err(SendError::Backpressure(e)) => assert_eq!((e.queued, e.needed, e.limit), (60, 60, 100)),
+        other => panic!("expected Backpressure, got {other:?}"),
+    }
+    assert_eq!(b.queued_bytes(), 60);
+}

@@ -261,6 +261,31 @@ impl Broadcaster {
         self.outbound.push(cmd)
     }
 
+    /// Queues `bytes` exactly as given, in order with the commands: no
+    /// frame header is added and nothing is checked. This is for test
+    /// harnesses that must feed a worker malformed, oversize or split frames
+    /// (a relay never needs it: a bad frame ends the worker's stream). The
+    /// bytes count toward the queue limit and as one item in
+    /// [`Broadcaster::queued_commands`] and [`Broadcaster::sent_commands`];
+    /// empty `bytes` queue nothing.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    ///
+    /// // `cat` echoes the bytes back: a channel-2 frame, sent in two pieces.
+    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
+    /// b.send_raw([2, 9, 0, 0, 0, 4, 0, 0, 0]).unwrap();
+    /// b.send_raw(b"\x01\0\0\0!").unwrap();
+    /// b.flush_blocking().unwrap();
+    /// let Incoming::Frame(f) = b.read_frame_timeout(Duration::from_secs(10)).unwrap() else { panic!() };
+    /// assert_eq!((f.conn, &f.data[..]), (4, &b"!"[..]));
+    /// ```
+    pub fn send_raw(&mut self, bytes: impl AsRef<[u8]>) -> Result<(), SendError> {
+        self.outbound.push_raw(bytes.as_ref())
+    }
+
     /// Connection `conn` opened (New): `whitelisted` lets it see privileged
     /// and protected events.
     ///

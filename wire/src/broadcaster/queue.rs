@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 use crate::error::OversizeFrame;
-use crate::message::Message;
+use crate::frame::HEADER_LEN;
 use crate::sub_command::SubCommand;
 use crate::writer::FrameWriter;
 
@@ -91,7 +91,7 @@ impl Outbound {
             State::Gone => return Err(SendError::WorkerGone),
             State::Closed => return Err(SendError::WriteClosed),
         }
-        let needed = cmd.framed_len();
+        let needed = HEADER_LEN + len;
         let queued = self.writer.pending();
         // An empty queue takes any command the payload maximum allows, or a
         // command larger than the limit could never be sent.
@@ -103,6 +103,31 @@ impl Outbound {
             }));
         }
         self.writer.queue_message(cmd).map_err(SendError::TooLarge)?;
+        self.frames.push_back(needed);
+        Ok(())
+    }
+
+    /// Queues `bytes` unchecked, under the same limit and counted as one
+    /// item; on error nothing was queued.
+    pub(crate) fn push_raw(&mut self, bytes: &[u8]) -> Result<(), SendError> {
+        match self.state {
+            State::Open => {}
+            State::Gone => return Err(SendError::WorkerGone),
+            State::Closed => return Err(SendError::WriteClosed),
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let needed = bytes.len();
+        let queued = self.writer.pending();
+        if queued > 0 && queued + needed > self.limit {
+            return Err(SendError::Backpressure(Backpressure {
+                queued,
+                needed,
+                limit: self.limit,
+            }));
+        }
+        self.writer.queue_raw(bytes);
         self.frames.push_back(needed);
         Ok(())
     }
