@@ -124,36 +124,6 @@ fn describe_status(status: Option<ExitStatus>) -> String {
     }
 }
 
-/// TEMPORARY until `Broadcaster::send_raw` lands: writes straight to the
-/// write fd (the queue is always flushed before).
-trait SendRawStub {
-    fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), SendError>;
-}
-
-impl SendRawStub for Broadcaster {
-    fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), SendError> {
-        use std::io::Write as _;
-        let fd = self
-            .write_fd()
-            .ok_or(SendError::WriteClosed)?
-            .try_clone_to_owned()
-            .map_err(|_| SendError::WorkerGone)?;
-        let mut f = std::fs::File::from(fd);
-        let mut rest = &bytes[..];
-        while !rest.is_empty() {
-            match f.write(rest) {
-                Ok(n) => rest = &rest[n..],
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    std::thread::sleep(Duration::from_millis(1))
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(SendError::WorkerGone),
-            }
-        }
-        Ok(())
-    }
-}
-
 /// One case in progress.
 struct Session<'a> {
     case: &'a Case,
@@ -244,8 +214,15 @@ impl Session<'_> {
             match item {
                 SendItem::Command(cmd) => self.trace.push(format!("> {}", describe_command(cmd))),
                 SendItem::Raw(bytes) => {
-                    self.trace
-                        .push(format!("> raw {} byte(s): {}", bytes.len(), hex::encode(bytes)))
+                    // Long raw items (large frames) are cut: the trace is for
+                    // reading, and their first bytes hold the header.
+                    let shown = &bytes[..bytes.len().min(128)];
+                    let more = if shown.len() < bytes.len() { "…" } else { "" };
+                    self.trace.push(format!(
+                        "> raw {} byte(s): {}{more}",
+                        bytes.len(),
+                        hex::encode(shown)
+                    ))
                 }
             }
         }
@@ -263,7 +240,7 @@ impl Session<'_> {
             if i > 0 && step.pause_ms > 0 {
                 std::thread::sleep(Duration::from_millis(step.pause_ms));
             }
-            if let Err(e) = self.worker.send_raw(piece.to_vec()) {
+            if let Err(e) = self.worker.send_raw(piece) {
                 return match e {
                     SendError::WorkerGone => Ok(false),
                     other => Err(self.failure(
