@@ -215,6 +215,12 @@ fn setup_errors_exit_2() {
         "{}",
         run.stderr
     );
+    // A file that exists but cannot be executed.
+    let not_exec = dir.join("worker.txt");
+    std::fs::write(&not_exec, "not a program").unwrap();
+    let run = harness_with_worker(&["run", "--vectors", v], &[not_exec.to_str().unwrap()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("cannot start the worker"), "{}", run.stderr);
     let run = harness_with_worker(&["run", "--vectors", "/nonexistent/vectors"], &[WORKER]);
     assert_eq!(run.code, 2);
     assert!(
@@ -322,7 +328,11 @@ fn vectors_subcommand_passes() {
     assert_eq!(run.code, 0);
     let passed = run.ids_with("passed");
     assert!(!passed.is_empty() && passed.iter().all(|id| id.starts_with("framing/")));
-    assert!(run.ids_with("skipped").iter().all(|id| !id.starts_with("framing/")));
+    assert!(
+        run.ids_with("skipped")
+            .iter()
+            .all(|id| !id.starts_with("framing/"))
+    );
 }
 
 fn pipe(args: &[&str], input: &[u8]) -> (i32, Vec<u8>) {
@@ -408,10 +418,21 @@ fn ctrl_c_writes_partial_results() {
         r#"{"send":[{"op":"new","conn":1}],"expect":[]},
            {"send":[{"op":"bcast","sender":1,"event":"n1"}],"expect":[]}"#,
     );
-    let v = mini_suite(&dir, &[deliver_case("first"), hang, deliver_case("never")].join(","));
+    let v = mini_suite(
+        &dir,
+        &[deliver_case("first"), hang, deliver_case("never")].join(","),
+    );
     let report = dir.join("report.json");
     let mut child = Command::new(HARNESS)
-        .args(["run", "--vectors", v.to_str().unwrap(), "--format", "json", "--timeout", "20000"])
+        .args([
+            "run",
+            "--vectors",
+            v.to_str().unwrap(),
+            "--format",
+            "json",
+            "--timeout",
+            "20000",
+        ])
         .arg("--output")
         .arg(&report)
         .args(["--", TESTEE, "--bug", "hang-on-bcast"])
@@ -422,14 +443,23 @@ fn ctrl_c_writes_partial_results() {
     // Wait until the first case is on disk (JSON lines are written as each
     // case finishes), so the run is inside the hanging case.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !std::fs::read_to_string(&report).unwrap_or_default().contains("mini/first") {
-        assert!(std::time::Instant::now() < deadline, "the first case never finished");
+    while !std::fs::read_to_string(&report)
+        .unwrap_or_default()
+        .contains("mini/first")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first case never finished"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
     // SIGINT to the harness alone, as a terminal would send (minus the
     // worker, which the harness kills itself).
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "an interrupted run is not a pass");
@@ -438,12 +468,24 @@ fn ctrl_c_writes_partial_results() {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["id"].as_str().unwrap().to_string(), v["result"].as_str().unwrap().to_string())
+            (
+                v["id"].as_str().unwrap().to_string(),
+                v["result"].as_str().unwrap().to_string(),
+            )
         })
         .collect();
-    assert!(results.contains(&("mini/first".into(), "passed".into())), "{results:?}");
-    assert!(results.contains(&("mini/hangs".into(), "not_run".into())), "{results:?}");
-    assert!(results.contains(&("mini/never".into(), "not_run".into())), "{results:?}");
+    assert!(
+        results.contains(&("mini/first".into(), "passed".into())),
+        "{results:?}"
+    );
+    assert!(
+        results.contains(&("mini/hangs".into(), "not_run".into())),
+        "{results:?}"
+    );
+    assert!(
+        results.contains(&("mini/never".into(), "not_run".into())),
+        "{results:?}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 passed, 2 failed"), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");

@@ -17,7 +17,7 @@ use super::cli::{Cli, Command, DecodeArgs, EncodeArgs, ReportArgs, RunArgs, Tran
 use super::known_failing::KnownFailing;
 use super::outcome::{CaseReport, ResultKind, Summary, Verdict, classify};
 use super::report::{Format, human, json, junit};
-use super::runner::{CaseRun, RunConfig, run_all};
+use super::runner::{self, CaseRun, RunConfig, run_all};
 use super::scenario::Case;
 use super::select::Selection;
 use super::stream_tools::{self, DecodeEnd, EncodeFailure};
@@ -264,6 +264,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
         },
         timeout: Duration::from_millis(args.timeout),
     };
+    runner::preflight(&cfg).map_err(SetupError)?;
     let mut reporter = Reporter {
         format: args.report.format,
         target: Target::open(args.report.output.as_deref())?,

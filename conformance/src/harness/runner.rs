@@ -105,6 +105,12 @@ fn describe_command(cmd: &SubCommand) -> String {
     s
 }
 
+/// The last 8 hex digits of a probe id: the part that differs between
+/// probes (the rest is a fixed prefix and zeros).
+fn short_id(id: &str) -> &str {
+    &id[id.len().saturating_sub(8)..]
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {
@@ -286,7 +292,7 @@ impl Session<'_> {
                 Ok(Incoming::Frame(frame)) => match self.prober.probe_id_of(&frame.data) {
                     Some(id) => {
                         self.trace
-                            .push(format!("< conn {} probe {}", frame.conn, &id[..16]));
+                            .push(format!("< conn {} probe …{}", frame.conn, short_id(&id)));
                         if frame.conn == PROBE_CONN && id == probe_id {
                             return Ok(observed);
                         }
@@ -365,7 +371,7 @@ impl Session<'_> {
     /// Sends a probe and waits for it: the end of a step.
     fn barrier(&mut self, step: usize) -> Result<Vec<Observed>, Stop> {
         let probe = self.prober.next_probe();
-        self.trace.push(format!("> probe {}", &probe.id[..16]));
+        self.trace.push(format!("> probe …{}", short_id(&probe.id)));
         self.worker
             .send(&probe.command)
             .map_err(|e| self.send_failure(e, step, "sending the probe"))?;
@@ -511,6 +517,24 @@ impl Session<'_> {
     fn stderr_lines(&self) -> Vec<String> {
         self.worker.stderr_tail().map(|t| t.lines()).unwrap_or_default()
     }
+}
+
+/// Starts the worker once and stops it, so that a command that cannot be
+/// executed at all is one setup error instead of a failure charged to every
+/// case.
+pub fn preflight(cfg: &RunConfig) -> Result<(), String> {
+    let Some((program, args)) = cfg.worker.split_first() else {
+        return Err("no worker command".into());
+    };
+    let mut command = Command::new(program);
+    command.args(args);
+    let opts = Options::new()
+        .stderr(StderrMode::Null)
+        .grace_period(Duration::ZERO);
+    let mut worker = Broadcaster::spawn_with(command, cfg.transport, &opts)
+        .map_err(|e| format!("cannot start the worker: {e}"))?;
+    let _ = worker.kill();
+    Ok(())
 }
 
 /// Runs one case against a fresh worker.
