@@ -423,7 +423,7 @@ fn ctrl_c_writes_partial_results() {
         &[deliver_case("first"), hang, deliver_case("never")].join(","),
     );
     let report = dir.join("report.json");
-    let mut child = Command::new(HARNESS)
+    let child = Command::new(HARNESS)
         .args([
             "run",
             "--vectors",
