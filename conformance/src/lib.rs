@@ -11,5 +11,5 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod worker;
 pub mod harness;
+pub mod worker;
