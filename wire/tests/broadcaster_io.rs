@@ -412,3 +412,19 @@ fn raw_bytes_respect_the_queue_limit() {
     }
     assert_eq!(b.queued_bytes(), 60);
 }
+
+#[test]
+fn the_handle_can_move_to_another_thread() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Broadcaster>();
+    assert_send_sync::<broadcast_wire::broadcaster::StderrTail>();
+
+    let mut b = spawn_echo(Transport::Stdio, &[], &test_options());
+    let conn = std::thread::spawn(move || {
+        b.on_connect(42, false).unwrap();
+        next_frame(&mut b).conn
+    })
+    .join()
+    .unwrap();
+    assert_eq!(conn, 42);
+}

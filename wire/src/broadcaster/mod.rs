@@ -119,7 +119,8 @@ use queue::Outbound;
 const MAX_FRAMES_PER_PUMP: usize = 1024;
 
 /// The parent's handle on one broadcast worker: see the [module
-/// docs](self) for an overview and an example.
+/// docs](self) for an overview and an example. It is `Send` and `Sync`, so
+/// it can live in whichever thread runs the relay's event loop.
 ///
 /// ```
 /// use broadcast_wire::broadcaster::{Broadcaster, Transport};
@@ -544,7 +545,9 @@ impl Broadcaster {
         self.outbound.pending_commands()
     }
 
-    /// Commands completely written to the worker so far.
+    /// Commands completely written to the worker's fd so far (and raw
+    /// pieces, see [`Broadcaster::send_raw`]). Written is not read: a worker
+    /// that dies may leave the last of them unread in the pipe.
     ///
     /// ```
     /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
