@@ -428,3 +428,26 @@ fn the_handle_can_move_to_another_thread() {
     .unwrap();
     assert_eq!(conn, 42);
 }
+
+#[test]
+fn a_flush_goes_on_after_the_worker_output_broke_the_framing() {
+    for transport in TRANSPORTS {
+        // Every echo (22 bytes) is over this maximum: the first one is a
+        // fatal error, and megabytes more follow while the flush runs.
+        let mut b = spawn_echo(transport, &[], &test_options().max_payload(16));
+        for conn in 0..100_000 {
+            b.on_connect(conn, false).unwrap();
+        }
+        // Without discarding the broken output the worker would block on it
+        // and stop reading, and this would time out.
+        assert_eq!(
+            b.flush_timeout(PATIENCE).unwrap(),
+            FlushStatus::Flushed,
+            "{transport:?}"
+        );
+        match b.read_frame() {
+            Err(ReadError::Framing(e)) => assert_eq!(e.class(), "frame_too_large"),
+            other => panic!("{transport:?}: expected the framing error, got {other:?}"),
+        }
+    }
+}

@@ -78,7 +78,7 @@
 //! for Rust binaries.
 
 use std::collections::VecDeque;
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -114,6 +114,17 @@ use fd_io::{FdReader, FdWriter};
 use lifecycle::Worker;
 use queue::Outbound;
 
+/// The read side, as seen by a blocking flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Inbound {
+    /// Frames are read into the stash.
+    Open,
+    /// A fatal framing error: bytes are read and discarded.
+    Broken,
+    /// End of stream or an I/O error: not polled any more.
+    Ended,
+}
+
 /// Most frames one pass of reading takes while a blocking flush waits, so
 /// that a worker that never stops writing cannot keep the flush from writing.
 const MAX_FRAMES_PER_PUMP: usize = 1024;
@@ -140,6 +151,9 @@ pub struct Broadcaster {
     /// `read_frame`.
     stash: VecDeque<Result<Incoming, ReadError>>,
     read_closed: bool,
+    /// The worker's output broke the framing rules (sticky, like the
+    /// decoder's state).
+    read_failed: bool,
     outbound: Outbound,
     stderr: Option<StderrTail>,
     /// Last, so it is dropped last: the fds above are closed by the time it
@@ -237,6 +251,7 @@ impl Broadcaster {
             inbound: FrameReader::with_max_payload(FdReader::new(parts.read), opts.max_payload_len()),
             stash: VecDeque::new(),
             read_closed: false,
+            read_failed: false,
             outbound: Outbound::new(writer, opts.queue_limit(), opts.max_payload_len()),
             stderr: parts.stderr,
             worker: parts.worker,
@@ -426,8 +441,10 @@ impl Broadcaster {
     /// Flushes the whole queue, waiting as long as it takes. While it waits
     /// it also reads the worker's frames (kept for
     /// [`Broadcaster::read_frame`]), so a worker blocked on its output
-    /// cannot deadlock it. Returns [`FlushError::WorkerGone`] if the worker
-    /// dies first.
+    /// cannot deadlock it (once its output has broken the framing rules,
+    /// what it writes is read and discarded: the error waits for
+    /// `read_frame`). Returns [`FlushError::WorkerGone`] if the worker dies
+    /// first.
     ///
     /// ```
     /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
@@ -466,9 +483,13 @@ impl Broadcaster {
     }
 
     fn flush_until(&mut self, deadline: Option<Instant>) -> Result<FlushStatus, FlushError> {
-        // Stops being polled once reading has hit the end or an error, which
-        // would otherwise make the fd ready forever.
-        let mut keep_reading = !self.read_closed;
+        let mut inbound = if self.read_closed {
+            Inbound::Ended
+        } else if self.read_failed {
+            Inbound::Broken
+        } else {
+            Inbound::Open
+        };
         loop {
             if self.outbound.flush()? == FlushStatus::Flushed {
                 return Ok(FlushStatus::Flushed);
@@ -483,29 +504,55 @@ impl Broadcaster {
                     Some(left)
                 }
             };
-            let read_fd = keep_reading.then(|| self.inbound.get_ref().fd());
+            // An ended read side would be "ready" forever: stop polling it.
+            let read_fd = (inbound != Inbound::Ended).then(|| self.inbound.get_ref().fd());
             let ready = readiness::wait(read_fd, self.outbound.fd(), remaining).map_err(FlushError::Io)?;
             if ready.readable {
-                keep_reading = self.pump_inbound();
+                inbound = match inbound {
+                    Inbound::Open => self.pump_inbound(),
+                    Inbound::Broken => self.discard_inbound(),
+                    Inbound::Ended => Inbound::Ended,
+                };
             }
         }
     }
 
-    /// Reads what the worker has sent into the stash. Returns whether the
-    /// read side is still worth polling.
-    fn pump_inbound(&mut self) -> bool {
+    /// Reads what the worker has sent into the stash.
+    fn pump_inbound(&mut self) -> Inbound {
         for _ in 0..MAX_FRAMES_PER_PUMP {
             match self.read_direct() {
-                Ok(Incoming::Pending) => return true,
-                Ok(Incoming::WorkerExited(_)) => return false,
+                Ok(Incoming::Pending) => return Inbound::Open,
+                Ok(Incoming::WorkerExited(_)) => return Inbound::Ended,
                 Ok(item) => self.stash.push_back(Ok(item)),
                 Err(e) => {
+                    // Kept for read_frame, in order after the frames before it.
                     self.stash.push_back(Err(e));
-                    return false;
+                    return if self.read_failed {
+                        Inbound::Broken
+                    } else {
+                        Inbound::Ended
+                    };
                 }
             }
         }
-        true
+        Inbound::Open
+    }
+
+    /// After a fatal framing error the worker's output can no longer be
+    /// split into frames, but a worker blocked writing it would stop reading
+    /// our commands and hang the flush: read it and throw it away.
+    fn discard_inbound(&mut self) -> Inbound {
+        let mut scratch = [0u8; 16 * 1024];
+        for _ in 0..64 {
+            match self.inbound.get_mut().read(&mut scratch) {
+                Ok(0) => return Inbound::Ended,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Inbound::Broken,
+                Err(_) => return Inbound::Ended,
+            }
+        }
+        Inbound::Broken
     }
 
     /// Whether commands are queued: register the write fd for writability
@@ -632,7 +679,14 @@ impl Broadcaster {
     }
 
     fn read_direct(&mut self) -> Result<Incoming, ReadError> {
-        Ok(match self.inbound.read_message::<BroadcastFrame>()? {
+        let status = match self.inbound.read_message::<BroadcastFrame>() {
+            Ok(status) => status,
+            Err(e) => {
+                self.read_failed |= matches!(e, ReadError::Framing(_));
+                return Err(e);
+            }
+        };
+        Ok(match status {
             ReadStatus::Ready(Ok(frame)) => Incoming::Frame(frame),
             ReadStatus::Ready(Err(e)) => Incoming::InvalidFrame(e),
             ReadStatus::Pending => Incoming::Pending,
