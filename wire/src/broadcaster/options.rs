@@ -7,15 +7,30 @@ use std::time::Duration;
 use crate::DEFAULT_MAX_PAYLOAD;
 
 /// Default byte limit of the outbound queue: 8 MiB.
+///
+/// ```
+/// use broadcast_wire::broadcaster::{DEFAULT_MAX_QUEUED_BYTES, Options};
+/// assert_eq!(Options::new().queue_limit(), DEFAULT_MAX_QUEUED_BYTES);
+/// ```
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
 /// Default time a dropped worker gets to exit after its input is closed,
 /// before it is killed: 500 ms.
+///
+/// ```
+/// use broadcast_wire::broadcaster::{DEFAULT_GRACE_PERIOD, Options};
+/// assert_eq!(Options::new().grace(), DEFAULT_GRACE_PERIOD);
+/// ```
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_millis(500);
 
 /// Default fd number of the worker's socket end with
 /// [`Transport::SocketPair`](super::Transport::SocketPair): 3, the first
 /// after stdio.
+///
+/// ```
+/// use broadcast_wire::broadcaster::{DEFAULT_CHILD_FD, Options};
+/// assert_eq!(Options::new().child_fd_number(), DEFAULT_CHILD_FD);
+/// ```
 pub const DEFAULT_CHILD_FD: i32 = 3;
 
 /// What happens to the worker's stderr (its human-readable log).
