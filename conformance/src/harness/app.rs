@@ -54,10 +54,22 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 /// The reference worker built next to this executable.
+///
+/// `cargo run -p broadcast-conformance` builds only the harness binary, not
+/// the package's other binaries, so on a fresh checkout the worker may be
+/// missing. When the harness was started by `cargo run` (cargo then sets
+/// `CARGO`), it builds the worker with the same cargo, profile and target
+/// directory. By then the outer cargo has handed over to this process and
+/// holds no build lock.
 fn default_worker() -> Result<Vec<OsString>, SetupError> {
     let exe =
         std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
     let worker = exe.with_file_name("broadcast-worker");
+    if !worker.is_file()
+        && let Some(cargo) = std::env::var_os("CARGO")
+    {
+        build_reference_worker(&cargo, &exe);
+    }
     if !worker.is_file() {
         return Err(SetupError(format!(
             "no worker command given and the reference worker {} does not exist; \
@@ -66,6 +78,43 @@ fn default_worker() -> Result<Vec<OsString>, SetupError> {
         )));
     }
     Ok(vec![worker.into_os_string()])
+}
+
+/// Runs `cargo build --bin broadcast-worker` for the profile and target
+/// directory `exe` was built in (`<target>/<profile dir>/broadcast-conformance`).
+/// Failures are left to the caller, which finds the worker still missing.
+fn build_reference_worker(cargo: &std::ffi::OsStr, exe: &Path) {
+    let Some(profile_dir) = exe.parent() else { return };
+    let Some(target_dir) = profile_dir.parent() else {
+        return;
+    };
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "dev",
+        Some(name) => name,
+        None => return,
+    };
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    eprintln!(
+        "broadcast-conformance: building the reference worker (cargo build --profile {profile} --bin broadcast-worker)"
+    );
+    let status = std::process::Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--profile",
+            profile,
+            "--bin",
+            "broadcast-worker",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .stdout(std::process::Stdio::null())
+        .status();
+    if let Err(e) = status {
+        eprintln!("broadcast-conformance: cannot run cargo: {e}");
+    }
 }
 
 /// Checks that the worker program can be found before any case runs, so a
