@@ -185,8 +185,12 @@ struct Reporter {
 }
 
 impl Reporter {
-    /// Called as each case finishes.
+    /// Called as each case finishes. Not-run cases wait for
+    /// [`Reporter::finish`], which lists them all once.
     fn case(&mut self, r: &CaseReport) {
+        if r.result == ResultKind::NotRun {
+            return;
+        }
         match self.format {
             Format::Human => {
                 if !self.quiet || human::shown_when_quiet(r.result) {
@@ -212,14 +216,9 @@ impl Reporter {
         let summary = human::summary(&Summary::of(reports), elapsed);
         match self.format {
             Format::Human => {
-                if self.format == Format::Human && !self.quiet {
-                    let skipped: Vec<&CaseReport> = reports
-                        .iter()
-                        .filter(|r| r.result == ResultKind::NotRun)
-                        .collect();
-                    for r in skipped {
-                        self.target.write(&format!("{}\n", human::progress_line(r)));
-                    }
+                // Not-run cases fail the run, so even quiet mode lists them.
+                for r in reports.iter().filter(|r| r.result == ResultKind::NotRun) {
+                    self.target.write(&format!("{}\n", human::progress_line(r)));
                 }
                 self.target.write(&summary);
                 if self.target.is_file() {
