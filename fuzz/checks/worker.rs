@@ -457,7 +457,7 @@ fn flags_of(byte: u8) -> u8 {
 }
 
 fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
+    if text.len() % 2 != 0 {
         return None;
     }
     let digit = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
