@@ -457,13 +457,12 @@ fn flags_of(byte: u8) -> u8 {
 }
 
 fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    let pairs = text.chunks_exact(2);
+    if !pairs.remainder().is_empty() {
         return None;
     }
     let digit = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    text.chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
+    pairs.map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
 }
 
 fn pubkey_of(bytes: &[u8]) -> [u8; 32] {
