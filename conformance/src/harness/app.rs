@@ -247,15 +247,8 @@ impl Reporter {
 
 fn not_selected(case: &Case, note: &str, result: ResultKind) -> CaseReport {
     CaseReport {
-        id: case.id.clone(),
-        section: case.section.clone(),
-        level: case.level,
-        spec: case.spec.clone(),
-        requirement: case.requirement.clone(),
-        result,
-        duration: Duration::ZERO,
-        failure: None,
         note: Some(note.to_string()),
+        ..CaseReport::of(case, result, Duration::ZERO)
     }
 }
 
@@ -344,13 +337,6 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
                 CaseRun::Done { verdict, duration } => {
                     let result = classify(&verdict, case.level, args.strict, known.contains(&case.id));
                     CaseReport {
-                        id: case.id.clone(),
-                        section: case.section.clone(),
-                        level: case.level,
-                        spec: case.spec.clone(),
-                        requirement: case.requirement.clone(),
-                        result,
-                        duration,
                         failure: match verdict {
                             Verdict::Pass => None,
                             Verdict::Fail(f) => Some(f),
@@ -358,6 +344,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
                         note: (result == ResultKind::UnexpectedPass).then(|| {
                             "listed as known failing, but passed: remove it from the list".to_string()
                         }),
+                        ..CaseReport::of(case, result, duration)
                     }
                 }
             };

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::scenario::Level;
+use super::scenario::{Case, Level};
 
 /// How a case failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +145,22 @@ pub struct CaseReport {
 }
 
 impl CaseReport {
+    /// The report of `case` with the given result; the case's identity
+    /// fields are copied, so every report of a case names it the same way.
+    pub fn of(case: &Case, result: ResultKind, duration: Duration) -> CaseReport {
+        CaseReport {
+            id: case.id.clone(),
+            section: case.section.clone(),
+            level: case.level,
+            spec: case.spec.clone(),
+            requirement: case.requirement.clone(),
+            result,
+            duration,
+            failure: None,
+            note: None,
+        }
+    }
+
     /// One line for the `message` field and the progress line.
     pub fn message(&self) -> String {
         match (&self.failure, &self.note) {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use broadcast_wire::broadcaster::{
     Broadcaster, FlushError, Incoming, Options, SendError, StderrMode, Transport,
 };
-use broadcast_wire::{ReadError, SubCommand};
+use broadcast_wire::{BroadcastFrame, PayloadError, ReadError, SubCommand};
 
 use super::matching::{Observed, compare, render_data, render_expected, render_observed};
 use super::outcome::{Failure, FailureKind, Verdict};
@@ -297,23 +297,9 @@ impl Session<'_> {
                             return Ok(observed);
                         }
                     }
-                    None => {
-                        self.trace
-                            .push(format!("< conn {}: {}", frame.conn, render_data(&frame.data)));
-                        observed.push(Observed::Frame {
-                            conn: frame.conn,
-                            data: frame.data,
-                        });
-                    }
+                    None => observed.push(self.observe_frame(frame)),
                 },
-                Ok(Incoming::InvalidFrame(e)) => {
-                    self.trace
-                        .push(format!("< undecodable channel-2 payload ({}): {e}", e.class()));
-                    observed.push(Observed::Invalid {
-                        class: e.class(),
-                        detail: e.to_string(),
-                    });
-                }
+                Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
                 Ok(Incoming::Pending) => {}
                 Ok(Incoming::WorkerExited(status)) => {
                     let status = status.or_else(|| self.worker.wait_exit(SLICE));
@@ -475,17 +461,9 @@ impl Session<'_> {
                             .push(format!("< conn {} (late probe frame)", frame.conn));
                         continue;
                     }
-                    self.trace
-                        .push(format!("< conn {}: {}", frame.conn, render_data(&frame.data)));
-                    observed.push(Observed::Frame {
-                        conn: frame.conn,
-                        data: frame.data,
-                    });
+                    observed.push(self.observe_frame(frame));
                 }
-                Ok(Incoming::InvalidFrame(e)) => observed.push(Observed::Invalid {
-                    class: e.class(),
-                    detail: e.to_string(),
-                }),
+                Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
                 Ok(Incoming::Pending) => {}
                 Ok(Incoming::WorkerExited(status)) => match status {
                     Some(s) => break s,
@@ -512,6 +490,27 @@ impl Session<'_> {
             ));
         }
         Ok(())
+    }
+
+    /// A frame of the step (not a probe's): traced, then kept for matching.
+    fn observe_frame(&mut self, frame: BroadcastFrame) -> Observed {
+        self.trace
+            .push(format!("< conn {}: {}", frame.conn, render_data(&frame.data)));
+        Observed::Frame {
+            conn: frame.conn,
+            data: frame.data,
+        }
+    }
+
+    /// A channel-2 payload that does not decode: traced, then kept so the
+    /// step fails on it like on any unexpected frame.
+    fn observe_invalid(&mut self, e: &PayloadError) -> Observed {
+        self.trace
+            .push(format!("< undecodable channel-2 payload ({}): {e}", e.class()));
+        Observed::Invalid {
+            class: e.class(),
+            detail: e.to_string(),
+        }
     }
 
     fn stderr_lines(&self) -> Vec<String> {
