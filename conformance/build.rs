@@ -1,8 +1,7 @@
-//! Embeds a copy of the golden vectors (`../vectors/{codec,framing,scenarios}/*.json`)
-//! into the crate, so an installed `broadcast-conformance` binary still has
-//! its suite when the repository is not next to it. When the repository is
-//! there, the harness reads the files directly instead (see
-//! `src/harness/vectors_source.rs`).
+//! Embeds the suite (`vectors/{codec,framing,scenarios}/*.json` of this
+//! package, an exact copy of the repository's top-level `vectors/` made by
+//! `vectors/tools/copy_suite.py`) into the binary, so an installed
+//! `broadcast-conformance` carries its whole suite wherever it runs.
 
 use std::env;
 use std::fmt::Write as _;
@@ -11,13 +10,19 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    let root = manifest.join("..").join("vectors");
+    let root = manifest.join("vectors");
     let mut list = String::from("&[\n");
     for sub in ["codec", "framing", "scenarios"] {
         let dir = root.join(sub);
         // Re-run when a file is added, removed or changed.
         println!("cargo:rerun-if-changed={}", dir.display());
-        for path in json_files(&dir) {
+        let files = json_files(&dir);
+        assert!(
+            !files.is_empty(),
+            "no {} files: the suite is missing",
+            dir.display()
+        );
+        for path in files {
             let name = format!(
                 "{sub}/{}",
                 path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
@@ -35,8 +40,7 @@ fn main() {
     fs::write(out, list).expect("writing embedded_vectors.rs");
 }
 
-/// The `*.json` files of `dir`, sorted; none when the directory is missing
-/// (a packaged crate without the repository embeds an empty suite).
+/// The `*.json` files of `dir`, sorted.
 fn json_files(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();

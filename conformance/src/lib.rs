@@ -1,15 +1,10 @@
-//! Reference implementation and conformance tooling for the broadcast worker
-//! protocol, version 1 (`docs/PROTOCOL.md`).
-//!
-//! - [`worker`]: the reference broadcast worker as a library type, a command
-//!   in and frames out ([`worker::Worker`]), with its subscription registry,
-//!   NIP-01 filter matching (an indexed matcher and a linear oracle) and the
-//!   access rules. The `broadcast-worker` binary runs it over stdio or a
-//!   socketpair fd.
-//! - [`harness`]: the conformance harness behind the `broadcast-conformance`
-//!   binary (scenario replay over real pipes, reports, stream tools).
+//! The conformance harness of the broadcast-wire protocol, version 1
+//! (`docs/PROTOCOL.md`), behind the `broadcast-conformance` binary: it
+//! replays the golden scenario suite, embedded in the binary, against any
+//! worker over real pipes or a socketpair, and reports one verdict per
+//! requirement (human, JSON lines, JUnit). See [`harness`] and
+//! `docs/CONFORMANCE.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod harness;
-pub mod worker;

@@ -1,11 +1,10 @@
 //! Arbitrary bytes as a SubCommand payload: decode and decode_from agree with
 //! each other and with the spec; a decoded value encodes back to the input.
 //!
-//! The property is `checks::check_decode_subcommand` (fuzz/checks/wire.rs), shared with the
-//! stable regression test wire/tests/fuzz_corpus.rs.
+//! The property is `checks::check_decode_subcommand` (`broadcast_testkit::fuzz_checks::wire`), shared with the
+//! stable regression test tests/fuzz_corpus_wire.rs of broadcast-testkit.
 #![no_main]
 
-#[path = "../checks/wire.rs"]
-mod checks;
+use broadcast_testkit::fuzz_checks::wire as checks;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::check_decode_subcommand(data));

@@ -26,10 +26,12 @@
 //! assert_eq!(cmd, SubCommand::New { conn: 5, flags: NewFlags::WHITELISTED });
 //! ```
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod broadcast_frame;
-#[cfg(unix)]
+#[cfg(all(unix, feature = "broadcaster"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "broadcaster"))))]
 pub mod broadcaster;
 mod decoder;
 mod error;
@@ -41,6 +43,9 @@ mod op;
 mod reader;
 mod sub_command;
 mod sub_id;
+#[cfg(all(unix, feature = "worker-io"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "worker-io"))))]
+pub mod worker_io;
 mod writer;
 
 #[cfg(feature = "arbitrary")]

@@ -53,14 +53,16 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
-/// The reference worker built next to this executable.
+/// The reference worker next to this executable: in the same `bin`
+/// directory after `cargo install broadcast-conformance broadcast-worker`,
+/// or in the same target directory in a checkout.
 ///
-/// `cargo run -p broadcast-conformance` builds only the harness binary, not
-/// the package's other binaries, so on a fresh checkout the worker may be
+/// `cargo run -p broadcast-conformance` builds only the harness, not the
+/// `broadcast-worker` package, so on a fresh checkout the worker may be
 /// missing. When the harness was started by `cargo run` (cargo then sets
-/// `CARGO`), it builds the worker with the same cargo, profile and target
-/// directory. By then the outer cargo has handed over to this process and
-/// holds no build lock.
+/// `CARGO`) from the repository, it builds the worker with the same cargo,
+/// profile and target directory. By then the outer cargo has handed over to
+/// this process and holds no build lock.
 fn default_worker() -> Result<Vec<OsString>, SetupError> {
     let exe =
         std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
@@ -73,16 +75,18 @@ fn default_worker() -> Result<Vec<OsString>, SetupError> {
     if !worker.is_file() {
         return Err(SetupError(format!(
             "no worker command given and the reference worker {} does not exist; \
-             build it with `cargo build --release -p broadcast-conformance`, or pass your worker after `--`",
+             install it with `cargo install broadcast-worker`, or pass your worker after `--`",
             worker.display()
         )));
     }
     Ok(vec![worker.into_os_string()])
 }
 
-/// Runs `cargo build --bin broadcast-worker` for the profile and target
-/// directory `exe` was built in (`<target>/<profile dir>/broadcast-conformance`).
-/// Failures are left to the caller, which finds the worker still missing.
+/// Runs `cargo build -p broadcast-worker` for the profile and target
+/// directory `exe` was built in (`<target>/<profile dir>/broadcast-conformance`),
+/// when this package sits in the repository (the worker package is then in
+/// `worker/` beside it). Failures are left to the caller, which finds the
+/// worker still missing.
 fn build_reference_worker(cargo: &std::ffi::OsStr, exe: &Path) {
     let Some(profile_dir) = exe.parent() else { return };
     let Some(target_dir) = profile_dir.parent() else {
@@ -93,9 +97,14 @@ fn build_reference_worker(cargo: &std::ffi::OsStr, exe: &Path) {
         Some(name) => name,
         None => return,
     };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("worker")
+        .join("Cargo.toml");
+    if !manifest.is_file() {
+        return;
+    }
     eprintln!(
-        "broadcast-conformance: building the reference worker (cargo build --profile {profile} --bin broadcast-worker)"
+        "broadcast-conformance: building the reference worker (cargo build --profile {profile} -p broadcast-worker)"
     );
     let status = std::process::Command::new(cargo)
         .args([

@@ -1,9 +1,9 @@
 //! Where the golden vectors come from, and loading the scenario suite.
 //!
-//! Default: the repository's `vectors/` next to this crate (found from the
-//! crate's manifest directory, so it does not depend on the current
-//! directory); when that is gone (an installed binary), the copy embedded at
-//! build time by `build.rs`. `--vectors DIR` overrides both.
+//! Default: the suite embedded at build time by `build.rs` (the package's
+//! `vectors/`, an exact copy of the repository's, checked by CI), so the
+//! binary behaves the same in the repository, installed, or anywhere else.
+//! `--vectors DIR` reads another copy from disk.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,17 +36,11 @@ impl fmt::Display for SourceError {
 impl std::error::Error for SourceError {}
 
 impl VectorSource {
-    /// `--vectors DIR` if given, else the repository's `vectors/`, else the
-    /// embedded copy.
+    /// `--vectors DIR` if given, else the embedded suite.
     pub fn resolve(dir: Option<&Path>) -> VectorSource {
-        if let Some(d) = dir {
-            return VectorSource::Dir(d.to_path_buf());
-        }
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("vectors");
-        if repo.is_dir() {
-            VectorSource::Dir(repo)
-        } else {
-            VectorSource::Embedded
+        match dir {
+            Some(d) => VectorSource::Dir(d.to_path_buf()),
+            None => VectorSource::Embedded,
         }
     }
 

@@ -4,7 +4,7 @@
 //! arrives once, in order, and no refused one does.
 #![cfg(target_os = "linux")]
 
-mod broadcaster_support;
+use broadcast_testkit::broadcaster_support;
 
 use std::time::{Duration, Instant};
 

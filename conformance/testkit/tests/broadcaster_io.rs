@@ -3,7 +3,7 @@
 //! foreign channels, bad payloads, oversize frames) and the end of stream.
 #![cfg(target_os = "linux")]
 
-mod broadcaster_support;
+use broadcast_testkit::broadcaster_support;
 
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! code, ignoring end-of-file at drop; always reported, always reaped.
 #![cfg(target_os = "linux")]
 
-mod broadcaster_support;
+use broadcast_testkit::broadcaster_support;
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -214,7 +214,7 @@ fn a_worker_that_exits_by_itself_is_reaped_by_the_handle() {
 
 #[test]
 fn from_fds_adopts_a_child_and_reaps_it_at_drop() {
-    let mut child = Command::new(ECHO_WORKER)
+    let mut child = Command::new(echo_worker_exe())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

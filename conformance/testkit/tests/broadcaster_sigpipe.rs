@@ -7,7 +7,7 @@
 //! `SIGPIPE` and the run would fail.
 #![cfg(target_os = "linux")]
 
-mod broadcaster_support;
+use broadcast_testkit::broadcaster_support;
 
 use std::sync::Once;
 use std::time::Duration;

@@ -1,19 +1,17 @@
 //! Replays the committed fuzz corpora of the codec and framing targets, and
 //! every crash artifact kept under `fuzz/artifacts/`, through the same checks
-//! the cargo-fuzz targets run (`fuzz/checks/wire.rs`, included below). This is
+//! the cargo-fuzz targets run (`broadcast_testkit::fuzz_checks::wire`). This is
 //! how CI on stable catches a regression of a fixed fuzz finding without
 //! nightly or libFuzzer. See docs/FUZZING.md.
 
 use std::path::Path;
 
-#[path = "../../fuzz/checks/wire.rs"]
-mod checks;
-#[path = "../../fuzz/checks/replay.rs"]
-mod replay;
+use broadcast_testkit::fuzz_checks::replay;
+use broadcast_testkit::fuzz_checks::wire as checks;
 
 fn replay(target: &str, check: fn(&[u8])) {
     replay::replay(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz"),
         target,
         check,
     );

@@ -1,19 +1,17 @@
 //! Replays the committed fuzz corpora of the worker targets, and every crash
 //! artifact kept under `fuzz/artifacts/`, through the same checks the
-//! cargo-fuzz targets run (`fuzz/checks/worker.rs`, included below), so CI on
+//! cargo-fuzz targets run (`broadcast_testkit::fuzz_checks::worker`), so CI on
 //! stable catches a regression without nightly or libFuzzer. See
 //! docs/FUZZING.md.
 
 use std::path::Path;
 
-#[path = "../../fuzz/checks/worker.rs"]
-mod checks;
-#[path = "../../fuzz/checks/replay.rs"]
-mod replay;
+use broadcast_testkit::fuzz_checks::replay;
+use broadcast_testkit::fuzz_checks::worker as checks;
 
 fn replay(target: &str, check: fn(&[u8])) {
     replay::replay(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz"),
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz"),
         target,
         check,
     );

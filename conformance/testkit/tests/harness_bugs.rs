@@ -3,7 +3,7 @@
 //! rule) and must fail, with the cases named here among the failures; and
 //! against conforming but unusual testees (`--mode NAME`), which must pass.
 
-mod harness_support;
+use broadcast_testkit::harness_run as harness_support;
 
 use harness_support::*;
 
@@ -11,7 +11,7 @@ use harness_support::*;
 fn suite_against(flags: &[&str], extra: &[&str]) -> Run {
     let mut args = vec!["run", "--format", "json"];
     args.extend_from_slice(extra);
-    let mut worker = vec![TESTEE];
+    let mut worker = vec![testee_exe()];
     worker.extend_from_slice(flags);
     harness_with_worker(&args, &worker)
 }

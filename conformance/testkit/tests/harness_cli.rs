@@ -2,7 +2,7 @@
 //! report formats, exit codes, hangs and crashes charged to the right case,
 //! and the decode/encode/vectors subcommands.
 
-mod harness_support;
+use broadcast_testkit::harness_run as harness_support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -63,7 +63,7 @@ fn list_and_case_globs() {
     // Only the selected case runs; the others are reported as skipped.
     let run = harness_with_worker(
         &["run", "--vectors", v, "--case", "mini/b/**", "--format", "json"],
-        &[WORKER],
+        &[worker_exe()],
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.ids_with("passed"), ["mini/b/deep/three"]);
@@ -75,7 +75,7 @@ fn list_and_case_globs() {
 fn failures_show_requirement_step_expected_and_actual() {
     let dir = scratch("failure");
     let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("bad", "MUST")].join(","));
-    let run = harness_with_worker(&["run", "--vectors", v.to_str().unwrap(), "-v"], &[WORKER]);
+    let run = harness_with_worker(&["run", "--vectors", v.to_str().unwrap(), "-v"], &[worker_exe()]);
     assert_eq!(run.code, 1);
     let out = &run.stdout;
     assert!(out.contains("PASS  mini/ok"), "{out}");
@@ -87,7 +87,7 @@ fn failures_show_requirement_step_expected_and_actual() {
     assert!(out.contains("wire trace"), "-v shows the trace: {out}");
     assert!(out.lines().any(|l| l == "1 passed, 1 failed"), "{out}");
     // Quiet: the passing case's line is gone, the failure and summary stay.
-    let run = harness_with_worker(&["run", "--vectors", v.to_str().unwrap(), "-q"], &[WORKER]);
+    let run = harness_with_worker(&["run", "--vectors", v.to_str().unwrap(), "-q"], &[worker_exe()]);
     assert!(!run.stdout.contains("mini/ok"), "{}", run.stdout);
     assert!(run.stdout.contains("FAIL  mini/bad"));
     assert_eq!(run.counts(), (1, 1));
@@ -102,7 +102,7 @@ fn should_cases_count_only_under_strict() {
         &[deliver_case("ok"), failing_case("soft", "SHOULD")].join(","),
     );
     let v = v.to_str().unwrap();
-    let run = harness_with_worker(&["run", "--vectors", v, "--format", "json"], &[WORKER]);
+    let run = harness_with_worker(&["run", "--vectors", v, "--format", "json"], &[worker_exe()]);
     assert_eq!(
         run.code, 0,
         "a failing SHOULD case is only a warning: {}",
@@ -111,7 +111,7 @@ fn should_cases_count_only_under_strict() {
     assert_eq!(run.ids_with("warning"), ["mini/soft"]);
     let run = harness_with_worker(
         &["run", "--vectors", v, "--format", "json", "--strict"],
-        &[WORKER],
+        &[worker_exe()],
     );
     assert_eq!(run.code, 1);
     assert_eq!(run.ids_with("failed"), ["mini/soft"]);
@@ -136,7 +136,7 @@ fn known_failing_lists_cannot_go_stale() {
             "--format",
             "json",
         ],
-        &[WORKER],
+        &[worker_exe()],
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert_eq!(run.ids_with("known_failing"), ["mini/bad"]);
@@ -144,7 +144,7 @@ fn known_failing_lists_cannot_go_stale() {
     std::fs::write(&list, "mini/bad\nmini/ok\n").unwrap();
     let run = harness_with_worker(
         &["run", "--vectors", v, "--known-failing", list.to_str().unwrap()],
-        &[WORKER],
+        &[worker_exe()],
     );
     assert_eq!(run.code, 1);
     assert!(run.stdout.contains("XPASS mini/ok"), "{}", run.stdout);
@@ -153,7 +153,7 @@ fn known_failing_lists_cannot_go_stale() {
     std::fs::write(&list, "mini/renamed\n").unwrap();
     let run = harness_with_worker(
         &["run", "--vectors", v, "--known-failing", list.to_str().unwrap()],
-        &[WORKER],
+        &[worker_exe()],
     );
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("mini/renamed"), "{}", run.stderr);
@@ -165,7 +165,7 @@ fn json_and_junit_reports() {
     let dir = scratch("formats");
     let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("bad", "MUST")].join(","));
     let v = v.to_str().unwrap();
-    let run = harness_with_worker(&["run", "--vectors", v, "--format", "json"], &[WORKER]);
+    let run = harness_with_worker(&["run", "--vectors", v, "--format", "json"], &[worker_exe()]);
     assert_eq!(run.code, 1);
     let cases = run.cases();
     assert_eq!(cases.len(), 2);
@@ -191,7 +191,7 @@ fn json_and_junit_reports() {
             "--output",
             xml_path.to_str().unwrap(),
         ],
-        &[WORKER],
+        &[worker_exe()],
     );
     assert_eq!(run.code, 1);
     let xml = std::fs::read_to_string(&xml_path).unwrap();
@@ -221,7 +221,7 @@ fn setup_errors_exit_2() {
     let run = harness_with_worker(&["run", "--vectors", v], &[not_exec.to_str().unwrap()]);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("cannot start the worker"), "{}", run.stderr);
-    let run = harness_with_worker(&["run", "--vectors", "/nonexistent/vectors"], &[WORKER]);
+    let run = harness_with_worker(&["run", "--vectors", "/nonexistent/vectors"], &[worker_exe()]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains("/nonexistent/vectors/scenarios"),
@@ -237,7 +237,7 @@ fn setup_errors_exit_2() {
             {"id":"x/a","level":"MUST","requirement":"r","steps":[{"send":[{"op":"zap","conn":1}],"expect":[]}]}]}"#,
     )
     .unwrap();
-    let run = harness_with_worker(&["run", "--vectors", bad.to_str().unwrap()], &[WORKER]);
+    let run = harness_with_worker(&["run", "--vectors", bad.to_str().unwrap()], &[worker_exe()]);
     assert_eq!(run.code, 2);
     assert!(
         run.stderr
@@ -273,7 +273,7 @@ fn hang_is_charged_to_its_case_and_the_run_goes_on() {
             "--timeout",
             "300",
         ],
-        &[TESTEE, "--bug", "hang-on-bcast"],
+        &[testee_exe(), "--bug", "hang-on-bcast"],
     );
     assert_eq!(run.code, 1);
     let cases = run.cases();
@@ -304,7 +304,7 @@ fn crash_is_charged_to_its_case_with_status_and_stderr() {
     for transport in ["stdio", "socketpair"] {
         let run = harness_with_worker(
             &["run", "--vectors", v.to_str().unwrap(), "--transport", transport],
-            &[TESTEE, "--bug", "crash-on-remove"],
+            &[testee_exe(), "--bug", "crash-on-remove"],
         );
         assert_eq!(run.code, 1, "{transport}");
         let out = &run.stdout;
@@ -336,7 +336,7 @@ fn vectors_subcommand_passes() {
 }
 
 fn pipe(args: &[&str], input: &[u8]) -> (i32, Vec<u8>) {
-    let mut child = Command::new(HARNESS)
+    let mut child = Command::new(harness_exe())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -423,7 +423,7 @@ fn ctrl_c_writes_partial_results() {
         &[deliver_case("first"), hang, deliver_case("never")].join(","),
     );
     let report = dir.join("report.json");
-    let child = Command::new(HARNESS)
+    let child = Command::new(harness_exe())
         .args([
             "run",
             "--vectors",
@@ -435,7 +435,7 @@ fn ctrl_c_writes_partial_results() {
         ])
         .arg("--output")
         .arg(&report)
-        .args(["--", TESTEE, "--bug", "hang-on-bcast"])
+        .args(["--", testee_exe(), "--bug", "hang-on-bcast"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

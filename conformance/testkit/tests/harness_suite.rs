@@ -3,7 +3,7 @@
 //! the project's main job (`cargo run --release -p broadcast-conformance --
 //! run`) as a test.
 
-mod harness_support;
+use broadcast_testkit::harness_run as harness_support;
 
 use harness_support::*;
 

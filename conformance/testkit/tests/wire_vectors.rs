@@ -16,7 +16,7 @@
 //! code under test. The vectors themselves are regenerated and diffed by
 //! `.ci/run` (see docs/VECTORS.md, "Regenerating").
 
-mod wire_support;
+use broadcast_testkit::scripted_io as wire_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -867,10 +867,10 @@ fn framing_vectors_through_the_receive_helpers() {
                 }
             }
         }
-        if end == "clean" {
-            if let Err(e) = dec.finish() {
-                end = e.class().into();
-            }
+        if end == "clean"
+            && let Err(e) = dec.finish()
+        {
+            end = e.class().into();
         }
         assert_eq!(got, want, "{}: decode_message::<{}>", v.id, M::CHANNEL);
         assert_eq!(end, v.end, "{}: decode_message end", v.id);

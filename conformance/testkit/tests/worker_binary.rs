@@ -2,13 +2,13 @@
 //! real socketpair (`--fd N`): framing on input, the §5 probe, ordering,
 //! exit statuses and stderr.
 
-mod common;
+use broadcast_testkit::events as common;
 
 use std::io::Write;
 use std::process::Command;
 
+use broadcast_testkit::worker_process::{self as process, Transport, Worker, encode, probe_setup, raw_frame};
 use broadcast_wire::{BcastFlags, Frame, SubCommand};
-use common::process::{self, Transport, Worker, encode, probe_setup, raw_frame};
 use common::*;
 
 /// Runs each listed test body on both transports.
@@ -307,7 +307,7 @@ fn stdout_carries_only_frames() {
 
 #[test]
 fn help_goes_to_stderr_and_exits_0() {
-    let out = process::run_to_end(Command::new(process::BIN).arg("--help"));
+    let out = process::run_to_end(Command::new(process::worker_exe()).arg("--help"));
     assert_eq!(out.status.code(), Some(0));
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--fd N"));
@@ -322,7 +322,7 @@ fn bad_usage_exits_2_with_a_reason() {
         &["--bogus"],
         &["--fd", "987654"],
     ] {
-        let out = process::run_to_end(Command::new(process::BIN).args(args));
+        let out = process::run_to_end(Command::new(process::worker_exe()).args(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty());
         let err = String::from_utf8_lossy(&out.stderr);
@@ -330,12 +330,37 @@ fn bad_usage_exits_2_with_a_reason() {
     }
 }
 
+/// The fd-safety policy of `broadcast_wire::worker_io`: the worker takes
+/// only a descriptor it inherited, never stdio, and only a socket.
 #[test]
-fn fd_that_is_not_a_socket_is_refused() {
-    // fd 0 is a pipe here.
-    let out = process::run_to_end(Command::new(process::BIN).args(["--fd", "0"]));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
+fn fd_that_is_not_an_inherited_socket_is_refused() {
+    let refused = |cmd: &mut Command, reason: &str| {
+        let out = process::run_to_end(cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(reason), "expected {reason:?} in: {stderr}");
+    };
+    let worker = || Command::new(process::worker_exe());
+    refused(
+        worker().args(["--fd", "0"]),
+        "--fd 0 is not an open inherited file descriptor",
+    );
+    refused(
+        worker().args(["--fd", "9"]),
+        "--fd 9 is not an open inherited file descriptor",
+    );
+    // An inherited pipe is open, but not a socket.
+    let (read_end, _write_end) = std::io::pipe().unwrap();
+    let mut cmd = worker();
+    command_fds::CommandFdExt::fd_mappings(
+        cmd.args(["--fd", "3"]),
+        vec![command_fds::FdMapping {
+            parent_fd: read_end.into(),
+            child_fd: 3,
+        }],
+    )
+    .unwrap();
+    refused(&mut cmd, "--fd 3 is not a socket");
 }
 
 #[test]

@@ -14,8 +14,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use broadcast_conformance::worker::{IndexMatcher, LinearMatcher, Matcher, Worker};
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
+use broadcast_worker::{IndexMatcher, LinearMatcher, Matcher, Worker};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use nostr::filter::MatchEventOptions;
 

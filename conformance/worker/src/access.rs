@@ -18,7 +18,7 @@ pub const MARMOT_OPEN_KINDS: [u16; 2] = [443, 10051];
 /// The conditions one event puts on the connections that receive it.
 ///
 /// ```
-/// use broadcast_conformance::worker::{Access, Event};
+/// use broadcast_worker::{Access, Event};
 /// use broadcast_wire::BcastFlags;
 ///
 /// let data = format!(
@@ -84,7 +84,7 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::hex::encode_hex32;
+    use crate::hex::encode_hex32;
 
     const AUTHOR: [u8; 32] = [0xaa; 32];
     const TAGGED: [u8; 32] = [0xbb; 32];

@@ -53,7 +53,7 @@ impl<'a> Event<'a> {
     /// structs). Neither the id nor the signature is verified.
     ///
     /// ```
-    /// use broadcast_conformance::worker::Event;
+    /// use broadcast_worker::Event;
     ///
     /// let data = format!(
     ///     r#"["EVENT", {{"id":"{}","pubkey":"{}","created_at":1,"kind":1,"tags":[["t","x"]],"content":"","sig":"{}"}} ]"#,

@@ -204,7 +204,7 @@ impl Matcher for IndexMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::worker::parse_req;
+    use crate::parse_req;
 
     fn filter(json: &str) -> Filter {
         parse_req(format!(r#"["REQ","s",{json}]"#).as_bytes(), "s")

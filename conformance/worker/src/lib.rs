@@ -1,7 +1,12 @@
-//! The reference broadcast worker (protocol v1 §4) as a library type: one
-//! [`SubCommand`] in, the [`BroadcastFrame`]s it causes out. The
-//! `broadcast-worker` binary, the tests, the benchmarks and fuzz targets all
-//! drive this same state machine.
+//! The reference broadcast worker of the broadcast-wire protocol (v1) as a
+//! library type: one [`SubCommand`] in, the [`BroadcastFrame`]s it causes
+//! out ([`Worker::handle`]), with its subscription registry, indexed NIP-01
+//! filter matching (and a linear oracle, [`LinearMatcher`]) and the access
+//! rules. The `broadcast-worker` binary runs this same state machine over
+//! stdio or an inherited socketpair fd (`broadcast_wire::worker_io`); the
+//! tests, benchmarks and fuzz targets drive it directly.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod access;
 mod bucket;
@@ -41,7 +46,7 @@ pub use subscription::{SubSlot, Subscription, Subscriptions};
 /// the [`LinearMatcher`] oracle).
 ///
 /// ```
-/// use broadcast_conformance::worker::Worker;
+/// use broadcast_worker::Worker;
 /// use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand, SubId};
 ///
 /// let mut worker = Worker::new();

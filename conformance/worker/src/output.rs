@@ -14,7 +14,7 @@ use super::req::ReqError;
 ///
 /// ```
 /// let mut out = Vec::new();
-/// broadcast_conformance::worker::write_json_string(&mut out, "a\"\u{1}é");
+/// broadcast_worker::write_json_string(&mut out, "a\"\u{1}é");
 /// assert_eq!(out, "\"a\\\"\\u0001é\"".as_bytes());
 /// ```
 pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
@@ -59,7 +59,7 @@ pub fn write_json_string(out: &mut Vec<u8>, s: &str) {
 /// the subscription is created.
 ///
 /// ```
-/// use broadcast_conformance::worker::event_prefix;
+/// use broadcast_worker::event_prefix;
 /// assert_eq!(&*event_prefix("s\n1"), br#"["EVENT","s\n1","#);
 /// ```
 pub fn event_prefix(sub_id: &str) -> Box<[u8]> {
@@ -74,7 +74,7 @@ pub fn event_prefix(sub_id: &str) -> Box<[u8]> {
 /// event's bytes verbatim, then `]`, with no other whitespace.
 ///
 /// ```
-/// use broadcast_conformance::worker::{event_frame, event_prefix};
+/// use broadcast_worker::{event_frame, event_prefix};
 /// let f = event_frame(4, &event_prefix("s"), b"{}");
 /// assert_eq!((f.conn, &f.data[..]), (4, &br#"["EVENT","s",{}]"#[..]));
 /// ```
@@ -92,7 +92,7 @@ pub fn event_frame(conn: i32, prefix: &[u8], raw_event: &[u8]) -> BroadcastFrame
 /// The frame refusing a REQ: `["CLOSED",<sub_id>,"<prefix>: <reason>"]`.
 ///
 /// ```
-/// use broadcast_conformance::worker::{closed_frame, ReqError};
+/// use broadcast_worker::{closed_frame, ReqError};
 /// let f = closed_frame(4, "s", &ReqError::Invalid("no filter".into()));
 /// assert_eq!(&f.data[..], br#"["CLOSED","s","invalid: no filter"]"#);
 /// ```

@@ -52,7 +52,7 @@ impl std::error::Error for ReqError {}
 /// serde_json's recursion limit (128) is malformed JSON, so `invalid`.
 ///
 /// ```
-/// use broadcast_conformance::worker::{parse_req, ReqError};
+/// use broadcast_worker::{parse_req, ReqError};
 ///
 /// let filters = parse_req(br##"["REQ","s",{"kinds":[1]},{"#t":["x"]}]"##, "s").unwrap();
 /// assert_eq!(filters.len(), 2);

@@ -10,17 +10,16 @@
 //! Usage: `conformance-testee [--fd N] [--bug NAME]... [--mode NAME]...`
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, FromRawFd};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broadcast_conformance::worker::{Event, Outcome, Worker, event_prefix};
+use broadcast_wire::worker_io::{self, WorkerTransport};
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, Frame, FrameReader, FrameWriter, NewFlags, ReadError, ReadStatus,
     ReservedFlags, SubCommand, SubId,
 };
+use broadcast_worker::{Event, Outcome, Worker, event_prefix};
 use serde_json::Value;
 
 /// Every rule a `--bug` can break. The list is the documentation too
@@ -129,14 +128,14 @@ fn usage() -> String {
 }
 
 struct Config {
-    fd: Option<i32>,
+    transport: WorkerTransport,
     bugs: BTreeSet<String>,
     modes: BTreeSet<String>,
 }
 
 fn parse_args() -> Result<Config, String> {
     let mut cfg = Config {
-        fd: None,
+        transport: WorkerTransport::Stdio,
         bugs: BTreeSet::new(),
         modes: BTreeSet::new(),
     };
@@ -146,7 +145,7 @@ fn parse_args() -> Result<Config, String> {
         match arg.as_str() {
             "--fd" => {
                 let v = value("--fd")?;
-                cfg.fd = Some(v.parse().map_err(|_| format!("--fd {v:?} is not a number"))?);
+                cfg.transport = WorkerTransport::from_fd_arg(&v).map_err(|e| e.to_string())?;
             }
             "--bug" => {
                 let v = value("--bug")?;
@@ -531,19 +530,7 @@ fn noise() -> [Frame; 4] {
 }
 
 fn run(cfg: Config) -> io::Result<ExitCode> {
-    let (input, output): (File, File) = match cfg.fd {
-        None => (
-            File::from(io::stdin().as_fd().try_clone_to_owned()?),
-            File::from(io::stdout().as_fd().try_clone_to_owned()?),
-        ),
-        Some(fd) => {
-            // SAFETY: by the worker contract (`--fd N`), fd N is a socket
-            // the parent passed to this process for its sole use; nothing
-            // else in this process owns or closes it.
-            let socket = unsafe { File::from_raw_fd(fd) };
-            (socket.try_clone()?, socket)
-        }
-    };
+    let (input, output) = cfg.transport.open().map_err(io::Error::other)?;
     let sink: Box<dyn Write> = if cfg.modes.contains("byte-at-a-time") {
         Box::new(ByteAtATime(output))
     } else {
@@ -611,6 +598,10 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: the first statement of main, before anything takes a
+    // descriptor (the fd-safety policy of broadcast_wire::worker_io).
+    #[allow(unsafe_code)]
+    let _ = unsafe { worker_io::init_inherited_fds() };
     let cfg = match parse_args() {
         Ok(cfg) => cfg,
         Err(e) => {

@@ -43,14 +43,12 @@ fn main() {
 
 #[cfg(unix)]
 mod unix {
-    use std::fs::File;
     use std::io::{self, Read, Write};
-    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
-    use std::os::unix::net::UnixStream;
     use std::process::ExitCode;
     use std::thread;
     use std::time::Duration;
 
+    use broadcast_wire::worker_io::{self, WorkerTransport};
     use broadcast_wire::{BroadcastFrame, Frame, FrameReader, ReadError, ReadStatus, SubCommand};
     use bytes::Bytes;
 
@@ -58,7 +56,7 @@ mod unix {
 
     #[derive(Debug, Default)]
     struct Config {
-        fd: Option<i32>,
+        transport: WorkerTransport,
         discard: bool,
         byte_at_a_time: bool,
         byte_delay: Duration,
@@ -82,7 +80,10 @@ mod unix {
             let mut cfg = Config::default();
             while let Some(arg) = args.next() {
                 match arg.as_str() {
-                    "--fd" => cfg.fd = Some(number(&arg, args.next())?),
+                    "--fd" => {
+                        let value = args.next().ok_or("--fd needs a value")?;
+                        cfg.transport = WorkerTransport::from_fd_arg(&value).map_err(|e| e.to_string())?;
+                    }
                     "--discard" => cfg.discard = true,
                     "--byte-at-a-time" => cfg.byte_at_a_time = true,
                     "--byte-delay-us" => cfg.byte_delay = Duration::from_micros(number(&arg, args.next())?),
@@ -104,28 +105,6 @@ mod unix {
             }
             Ok(cfg)
         }
-    }
-
-    /// Takes ownership of the socket the parent passed as fd `n`.
-    fn inherited_socket(n: i32) -> Result<UnixStream, String> {
-        // Checked through /proc first so that a wrong N is an error message,
-        // not a read from an fd this process does not have.
-        if n < 3 || std::fs::metadata(format!("/proc/self/fd/{n}")).is_err() {
-            return Err(format!("--fd {n}: no such inherited fd"));
-        }
-        // SAFETY: fd n was opened by the parent for this process and
-        // inherited through exec; nothing else in this process owns it, and
-        // this is the only place that takes ownership of it.
-        let fd = unsafe { OwnedFd::from_raw_fd(n) };
-        Ok(UnixStream::from(fd))
-    }
-
-    /// Unbuffered handles on fds 0 and 1, so every output `write` reaches
-    /// the pipe as it is (std's stdout buffers by line).
-    fn stdio() -> io::Result<(File, File)> {
-        let input = io::stdin().as_fd().try_clone_to_owned()?;
-        let output = io::stdout().as_fd().try_clone_to_owned()?;
-        Ok((File::from(input), File::from(output)))
     }
 
     struct Output<W> {
@@ -236,11 +215,11 @@ mod unix {
                     eprintln!("{NAME}: crashing on purpose after {answered} commands");
                     std::process::abort();
                 }
-                if let Some((n, code)) = cfg.exit_after {
-                    if n == answered {
-                        eprintln!("{NAME}: exiting with {code} after {answered} commands");
-                        return Ok(ExitCode::from(code));
-                    }
+                if let Some((n, code)) = cfg.exit_after
+                    && n == answered
+                {
+                    eprintln!("{NAME}: exiting with {code} after {answered} commands");
+                    return Ok(ExitCode::from(code));
                 }
             }
         })();
@@ -251,6 +230,10 @@ mod unix {
     }
 
     pub(super) fn main() -> ExitCode {
+        // SAFETY: the first statement of main, before anything takes a
+        // descriptor (the fd-safety policy of broadcast_wire::worker_io).
+        #[allow(unsafe_code)]
+        let _ = unsafe { worker_io::init_inherited_fds() };
         let cfg = match Config::parse(std::env::args().skip(1)) {
             Ok(cfg) => cfg,
             Err(msg) => {
@@ -259,30 +242,12 @@ mod unix {
             }
         };
         eprintln!("{NAME}: started");
-        match cfg.fd {
-            Some(n) => {
-                let socket = match inherited_socket(n) {
-                    Ok(s) => s,
-                    Err(msg) => {
-                        eprintln!("{NAME}: {msg}");
-                        return ExitCode::from(64);
-                    }
-                };
-                match socket.try_clone() {
-                    Ok(writer) => run(&cfg, socket, writer),
-                    Err(e) => {
-                        eprintln!("{NAME}: {e}");
-                        ExitCode::from(1)
-                    }
-                }
+        match cfg.transport.open() {
+            Ok((input, output)) => run(&cfg, input, output),
+            Err(e) => {
+                eprintln!("{NAME}: {e}");
+                ExitCode::from(64)
             }
-            None => match stdio() {
-                Ok((input, output)) => run(&cfg, input, output),
-                Err(e) => {
-                    eprintln!("{NAME}: {e}");
-                    ExitCode::from(1)
-                }
-            },
         }
     }
 }

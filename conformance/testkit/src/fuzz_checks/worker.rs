@@ -19,8 +19,8 @@
 
 use std::collections::HashMap;
 
-use broadcast_conformance::worker::{IndexMatcher, LinearMatcher, Outcome, Worker, parse_req};
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
+use broadcast_worker::{IndexMatcher, LinearMatcher, Outcome, Worker, parse_req};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};

@@ -8,9 +8,13 @@ use std::sync::Mutex;
 
 use broadcast_wire::{BroadcastFrame, Frame, FrameReader, FrameWriter, ReadStatus, SubCommand};
 
-use super::{Ev, hex64};
+use crate::events::{self, Ev, hex64};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_broadcast-worker");
+/// The reference worker's binary (`broadcast-worker`'s source, built by
+/// this package as `reference-worker`).
+pub fn worker_exe() -> &'static str {
+    crate::bin_str("reference-worker")
+}
 pub const PROBE_CONN: i32 = i32::MAX;
 pub const PROBE_SUB: &str = "conformance-probe";
 
@@ -34,8 +38,8 @@ pub fn raw_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
 /// The commands that set up the §5 probe.
 pub fn probe_setup() -> Vec<SubCommand> {
     vec![
-        super::new(PROBE_CONN),
-        super::req(
+        events::new(PROBE_CONN),
+        events::req(
             PROBE_CONN,
             PROBE_SUB,
             r##"{"kinds":[29999],"#t":["conformance-probe"]}"##,
@@ -94,7 +98,7 @@ pub fn run_to_end(cmd: &mut Command) -> std::process::Output {
 impl Worker {
     pub fn spawn(transport: Transport, args: &[&str]) -> Worker {
         let _guard = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(worker_exe());
         cmd.args(args).stderr(Stdio::piped());
         match transport {
             Transport::Stdio => {
@@ -170,7 +174,7 @@ impl Worker {
     pub fn barrier(&mut self) -> Vec<BroadcastFrame> {
         self.probes += 1;
         let ev = probe_event(self.probes);
-        self.send(&[super::bcast(&ev)]);
+        self.send(&[events::bcast(&ev)]);
         let mut got = Vec::new();
         loop {
             let f = self
@@ -179,7 +183,7 @@ impl Worker {
             if f.conn == PROBE_CONN {
                 assert_eq!(
                     f.data,
-                    super::delivery(PROBE_SUB, &ev).into_bytes(),
+                    events::delivery(PROBE_SUB, &ev).into_bytes(),
                     "stale or foreign probe frame"
                 );
                 return got;

@@ -2,10 +2,10 @@
 //! Bcast against the whitelisted flag and authenticated pubkeys of every
 //! connection.
 
-mod common;
+use broadcast_testkit::events as common;
 
-use broadcast_conformance::worker::{MARMOT_OPEN_KINDS, PRIVILEGED_KINDS};
 use broadcast_wire::BcastFlags;
+use broadcast_worker::{MARMOT_OPEN_KINDS, PRIVILEGED_KINDS};
 use common::*;
 
 const NEED: BcastFlags = BcastFlags::NEED_FILTER;

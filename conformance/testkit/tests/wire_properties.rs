@@ -6,7 +6,7 @@
 //! from protocol v1 §2 and §3 (`wire_support::pack_*`, [`model_stream`]),
 //! never from the code under test.
 
-mod wire_support;
+use broadcast_testkit::scripted_io as wire_support;
 
 use std::io::ErrorKind;
 

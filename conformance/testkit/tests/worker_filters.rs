@@ -1,7 +1,7 @@
 //! Protocol v1 §4, "Filter matching (NIP-01)", field by field and in
 //! combination, through a whole worker.
 
-mod common;
+use broadcast_testkit::events as common;
 
 use common::*;
 

@@ -2,10 +2,10 @@
 //! delivers exactly what the linear oracle delivers, command by command,
 //! through two whole workers fed the same random command sequence.
 
-mod common;
+use broadcast_testkit::events as common;
 
-use broadcast_conformance::worker::{IndexMatcher, LinearMatcher, Worker};
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand};
+use broadcast_worker::{IndexMatcher, LinearMatcher, Worker};
 use common::*;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

@@ -1,9 +1,9 @@
 //! Protocol v1 §4, command by command, through the in-process worker.
 
-mod common;
+use broadcast_testkit::events as common;
 
-use broadcast_conformance::worker::Outcome;
 use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand};
+use broadcast_worker::Outcome;
 use common::*;
 
 const KIND1: &str = r#"{"kinds":[1]}"#;

@@ -10,8 +10,11 @@ use broadcast_wire::broadcaster::{Broadcaster, Incoming, Options, StderrMode, Tr
 use broadcast_wire::{BroadcastFrame, SubCommand};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-/// The echo worker, built by cargo for every integration test.
-pub const ECHO_WORKER: &str = env!("CARGO_BIN_EXE_echo_worker");
+/// The echo worker (`src/bin/echo_worker.rs`), built by cargo for every
+/// integration test of this package.
+pub fn echo_worker_exe() -> &'static str {
+    crate::bin_str("echo_worker")
+}
 
 /// Long enough never to fire on a slow, shared machine; only a hang reaches it.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -19,7 +22,7 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 pub const TRANSPORTS: [Transport; 2] = [Transport::Stdio, Transport::SocketPair];
 
 pub fn echo_worker(args: &[&str]) -> Command {
-    let mut cmd = Command::new(ECHO_WORKER);
+    let mut cmd = Command::new(echo_worker_exe());
     cmd.args(args);
     cmd
 }

@@ -8,11 +8,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The harness binary under test.
-pub const HARNESS: &str = env!("CARGO_BIN_EXE_broadcast-conformance");
+pub fn harness_exe() -> &'static str {
+    crate::bin_str("harness")
+}
 /// The test-only worker with `--bug`/`--mode` switches.
-pub const TESTEE: &str = env!("CARGO_BIN_EXE_conformance-testee");
+pub fn testee_exe() -> &'static str {
+    crate::bin_str("conformance-testee")
+}
 /// The reference worker.
-pub const WORKER: &str = env!("CARGO_BIN_EXE_broadcast-worker");
+pub fn worker_exe() -> &'static str {
+    crate::bin_str("reference-worker")
+}
 
 /// The result of one harness run.
 pub struct Run {
@@ -70,7 +76,7 @@ impl Run {
 /// Runs the harness with `args`.
 pub fn harness(args: &[&str]) -> Run {
     Run::from(
-        Command::new(HARNESS)
+        Command::new(harness_exe())
             .args(args)
             .output()
             .expect("run broadcast-conformance"),
@@ -79,7 +85,7 @@ pub fn harness(args: &[&str]) -> Run {
 
 /// Runs the harness with `args`, then `--` and `worker`.
 pub fn harness_with_worker(args: &[&str], worker: &[&str]) -> Run {
-    let mut cmd = Command::new(HARNESS);
+    let mut cmd = Command::new(harness_exe());
     cmd.args(args).arg("--").args(worker);
     Run::from(cmd.output().expect("run broadcast-conformance"))
 }

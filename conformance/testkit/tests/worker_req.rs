@@ -1,9 +1,9 @@
 //! Protocol v1 §4, Add: every way a REQ is refused, with its CLOSED prefix,
 //! and what is accepted (unknown keys, limit, huge REQs).
 
-mod common;
+use broadcast_testkit::events as common;
 
-use broadcast_conformance::worker::{Outcome, parse_req};
+use broadcast_worker::{Outcome, parse_req};
 use common::*;
 
 fn prefix_of(req: &str) -> String {

@@ -2,10 +2,8 @@
 //! readable parts, and a worker wrapper that returns frames as text.
 #![allow(dead_code)] // each test binary uses a different subset
 
-pub mod process;
-
-use broadcast_conformance::worker::{Matcher, Outcome, Worker};
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
+use broadcast_worker::{Matcher, Outcome, Worker};
 
 /// 64 hex digits made of `byte` repeated, e.g. `hex64(0xab)` = "abab...".
 pub fn hex64(byte: u8) -> String {
@@ -152,9 +150,15 @@ pub fn delivery(sub: &str, ev: &Ev) -> String {
 
 /// A worker that returns each command's frames as (conn, text), sorted
 /// (the order inside one Bcast is unspecified).
-pub struct W<M: Matcher = broadcast_conformance::worker::IndexMatcher> {
+pub struct W<M: Matcher = broadcast_worker::IndexMatcher> {
     pub worker: Worker<M>,
     pub last: Option<Outcome>,
+}
+
+impl Default for W {
+    fn default() -> W {
+        W::new()
+    }
 }
 
 impl W {

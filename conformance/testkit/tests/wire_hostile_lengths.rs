@@ -6,7 +6,7 @@
 //! the largest single allocation (or reallocation) requested, so the tests
 //! can measure what a decoder asked for, not just what it reports.
 
-mod wire_support;
+use broadcast_testkit::scripted_io as wire_support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
