@@ -8,9 +8,9 @@ Run from anywhere (standard library only):
 It writes fuzz/corpus/<target>/seed-<name> files, after removing the
 seed-* files it wrote before, and leaves every other corpus file alone.
 The output is deterministic; the seeds are committed, so the stable
-regression tests (wire/tests/fuzz_corpus.rs, conformance/tests/fuzz_corpus.rs)
+regression tests (conformance/testkit/tests/fuzz_corpus_{wire,worker}.rs)
 replay them too. Input layouts are described in docs/FUZZING.md and in the
-check functions under fuzz/checks/.
+check functions of broadcast_testkit::fuzz_checks (conformance/testkit/src/fuzz_checks/).
 """
 
 import json
@@ -27,7 +27,7 @@ DEFAULT_MAX_PAYLOAD = 16 * 1024 * 1024
 MAX_SEED = 64 * 1024
 
 # frame_reader_chunked schedules, one byte per read call (see io_step in
-# fuzz/checks/wire.rs): 0 WouldBlock, 1 Interrupted, 2 "all that fits",
+# conformance/testkit/src/fuzz_checks/wire.rs): 0 WouldBlock, 1 Interrupted, 2 "all that fits",
 # n >= 3 "at most max(n - 3, 1) bytes".
 READ_SCHEDULES = {
     "oneshot": b"",
@@ -126,7 +126,7 @@ def structured_seeds(seeds, valid_payloads):
 
 
 # --- worker_commands and req_filter_parse (record format: see
-# parse_commands in fuzz/checks/worker.rs).
+# parse_commands in conformance/testkit/src/fuzz_checks/worker.rs).
 
 
 def compact(value):
@@ -234,7 +234,7 @@ def req_seed(seeds, name, item, events):
 
 
 # REQs aimed at the fixed events of req_filter_parse (FIXED_EVENTS in
-# fuzz/checks/worker.rs), so matches are found from the start.
+# conformance/testkit/src/fuzz_checks/worker.rs), so matches are found from the start.
 HEX = {c: c * 64 for c in "ab123456"}
 FIXED_EVENT_REQS = {
     "ids": [{"ids": [HEX["1"], HEX["4"]]}],
