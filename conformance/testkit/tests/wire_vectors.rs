@@ -21,6 +21,8 @@ use broadcast_testkit::scripted_io as wire_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use broadcast_testkit::spec_oracle::framing::pack_frame;
+use broadcast_testkit::spec_oracle::payload::pack_sub_command;
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, DEFAULT_MAX_PAYLOAD, DecodeFromError, Frame, FrameDecoder, FrameReader,
     FrameWriter, Message, NewFlags, Op, PayloadError, ReadError, ReadStatus, ReservedFlags, SubCommand,
@@ -456,11 +458,7 @@ fn check_encode_paths<M: Message>(id: &str, expected: &M, bytes: &[u8], encode_t
     let mut w = FrameWriter::new(Vec::new());
     w.queue_message(expected).unwrap();
     w.flush().unwrap();
-    assert_eq!(
-        w.get_ref(),
-        &wire_support::pack_frame(M::CHANNEL, bytes),
-        "{id}: framed"
-    );
+    assert_eq!(w.get_ref(), &pack_frame(M::CHANNEL, bytes), "{id}: framed");
 }
 
 #[test]
@@ -602,7 +600,7 @@ fn decoding_is_zero_copy() {
     // And a frame out of the FrameDecoder: the decoded event shares the
     // decoder's buffer, one contiguous run with the frame payload.
     let event = b"[\"EVENT\",{\"id\":\"x\"}]";
-    let stream = wire_support::pack_frame(1, &wire_support::pack_sub_command(6, 0, -1, b"", event));
+    let stream = pack_frame(1, &pack_sub_command(6, 0, -1, b"", event));
     let mut dec = FrameDecoder::new();
     dec.feed(&stream);
     let frame = dec.decode().unwrap().unwrap();

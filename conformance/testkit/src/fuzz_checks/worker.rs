@@ -28,8 +28,8 @@ use serde_json::{Map, Value};
 // ---------------------------------------------------------------------------
 // The spec model.
 
-const PRIVILEGED_KINDS: [u64; 8] = [4, 13, 14, 15, 443, 1059, 1060, 10051];
-const MARMOT_OPEN_KINDS: [u64; 2] = [443, 10051];
+// The kind lists come from the spec oracle, not from the worker under test.
+use crate::spec_oracle::access::{MARMOT_OPEN_KINDS, PRIVILEGED_KINDS};
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
