@@ -2,6 +2,7 @@
 //! readable parts, and a worker wrapper that returns frames as text.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use broadcast_conformance::harness::escape::event_frame_data;
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
 use broadcast_worker::{Matcher, Outcome, Worker};
 
@@ -139,13 +140,11 @@ pub fn bcast_with(sender: i32, flags: BcastFlags, data: &[u8]) -> SubCommand {
     }
 }
 
-/// The `["EVENT",...]` text a subscription named `sub` receives for `ev`.
+/// The `["EVENT",...]` text a subscription named `sub` receives for `ev`,
+/// built by the §6.7.3/§6.7.4 spec oracle (`harness::escape`), never by the
+/// worker's own escaping.
 pub fn delivery(sub: &str, ev: &Ev) -> String {
-    format!(
-        r#"["EVENT",{},{}]"#,
-        serde_json::to_string(sub).unwrap(),
-        ev.json()
-    )
+    String::from_utf8(event_frame_data(sub, ev.json().as_bytes())).expect("a sub_id and an event are UTF-8")
 }
 
 /// A worker that returns each command's frames as (conn, text), sorted

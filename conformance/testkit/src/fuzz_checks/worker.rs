@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 
+use broadcast_conformance::harness::escape::event_frame_data;
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
 use broadcast_worker::{IndexMatcher, LinearMatcher, Outcome, Worker, parse_req};
 use bytes::Bytes;
@@ -166,12 +167,6 @@ fn accepted_filters(req: &[u8], sub_id: &str) -> Vec<Map<String, Value>> {
         .iter()
         .map(|f| f.as_object().expect("an accepted filter is an object").clone())
         .collect()
-}
-
-/// The JSON string of `s` as §4 escapes it; serde_json escapes exactly
-/// the same characters the same way.
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
 }
 
 #[derive(Debug, Default)]
@@ -346,8 +341,7 @@ impl Workers {
             }
             for (sub_id, filters) in &c.subs {
                 if filters.iter().any(|f| spec_filter_matches(f, ev)) {
-                    let data = format!("[\"EVENT\",{},{}]", json_string(sub_id), ev.raw);
-                    frames.push((*conn, data.into_bytes()));
+                    frames.push((*conn, event_frame_data(sub_id, ev.raw.as_bytes())));
                 }
             }
         }
