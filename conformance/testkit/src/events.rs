@@ -8,7 +8,7 @@ use broadcast_worker::{Matcher, Outcome, Worker};
 
 /// 64 hex digits made of `byte` repeated, e.g. `hex64(0xab)` = "abab...".
 pub fn hex64(byte: u8) -> String {
-    format!("{byte:02x}").repeat(32)
+    hex::encode([byte; 32])
 }
 
 /// A readable event; `json()` gives the exact object text that is sent.

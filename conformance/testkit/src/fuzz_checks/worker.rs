@@ -38,10 +38,6 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A Bcast's event as the spec describes it, read with `serde_json` alone.
 #[derive(Debug)]
 struct SpecEvent {
@@ -136,7 +132,7 @@ fn spec_allows(flags: BcastFlags, ev: &SpecEvent, conn: &ModelConn) -> bool {
     if conn.whitelisted {
         return true;
     }
-    let authed: Vec<String> = conn.authenticated.iter().map(|k| hex(k)).collect();
+    let authed: Vec<String> = conn.authenticated.iter().map(hex::encode).collect();
     let privileged = flags.need_filter()
         && PRIVILEGED_KINDS.contains(&ev.kind)
         && !(flags.marmot_open() && MARMOT_OPEN_KINDS.contains(&ev.kind));
@@ -400,7 +396,7 @@ pub fn parse_commands(input: &[u8]) -> Vec<SubCommand> {
 fn parse_record(record: &[u8]) -> Option<SubCommand> {
     let (&letter, rest) = record.split_first()?;
     if letter == b'X' {
-        return SubCommand::decode(Bytes::from(unhex(rest)?)).ok();
+        return SubCommand::decode(Bytes::from(hex::decode(rest).ok()?)).ok();
     }
     let (&c, rest) = rest.split_first()?;
     let conn = conn_of(c);
@@ -450,18 +446,9 @@ fn flags_of(byte: u8) -> u8 {
     byte.wrapping_sub(b'0')
 }
 
-fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    let pairs = text.chunks_exact(2);
-    if !pairs.remainder().is_empty() {
-        return None;
-    }
-    let digit = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    pairs.map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
-}
-
 fn pubkey_of(bytes: &[u8]) -> [u8; 32] {
     let mut key = [0u8; 32];
-    match unhex(bytes) {
+    match hex::decode(bytes).ok() {
         Some(decoded) if decoded.len() == 32 => key.copy_from_slice(&decoded),
         _ => {
             let n = bytes.len().min(32);
