@@ -4,18 +4,8 @@
 //! how CI on stable catches a regression of a fixed fuzz finding without
 //! nightly or libFuzzer. See docs/FUZZING.md.
 
-use std::path::Path;
-
-use broadcast_testkit::fuzz_checks::replay;
+use broadcast_testkit::fuzz_checks::replay::replay_committed as replay;
 use broadcast_testkit::fuzz_checks::wire as checks;
-
-fn replay(target: &str, check: fn(&[u8])) {
-    replay::replay(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz"),
-        target,
-        check,
-    );
-}
 
 #[test]
 fn decode_subcommand() {

@@ -1,6 +1,6 @@
 //! Replays committed fuzz inputs through a check function, for the stable
-//! regression tests (wire/tests/fuzz_corpus.rs and
-//! conformance/tests/fuzz_corpus.rs include this file with `#[path]`).
+//! regression tests `tests/fuzz_corpus_wire.rs` and
+//! `tests/fuzz_corpus_worker.rs`.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
@@ -24,6 +24,17 @@ fn inputs(fuzz_dir: &Path, target: &str) -> Vec<PathBuf> {
     files.extend(list(fuzz_dir.join("artifacts").join(target)));
     files.sort();
     files
+}
+
+/// The repository's `fuzz/` directory, where the committed corpora live.
+pub fn repository_fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+/// [`replay`] over the repository's own committed corpus and artifacts of
+/// `target`.
+pub fn replay_committed(target: &str, check: fn(&[u8])) {
+    replay(&repository_fuzz_dir(), target, check);
 }
 
 /// Runs `check` on every input of `target` (`fuzz_dir` is the repository's
