@@ -12,6 +12,7 @@
 
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, PUBKEY_LEN, ReservedFlags, SubCommand, SubId};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// The `schema` of every codec vector file.
@@ -128,28 +129,40 @@ pub struct ExpectedFrame {
     pub payload_hex: String,
 }
 
+/// Parses a vector file of type `T` and checks its `schema` against
+/// `expected`; `what` names the kind of file in the error.
+fn parse_file<T: DeserializeOwned>(
+    text: &str,
+    what: &str,
+    expected: &str,
+    schema_of: impl Fn(&T) -> &str,
+) -> Result<T, String> {
+    let file: T = serde_json::from_str(text).map_err(|e| format!("not a {what} vector file: {e}"))?;
+    match schema_of(&file) {
+        schema if schema == expected => Ok(file),
+        other => Err(format!("unknown schema {other:?}")),
+    }
+}
+
 impl CodecFile {
     /// Reads a codec vector file: the JSON, the schema, and that every
     /// vector has a `value` exactly when valid and an `error` exactly when
     /// invalid.
     pub fn parse(text: &str) -> Result<CodecFile, String> {
-        let file: CodecFile =
-            serde_json::from_str(text).map_err(|e| format!("not a codec vector file: {e}"))?;
-        if file.schema != CODEC_SCHEMA {
-            return Err(format!("unknown schema {:?}", file.schema));
+        let file = parse_file(text, "codec", CODEC_SCHEMA, |f: &CodecFile| &f.schema)?;
+        let consistent = |v: &CodecVector| {
+            matches!(
+                (v.result.as_str(), &v.value, &v.error),
+                ("valid", Some(_), None) | ("invalid", None, Some(_))
+            )
+        };
+        match file.vectors.iter().find(|v| !consistent(v)) {
+            None => Ok(file),
+            Some(v) => Err(format!(
+                "{}: a vector has `value` when valid, `error` when invalid",
+                v.id
+            )),
         }
-        for v in &file.vectors {
-            match (v.result.as_str(), &v.value, &v.error) {
-                ("valid", Some(_), None) | ("invalid", None, Some(_)) => {}
-                _ => {
-                    return Err(format!(
-                        "{}: a vector has `value` when valid, `error` when invalid",
-                        v.id
-                    ));
-                }
-            }
-        }
-        Ok(file)
     }
 }
 
@@ -157,19 +170,15 @@ impl FramingFile {
     /// Reads a framing vector file: the JSON, the schema, and that every
     /// `end` is one of [`STREAM_ENDS`].
     pub fn parse(text: &str) -> Result<FramingFile, String> {
-        let file: FramingFile =
-            serde_json::from_str(text).map_err(|e| format!("not a framing vector file: {e}"))?;
-        if file.schema != FRAMING_SCHEMA {
-            return Err(format!("unknown schema {:?}", file.schema));
-        }
-        if let Some(v) = file
+        let file = parse_file(text, "framing", FRAMING_SCHEMA, |f: &FramingFile| &f.schema)?;
+        match file
             .vectors
             .iter()
             .find(|v| !STREAM_ENDS.contains(&v.end.as_str()))
         {
-            return Err(format!("{}: unknown end {:?}", v.id, v.end));
+            None => Ok(file),
+            Some(v) => Err(format!("{}: unknown end {:?}", v.id, v.end)),
         }
-        Ok(file)
     }
 }
 
