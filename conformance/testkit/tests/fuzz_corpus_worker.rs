@@ -4,15 +4,9 @@
 //! stable catches a regression without nightly or libFuzzer. See
 //! docs/FUZZING.md.
 
-use broadcast_testkit::fuzz_checks::replay::replay_committed as replay;
 use broadcast_testkit::fuzz_checks::worker as checks;
 
-#[test]
-fn worker_commands() {
-    replay("worker_commands", checks::check_worker_commands);
-}
-
-#[test]
-fn req_filter_parse() {
-    replay("req_filter_parse", checks::check_req_filter_parse);
+broadcast_testkit::replay_tests! {
+    worker_commands => checks::check_worker_commands,
+    req_filter_parse => checks::check_req_filter_parse,
 }

@@ -61,3 +61,18 @@ pub fn replay(fuzz_dir: &Path, target: &str, check: fn(&[u8])) {
         failures.join("\n")
     );
 }
+
+/// Declares one `#[test]` per fuzz target, each replaying that target's
+/// committed corpus and artifacts through its check with
+/// [`replay_committed`]: `replay_tests! { target_name => check_fn, … }`.
+#[macro_export]
+macro_rules! replay_tests {
+    ($($target:ident => $check:path),+ $(,)?) => {
+        $(
+            #[test]
+            fn $target() {
+                $crate::fuzz_checks::replay::replay_committed(stringify!($target), $check);
+            }
+        )+
+    };
+}
