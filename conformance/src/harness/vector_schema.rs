@@ -187,80 +187,97 @@ fn decode_hex_field(name: &str, text: &str) -> Result<Vec<u8>, String> {
 }
 
 impl SubCommandValue {
-    /// The SubCommand this value describes, built from its fields by the op
-    /// table of PROTOCOL §3. Fails, saying why, when the fields describe no
-    /// valid command: an unknown op name, a sub_id or data on an op without
-    /// one, a pubkey that is not 32 bytes, or a field the codec's rules
-    /// refuse (those payloads have an `error`, not a `value`).
+    /// The SubCommand this value describes: `data_hex` decoded, then
+    /// [`sub_command_from_fields`].
     pub fn to_sub_command(&self) -> Result<SubCommand, String> {
-        let op = self.op.as_str();
         let data = decode_hex_field("data_hex", &self.data_hex)?;
-        let sub_id = || SubId::try_from(self.sub_id.as_str()).map_err(|p| format!("`sub_id`: {p:?}"));
-        let no_sub_id = || match self.sub_id.is_empty() {
-            true => Ok(()),
-            false => Err(format!("op {op:?} has no sub_id")),
-        };
-        let no_data = || match data.is_empty() {
-            true => Ok(()),
-            false => Err(format!("op {op:?} has no data")),
-        };
-        let (conn, flags) = (self.conn, self.flags);
-        let cmd = match op {
-            "new" => {
-                no_sub_id()?;
-                no_data()?;
-                SubCommand::New {
-                    conn,
-                    flags: NewFlags::from_bits(flags),
-                }
+        sub_command_from_fields(&self.op, self.conn, self.flags, &self.sub_id, data)
+    }
+}
+
+/// The SubCommand an op name and its fields describe, built by the op
+/// table of PROTOCOL §3 (`conn` is the sender for Bcast; `sub_id` is empty
+/// for ops without one). Fails, saying why, when the fields describe no
+/// valid command: an unknown op name, a sub_id or data on an op without
+/// one, a pubkey that is not 32 bytes, or a field the codec's rules refuse
+/// (those payloads have an `error`, not a `value`).
+pub fn sub_command_from_fields(
+    op: &str,
+    conn: i32,
+    flags: u8,
+    sub_id: &str,
+    data: Vec<u8>,
+) -> Result<SubCommand, String> {
+    let need_sub_id = || SubId::try_from(sub_id).map_err(|p| format!("`sub_id`: {p:?}"));
+    let no_sub_id = || {
+        if sub_id.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("op {op:?} has no sub_id"))
+        }
+    };
+    let no_data = || {
+        if data.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("op {op:?} has no data"))
+        }
+    };
+    let cmd = match op {
+        "new" => {
+            no_sub_id()?;
+            no_data()?;
+            SubCommand::New {
+                conn,
+                flags: NewFlags::from_bits(flags),
             }
-            "close" => {
-                no_sub_id()?;
-                no_data()?;
-                SubCommand::Close {
-                    conn,
-                    flags: ReservedFlags::from_bits(flags),
-                }
-            }
-            "add" => SubCommand::Add {
+        }
+        "close" => {
+            no_sub_id()?;
+            no_data()?;
+            SubCommand::Close {
                 conn,
                 flags: ReservedFlags::from_bits(flags),
-                sub_id: sub_id()?,
-                req: data.into(),
-            },
-            "remove" => {
-                no_data()?;
-                SubCommand::Remove {
-                    conn,
-                    flags: ReservedFlags::from_bits(flags),
-                    sub_id: sub_id()?,
-                }
             }
-            "auth" => {
-                no_sub_id()?;
-                let pubkey: [u8; PUBKEY_LEN] = data
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| format!("auth data must be {PUBKEY_LEN} bytes, not {}", data.len()))?;
-                SubCommand::Auth {
-                    conn,
-                    flags: ReservedFlags::from_bits(flags),
-                    pubkey,
-                }
+        }
+        "add" => SubCommand::Add {
+            conn,
+            flags: ReservedFlags::from_bits(flags),
+            sub_id: need_sub_id()?,
+            req: data.into(),
+        },
+        "remove" => {
+            no_data()?;
+            SubCommand::Remove {
+                conn,
+                flags: ReservedFlags::from_bits(flags),
+                sub_id: need_sub_id()?,
             }
-            "bcast" => {
-                no_sub_id()?;
-                SubCommand::Bcast {
-                    sender: conn,
-                    flags: BcastFlags::from_bits(flags),
-                    event: data.into(),
-                }
+        }
+        "auth" => {
+            no_sub_id()?;
+            let pubkey: [u8; PUBKEY_LEN] = data
+                .as_slice()
+                .try_into()
+                .map_err(|_| format!("auth data must be {PUBKEY_LEN} bytes, not {}", data.len()))?;
+            SubCommand::Auth {
+                conn,
+                flags: ReservedFlags::from_bits(flags),
+                pubkey,
             }
-            other => return Err(format!("unknown op {other:?}")),
-        };
-        cmd.validate().map_err(|e| format!("{}: {e}", e.class()))?;
-        Ok(cmd)
-    }
+        }
+        "bcast" => {
+            no_sub_id()?;
+            SubCommand::Bcast {
+                sender: conn,
+                flags: BcastFlags::from_bits(flags),
+                event: data.into(),
+            }
+        }
+        other => return Err(format!("unknown op {other:?}")),
+    };
+    cmd.validate().map_err(|e| format!("{}: {e}", e.class()))?;
+    Ok(cmd)
 }
 
 impl BroadcastFrameValue {
