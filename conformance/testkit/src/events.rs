@@ -116,11 +116,10 @@ pub fn remove(conn: i32, sub: &str) -> SubCommand {
     }
 }
 
+/// An Auth for `conn` with the pubkey spelled as 64 hex digits.
 pub fn auth(conn: i32, pubkey_hex: &str) -> SubCommand {
     let mut pubkey = [0u8; 32];
-    for (i, b) in pubkey.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&pubkey_hex[2 * i..2 * i + 2], 16).unwrap();
-    }
+    hex::decode_to_slice(pubkey_hex, &mut pubkey).expect("a pubkey of 64 hex digits");
     SubCommand::Auth {
         conn,
         flags: ReservedFlags::EMPTY,
