@@ -1,21 +1,18 @@
 //! The properties checked by the worker fuzz targets (`worker_commands`,
 //! `req_filter_parse`).
 //!
-//! Like `wire.rs`, this file is the single source of the checks: it is
-//! included with `#[path]` by the cargo-fuzz targets and by the stable
-//! regression test `conformance/tests/fuzz_corpus.rs`. It may use only what
-//! both can name: `broadcast_conformance`, `broadcast_wire`, `bytes` and
-//! `serde_json` (with `raw_value`).
+//! Like `wire.rs`, this file is the single source of the checks: the
+//! cargo-fuzz targets call them, and so does the stable regression test
+//! `tests/fuzz_corpus_worker.rs`.
 //!
 //! Every command is applied to two reference workers, one with the indexed
 //! matcher and one with the linear oracle, and to a small model of protocol
 //! v1 §4 written here from the spec (connections, subscriptions kept as the
 //! REQ's JSON filter objects, NIP-01 matching and the access rules over
 //! `serde_json` values). The two workers must agree exactly, and both must
-//! agree with the model on every frame.
-
-// Each includer uses only some of the checks.
-#![allow(dead_code)]
+//! agree with the model on every frame. The model takes the access rules'
+//! kind lists from [`crate::spec_oracle::access`] and the bytes of a
+//! delivery from the harness's §6.7.4 oracle, never from the worker.
 
 use std::collections::HashMap;
 
