@@ -2,12 +2,13 @@
 //! for `value` (docs/VECTORS.md): SubCommand `{"op","conn","flags","sub_id",
 //! "data_hex"}` and BroadcastFrame `{"conn","data_hex"}`. Used by the
 //! `decode`/`encode` tools and by the `vectors` replay; the bytes are always
-//! produced and parsed by `broadcast_wire`, never by this module.
+//! produced and parsed by `broadcast_wire`, never by this module, and a
+//! value becomes a command by the one mapping of [`super::vector_schema`].
 
-use broadcast_wire::{
-    BcastFlags, BroadcastFrame, NewFlags, Op, PUBKEY_LEN, ReservedFlags, SubCommand, SubId,
-};
+use broadcast_wire::{BroadcastFrame, SubCommand, SubId};
 use serde_json::{Map, Value, json};
+
+use super::vector_schema::{BroadcastFrameValue, SubCommandValue};
 
 /// The `value` object of a SubCommand.
 pub fn sub_command_to_json(cmd: &SubCommand) -> Value {
@@ -28,10 +29,6 @@ pub fn broadcast_frame_to_json(frame: &BroadcastFrame) -> Value {
     })
 }
 
-fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a Value, String> {
-    obj.get(name).ok_or_else(|| format!("missing field `{name}`"))
-}
-
 fn int_field(obj: &Map<String, Value>, name: &str, default: Option<i64>) -> Result<i64, String> {
     match obj.get(name) {
         None => default.ok_or_else(|| format!("missing field `{name}`")),
@@ -39,102 +36,36 @@ fn int_field(obj: &Map<String, Value>, name: &str, default: Option<i64>) -> Resu
     }
 }
 
-fn str_field<'a>(obj: &'a Map<String, Value>, name: &str) -> Result<&'a str, String> {
+fn str_field(obj: &Map<String, Value>, name: &str) -> Result<String, String> {
     match obj.get(name) {
-        None => Ok(""),
-        Some(v) => v.as_str().ok_or_else(|| format!("`{name}` must be a string")),
+        None => Ok(String::new()),
+        Some(v) => v
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("`{name}` must be a string")),
     }
-}
-
-fn hex_field(obj: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
-    hex::decode(str_field(obj, name)?).map_err(|e| format!("`{name}` is not hex: {e}"))
 }
 
 fn conn_of(v: i64) -> Result<i32, String> {
     i32::try_from(v).map_err(|_| format!("`conn` {v} is outside the i32 range"))
 }
 
-/// Builds the SubCommand a `value` object describes. Fails when the object
-/// describes a payload the codec's rules reject (those have no value in the
-/// vectors either).
+/// Builds the SubCommand a `value` object describes. As typed by a person
+/// into the `encode` tool, `flags`, `sub_id` and `data_hex` may be left
+/// out (0 and empty). Fails when the object describes a payload the
+/// codec's rules reject (those have no value in the vectors either).
 pub fn sub_command_from_json(value: &Value) -> Result<SubCommand, String> {
     let obj = value.as_object().ok_or("a SubCommand value must be an object")?;
-    let op_name = field(obj, "op")?.as_str().ok_or("`op` must be a string")?;
-    let op = Op::from_name(op_name).ok_or_else(|| format!("unknown op {op_name:?}"))?;
-    let conn = conn_of(int_field(obj, "conn", None)?)?;
+    let op = obj.get("op").ok_or("missing field `op`")?;
     let flags = int_field(obj, "flags", Some(0))?;
-    let flags = u8::try_from(flags).map_err(|_| format!("`flags` {flags} is not a byte"))?;
-    let sub_id = str_field(obj, "sub_id")?;
-    let data = hex_field(obj, "data_hex")?;
-    let need_sub_id = || SubId::try_from(sub_id).map_err(|p| format!("`sub_id`: {p:?}"));
-    let no_sub_id = || {
-        if sub_id.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("op {op_name:?} has no sub_id"))
-        }
-    };
-    let no_data = || {
-        if data.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("op {op_name:?} has no data"))
-        }
-    };
-    let cmd = match op {
-        Op::New => {
-            no_sub_id()?;
-            no_data()?;
-            SubCommand::New {
-                conn,
-                flags: NewFlags::from_bits(flags),
-            }
-        }
-        Op::Close => {
-            no_sub_id()?;
-            no_data()?;
-            SubCommand::Close {
-                conn,
-                flags: ReservedFlags::from_bits(flags),
-            }
-        }
-        Op::Add => SubCommand::Add {
-            conn,
-            flags: ReservedFlags::from_bits(flags),
-            sub_id: need_sub_id()?,
-            req: data.into(),
-        },
-        Op::Remove => {
-            no_data()?;
-            SubCommand::Remove {
-                conn,
-                flags: ReservedFlags::from_bits(flags),
-                sub_id: need_sub_id()?,
-            }
-        }
-        Op::Auth => {
-            no_sub_id()?;
-            let pubkey: [u8; PUBKEY_LEN] = data
-                .as_slice()
-                .try_into()
-                .map_err(|_| format!("auth data must be {PUBKEY_LEN} bytes, not {}", data.len()))?;
-            SubCommand::Auth {
-                conn,
-                flags: ReservedFlags::from_bits(flags),
-                pubkey,
-            }
-        }
-        Op::Bcast => {
-            no_sub_id()?;
-            SubCommand::Bcast {
-                sender: conn,
-                flags: BcastFlags::from_bits(flags),
-                event: data.into(),
-            }
-        }
-    };
-    cmd.validate().map_err(|e| format!("{}: {e}", e.class()))?;
-    Ok(cmd)
+    SubCommandValue {
+        op: op.as_str().ok_or("`op` must be a string")?.to_owned(),
+        conn: conn_of(int_field(obj, "conn", None)?)?,
+        flags: u8::try_from(flags).map_err(|_| format!("`flags` {flags} is not a byte"))?,
+        sub_id: str_field(obj, "sub_id")?,
+        data_hex: str_field(obj, "data_hex")?,
+    }
+    .to_sub_command()
 }
 
 /// Builds the BroadcastFrame a `value` object describes.
@@ -142,12 +73,11 @@ pub fn broadcast_frame_from_json(value: &Value) -> Result<BroadcastFrame, String
     let obj = value
         .as_object()
         .ok_or("a BroadcastFrame value must be an object")?;
-    let frame = BroadcastFrame {
+    BroadcastFrameValue {
         conn: conn_of(int_field(obj, "conn", None)?)?,
-        data: hex_field(obj, "data_hex")?.into(),
-    };
-    frame.validate().map_err(|e| format!("{}: {e}", e.class()))?;
-    Ok(frame)
+        data_hex: str_field(obj, "data_hex")?,
+    }
+    .to_broadcast_frame()
 }
 
 #[cfg(test)]

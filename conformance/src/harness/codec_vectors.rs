@@ -1,6 +1,7 @@
 //! The `vectors` subcommand: replays `vectors/codec/*.json` and
-//! `vectors/framing/streams.json` through `broadcast_wire` and reports each
-//! vector like a `run` case (section = first segment of the id).
+//! `vectors/framing/streams.json` (read by [`super::vector_schema`])
+//! through `broadcast_wire` and reports each vector like a `run` case
+//! (section = first segment of the id).
 //!
 //! Codec: decode `hex` and compare with `value` or `error`; encode `value`
 //! and compare with `hex`. Framing: feed `stream_hex` to a `FrameDecoder`
@@ -11,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use broadcast_wire::{BroadcastFrame, Frame, FrameDecoder, SubCommand};
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::codec_json::{
@@ -20,56 +20,8 @@ use super::codec_json::{
 use super::outcome::{CaseReport, Failure, FailureKind, ResultKind};
 use super::scenario::{Level, VectorError};
 use super::select::Selection;
+use super::vector_schema::{CodecFile, FramingFile, VectorMessage};
 use super::vectors_source::{LoadError, VectorSource};
-
-const CODEC_SCHEMA: &str = "broadcast-wire/codec/v1";
-const FRAMING_SCHEMA: &str = "broadcast-wire/framing/v1";
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodecFile {
-    schema: String,
-    message: String,
-    vectors: Vec<CodecVector>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodecVector {
-    id: String,
-    #[serde(default)]
-    comment: String,
-    hex: String,
-    result: String,
-    value: Option<Value>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FramingFile {
-    schema: String,
-    vectors: Vec<FramingVector>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FramingVector {
-    id: String,
-    #[serde(default)]
-    comment: String,
-    stream_hex: String,
-    max_payload: Option<u32>,
-    frames: Vec<ExpectedFrame>,
-    end: String,
-}
-
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-struct ExpectedFrame {
-    chan: u8,
-    payload_hex: String,
-}
 
 /// One vector, ready to check.
 pub struct VectorCase {
@@ -80,11 +32,11 @@ pub struct VectorCase {
     check: Box<dyn Fn() -> Result<(), Box<Failure>> + Send + Sync>,
 }
 
-fn bad(file: &str, reason: String) -> LoadError {
+fn bad(file: &str, reason: impl Into<String>) -> LoadError {
     LoadError::Vector(VectorError {
         file: file.to_string(),
         case: None,
-        reason,
+        reason: reason.into(),
     })
 }
 
@@ -92,27 +44,10 @@ fn bad(file: &str, reason: String) -> LoadError {
 pub fn load(source: &VectorSource) -> Result<Vec<VectorCase>, LoadError> {
     let mut cases = Vec::new();
     for (name, text) in source.files("codec").map_err(LoadError::Source)? {
-        let file: CodecFile =
-            serde_json::from_str(&text).map_err(|e| bad(&name, format!("not a codec vector file: {e}")))?;
-        if file.schema != CODEC_SCHEMA {
-            return Err(bad(&name, format!("unknown schema {:?}", file.schema)));
-        }
-        let sub_command = match file.message.as_str() {
-            "SubCommand" => true,
-            "BroadcastFrame" => false,
-            other => return Err(bad(&name, format!("unknown message {other:?}"))),
-        };
+        let file = CodecFile::parse(&text).map_err(|e| bad(&name, e))?;
+        let sub_command = file.message == VectorMessage::SubCommand;
         for v in file.vectors {
             let payload = hex::decode(&v.hex).map_err(|e| bad(&name, format!("{}: `hex`: {e}", v.id)))?;
-            match (v.result.as_str(), &v.value, &v.error) {
-                ("valid", Some(_), None) | ("invalid", None, Some(_)) => {}
-                _ => {
-                    return Err(bad(
-                        &name,
-                        format!("{}: a vector has `value` when valid, `error` when invalid", v.id),
-                    ));
-                }
-            }
             let (value, error) = (v.value.clone(), v.error.clone());
             cases.push(VectorCase {
                 id: v.id,
@@ -122,17 +57,10 @@ pub fn load(source: &VectorSource) -> Result<Vec<VectorCase>, LoadError> {
         }
     }
     for (name, text) in source.files("framing").map_err(LoadError::Source)? {
-        let file: FramingFile =
-            serde_json::from_str(&text).map_err(|e| bad(&name, format!("not a framing vector file: {e}")))?;
-        if file.schema != FRAMING_SCHEMA {
-            return Err(bad(&name, format!("unknown schema {:?}", file.schema)));
-        }
+        let file = FramingFile::parse(&text).map_err(|e| bad(&name, e))?;
         for v in file.vectors {
             let stream =
                 hex::decode(&v.stream_hex).map_err(|e| bad(&name, format!("{}: `stream_hex`: {e}", v.id)))?;
-            if !matches!(v.end.as_str(), "clean" | "truncated_stream" | "frame_too_large") {
-                return Err(bad(&name, format!("{}: unknown end {:?}", v.id, v.end)));
-            }
             let expected = Outcome {
                 frames: v
                     .frames

@@ -4,6 +4,17 @@
 //! so it needs this transformation. It is deliberately written here from the
 //! spec's table and not shared with the reference worker: a harness that
 //! borrowed the worker's escaping would accept the worker's escaping bugs.
+//!
+//! There are exactly two implementations of §6.7.4 in the repository, on
+//! purpose: the worker's production one (`broadcast_worker::write_json_string`,
+//! byte-oriented and allocation-free) and this one, the spec oracle, written
+//! for obviousness. Every expectation outside the worker (the harness's
+//! expected frames, the worker tests, the fuzz model, the test workers) is
+//! built with this module, never with the worker's code or with
+//! `serde_json`'s escaping. This oracle itself is checked against the
+//! hand-written golden bytes of PROTOCOL §8.10 (`spec_worked_examples`
+//! below), and the worker against this oracle (broadcast-testkit's
+//! `worker_commands` tests and the `worker_commands` fuzz check).
 
 /// Writes `sub_id` as a JSON string, quotes included, by the table of
 /// PROTOCOL §6.7.4: `"` and `\` get a backslash, U+0008/0009/000A/000C/000D

@@ -12,6 +12,8 @@
 //! - [`outcome`], [`report`]: verdicts, levels and the human, JSON and JUnit
 //!   reports;
 //! - [`stream_tools`], [`codec_json`]: the `decode`/`encode` tools;
+//! - [`vector_schema`]: the codec and framing vector files and the mapping
+//!   of a vector's `value` to a command or frame;
 //! - [`codec_vectors`]: the `vectors` subcommand;
 //! - [`cli`], [`app`]: the command line and exit codes.
 
@@ -29,6 +31,7 @@ pub mod runner;
 pub mod scenario;
 pub mod select;
 pub mod stream_tools;
+pub mod vector_schema;
 pub mod vectors_source;
 
 /// Exit codes of `broadcast-conformance`.

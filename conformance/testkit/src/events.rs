@@ -2,12 +2,13 @@
 //! readable parts, and a worker wrapper that returns frames as text.
 #![allow(dead_code)] // each test binary uses a different subset
 
+use broadcast_conformance::harness::escape::event_frame_data;
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
 use broadcast_worker::{Matcher, Outcome, Worker};
 
 /// 64 hex digits made of `byte` repeated, e.g. `hex64(0xab)` = "abab...".
 pub fn hex64(byte: u8) -> String {
-    format!("{byte:02x}").repeat(32)
+    hex::encode([byte; 32])
 }
 
 /// A readable event; `json()` gives the exact object text that is sent.
@@ -115,11 +116,10 @@ pub fn remove(conn: i32, sub: &str) -> SubCommand {
     }
 }
 
+/// An Auth for `conn` with the pubkey spelled as 64 hex digits.
 pub fn auth(conn: i32, pubkey_hex: &str) -> SubCommand {
     let mut pubkey = [0u8; 32];
-    for (i, b) in pubkey.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&pubkey_hex[2 * i..2 * i + 2], 16).unwrap();
-    }
+    hex::decode_to_slice(pubkey_hex, &mut pubkey).expect("a pubkey of 64 hex digits");
     SubCommand::Auth {
         conn,
         flags: ReservedFlags::EMPTY,
@@ -139,13 +139,11 @@ pub fn bcast_with(sender: i32, flags: BcastFlags, data: &[u8]) -> SubCommand {
     }
 }
 
-/// The `["EVENT",...]` text a subscription named `sub` receives for `ev`.
+/// The `["EVENT",...]` text a subscription named `sub` receives for `ev`,
+/// built by the §6.7.3/§6.7.4 spec oracle (`harness::escape`), never by the
+/// worker's own escaping.
 pub fn delivery(sub: &str, ev: &Ev) -> String {
-    format!(
-        r#"["EVENT",{},{}]"#,
-        serde_json::to_string(sub).unwrap(),
-        ev.json()
-    )
+    String::from_utf8(event_frame_data(sub, ev.json().as_bytes())).expect("a sub_id and an event are UTF-8")
 }
 
 /// A worker that returns each command's frames as (conn, text), sorted

@@ -1,8 +1,7 @@
-//! Test helpers shared by `vectors.rs`, `properties.rs` and
-//! `hostile_lengths.rs`: scripted readers and writers that split, block and
-//! interrupt I/O on demand, and a tiny independent packer for the byte
-//! layouts (written from protocol v1 §2 and §3, not from the crate's encoder),
-//! so expected bytes never come from the code under test.
+//! Scripted I/O for the codec and framing tests (`wire_*.rs`): readers and
+//! writers that split, block and interrupt I/O on demand, and a small
+//! deterministic PRNG for reproducible random splits. The byte layouts the
+//! tests expect are packed by [`crate::spec_oracle`].
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::io::{self, Read, Write};
@@ -134,35 +133,6 @@ impl Write for ScriptedWriter {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-/// A frame, packed by hand: `chan u8 | len u32 LE | payload` (§2).
-pub fn pack_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(5 + payload.len());
-    v.push(chan);
-    v.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    v.extend_from_slice(payload);
-    v
-}
-
-/// A SubCommand payload, packed by hand (§3):
-/// `op u8 | flags u8 | conn i32 LE | sub_id_len u32 LE | sub_id | data_len u32 LE | data`.
-pub fn pack_sub_command(op: u8, flags: u8, conn: i32, sub_id: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut v = vec![op, flags];
-    v.extend_from_slice(&conn.to_le_bytes());
-    v.extend_from_slice(&(sub_id.len() as u32).to_le_bytes());
-    v.extend_from_slice(sub_id);
-    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    v.extend_from_slice(data);
-    v
-}
-
-/// A BroadcastFrame payload, packed by hand (§3): `conn i32 LE | data_len u32 LE | data`.
-pub fn pack_broadcast_frame(conn: i32, data: &[u8]) -> Vec<u8> {
-    let mut v = conn.to_le_bytes().to_vec();
-    v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    v.extend_from_slice(data);
-    v
 }
 
 /// A tiny deterministic PRNG (xorshift64*) for reproducible random splits.

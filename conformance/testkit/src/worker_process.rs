@@ -1,5 +1,10 @@
 //! Driving the real `broadcast-worker` binary over real pipes or a real
-//! socketpair, synchronised with the probe of protocol v1 §5.
+//! socketpair, synchronised with the probe of PROTOCOL §7.
+//!
+//! The probe itself (set-up commands, fresh probe events, recognising a
+//! probe frame) is the harness's [`probe`](broadcast_conformance::harness::probe)
+//! module, so the tests and the conformance harness synchronise the same
+//! way; this file keeps only the process plumbing around it.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,15 +13,14 @@ use std::sync::Mutex;
 
 use broadcast_wire::{BroadcastFrame, Frame, FrameReader, FrameWriter, ReadStatus, SubCommand};
 
-use crate::events::{self, Ev, hex64};
+use broadcast_conformance::harness::escape::event_frame_data;
+use broadcast_conformance::harness::probe::{PROBE_CONN, PROBE_SUB_ID, Probe, Prober};
 
 /// The reference worker's binary (`broadcast-worker`'s source, built by
 /// this package as `reference-worker`).
 pub fn worker_exe() -> &'static str {
     crate::bin_str("reference-worker")
 }
-pub const PROBE_CONN: i32 = i32::MAX;
-pub const PROBE_SUB: &str = "conformance-probe";
 
 /// The bytes of `cmds` framed on channel 1.
 pub fn encode(cmds: &[SubCommand]) -> Vec<u8> {
@@ -35,29 +39,17 @@ pub fn raw_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The commands that set up the §5 probe.
-pub fn probe_setup() -> Vec<SubCommand> {
-    vec![
-        events::new(PROBE_CONN),
-        events::req(
-            PROBE_CONN,
-            PROBE_SUB,
-            r##"{"kinds":[29999],"#t":["conformance-probe"]}"##,
-        ),
-    ]
-}
-
-/// The §5 probe event number `n`.
-pub fn probe_event(n: u32) -> Ev {
-    let mut ev = Ev::new(0).kind(29999).tag(&["t", "conformance-probe"]);
-    ev.id = format!("{:064x}", 0xfeed_0000_u64 + u64::from(n));
-    ev.pubkey = hex64(0xee);
-    ev
-}
-
-/// Whether a frame carries a probe event (to any conn).
-pub fn is_probe(f: &BroadcastFrame) -> bool {
-    String::from_utf8_lossy(&f.data).contains(r#""kind":29999"#)
+/// The exact data of the frame the probe connection must receive for
+/// `probe` (PROTOCOL §7.3): the probe event delivered to
+/// [`PROBE_SUB_ID`], built by the harness's §6.7.3 oracle.
+pub fn probe_delivery(probe: &Probe) -> Vec<u8> {
+    let event = probe
+        .command
+        .data()
+        .strip_prefix(b"[\"EVENT\",")
+        .and_then(|rest| rest.strip_suffix(b"]"))
+        .expect("a probe's Bcast carries an [\"EVENT\",<event>] message");
+    event_frame_data(PROBE_SUB_ID, event)
 }
 
 /// The transport a test runs the worker on.
@@ -79,7 +71,7 @@ pub struct Worker {
     pub stderr: Option<ChildStderr>,
     /// In socketpair mode, our end, kept to shut down its write side.
     socket: Option<UnixStream>,
-    probes: u32,
+    prober: Prober,
 }
 
 /// Runs `cmd` to completion under the spawn lock (see `SPAWN_LOCK`).
@@ -112,7 +104,7 @@ impl Worker {
                     output: FrameReader::new(output),
                     stderr,
                     socket: None,
-                    probes: 0,
+                    prober: Prober::new(),
                 }
             }
             Transport::Socketpair => {
@@ -139,7 +131,7 @@ impl Worker {
                     output: FrameReader::new(output),
                     stderr,
                     socket: Some(ours),
-                    probes: 0,
+                    prober: Prober::new(),
                 }
             }
         }
@@ -169,27 +161,28 @@ impl Worker {
         }
     }
 
+    /// A fresh probe of this worker's session, for a test that sends it
+    /// itself (see [`probe_delivery`]).
+    pub fn next_probe(&mut self) -> Probe {
+        self.prober.next_probe()
+    }
+
     /// Sends a fresh probe and returns every non-probe frame that arrives
-    /// before it, in arrival order (§5).
+    /// before it, in arrival order (§7).
     pub fn barrier(&mut self) -> Vec<BroadcastFrame> {
-        self.probes += 1;
-        let ev = probe_event(self.probes);
-        self.send(&[events::bcast(&ev)]);
+        let probe = self.prober.next_probe();
+        self.send(std::slice::from_ref(&probe.command));
         let mut got = Vec::new();
         loop {
             let f = self
                 .next_frame()
                 .expect("worker closed its output before the probe frame");
             if f.conn == PROBE_CONN {
-                assert_eq!(
-                    f.data,
-                    events::delivery(PROBE_SUB, &ev).into_bytes(),
-                    "stale or foreign probe frame"
-                );
+                assert_eq!(f.data, probe_delivery(&probe), "stale or foreign probe frame");
                 return got;
             }
-            // §5: a probe event delivered to any other conn is not part of the step.
-            if !is_probe(&f) {
+            // §7: a probe event delivered to any other conn is not part of the step.
+            if self.prober.probe_id_of(&f.data).is_none() {
                 got.push(f);
             }
         }

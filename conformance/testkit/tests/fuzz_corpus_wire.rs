@@ -4,40 +4,12 @@
 //! how CI on stable catches a regression of a fixed fuzz finding without
 //! nightly or libFuzzer. See docs/FUZZING.md.
 
-use std::path::Path;
-
-use broadcast_testkit::fuzz_checks::replay;
 use broadcast_testkit::fuzz_checks::wire as checks;
 
-fn replay(target: &str, check: fn(&[u8])) {
-    replay::replay(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz"),
-        target,
-        check,
-    );
-}
-
-#[test]
-fn decode_subcommand() {
-    replay("decode_subcommand", checks::check_decode_subcommand);
-}
-
-#[test]
-fn decode_broadcast_frame() {
-    replay("decode_broadcast_frame", checks::check_decode_broadcast_frame);
-}
-
-#[test]
-fn frame_reader_chunked() {
-    replay("frame_reader_chunked", checks::check_frame_reader_chunked);
-}
-
-#[test]
-fn frame_writer_partial() {
-    replay("frame_writer_partial", checks::check_frame_writer_partial);
-}
-
-#[test]
-fn roundtrip_structured() {
-    replay("roundtrip_structured", checks::check_roundtrip_structured);
+broadcast_testkit::replay_tests! {
+    decode_subcommand => checks::check_decode_subcommand,
+    decode_broadcast_frame => checks::check_decode_broadcast_frame,
+    frame_reader_chunked => checks::check_frame_reader_chunked,
+    frame_writer_partial => checks::check_frame_writer_partial,
+    roundtrip_structured => checks::check_roundtrip_structured,
 }

@@ -4,25 +4,9 @@
 //! stable catches a regression without nightly or libFuzzer. See
 //! docs/FUZZING.md.
 
-use std::path::Path;
-
-use broadcast_testkit::fuzz_checks::replay;
 use broadcast_testkit::fuzz_checks::worker as checks;
 
-fn replay(target: &str, check: fn(&[u8])) {
-    replay::replay(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz"),
-        target,
-        check,
-    );
-}
-
-#[test]
-fn worker_commands() {
-    replay("worker_commands", checks::check_worker_commands);
-}
-
-#[test]
-fn req_filter_parse() {
-    replay("req_filter_parse", checks::check_req_filter_parse);
+broadcast_testkit::replay_tests! {
+    worker_commands => checks::check_worker_commands,
+    req_filter_parse => checks::check_req_filter_parse,
 }

@@ -12,6 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use broadcast_testkit::spec_oracle::payload::{pack_broadcast_frame, pack_sub_command};
 use broadcast_wire::{
     BroadcastFrame, DEFAULT_MAX_PAYLOAD, DecodeFromError, Field, FrameDecoder, FrameReader, FramingError,
     HEADER_LEN, PayloadError, ReadError, SubCommand,
@@ -19,7 +20,7 @@ use broadcast_wire::{
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wire_support::{ScriptedReader, pack_broadcast_frame, pack_sub_command};
+use wire_support::ScriptedReader;
 
 struct Counting;
 

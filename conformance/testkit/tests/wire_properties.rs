@@ -2,15 +2,19 @@
 //! own `proptest` strategies and `arbitrary` impls (enabled through the
 //! self dev-dependency in wire/Cargo.toml).
 //!
-//! Expected bytes and outcomes come from an independent model written here
-//! from protocol v1 §2 and §3 (`wire_support::pack_*`, [`model_stream`]),
-//! never from the code under test.
+//! Expected bytes and outcomes come from the independent model of protocol
+//! v1 §2 and §3 in `broadcast_testkit::spec_oracle`, never from the code
+//! under test.
 
 use broadcast_testkit::scripted_io as wire_support;
 
 use std::io::ErrorKind;
 
 use arbitrary::{Arbitrary, Unstructured};
+use broadcast_testkit::spec_oracle::framing::{pack_frame, stream_frames};
+use broadcast_testkit::spec_oracle::payload::{
+    pack_broadcast_frame, pack_sub_command, pack_sub_command_value as pack_value,
+};
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, DecodeFromError, Frame, FrameDecoder, FrameReader, FrameWriter, FramingError,
     Message, NewFlags, PUBKEY_LEN, PayloadError, ReadError, ReadStatus, ReservedFlags, SubCommand, SubId,
@@ -19,57 +23,21 @@ use broadcast_wire::{
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wire_support::{
-    ReadStep, ScriptedReader, ScriptedWriter, WriteStep, pack_broadcast_frame, pack_frame, pack_sub_command,
-};
+use wire_support::{ReadStep, ScriptedReader, ScriptedWriter, WriteStep};
 
 // ---------------------------------------------------------------------------
 // Independent model
 // ---------------------------------------------------------------------------
 
-/// The payload bytes of a SubCommand, packed by hand from its variant.
-fn pack_value(cmd: &SubCommand) -> Vec<u8> {
-    match cmd {
-        SubCommand::New { conn, flags } => pack_sub_command(1, flags.bits(), *conn, b"", b""),
-        SubCommand::Close { conn, flags } => pack_sub_command(2, flags.bits(), *conn, b"", b""),
-        SubCommand::Add {
-            conn,
-            flags,
-            sub_id,
-            req,
-        } => pack_sub_command(3, flags.bits(), *conn, sub_id.as_str().as_bytes(), req),
-        SubCommand::Remove { conn, flags, sub_id } => {
-            pack_sub_command(4, flags.bits(), *conn, sub_id.as_str().as_bytes(), b"")
-        }
-        SubCommand::Auth { conn, flags, pubkey } => pack_sub_command(5, flags.bits(), *conn, b"", pubkey),
-        SubCommand::Bcast { sender, flags, event } => pack_sub_command(6, flags.bits(), *sender, b"", event),
-    }
-}
-
-/// What a conforming reader delivers for `stream` (protocol v1 §2), written
-/// independently of `FrameDecoder`: every complete frame up to the first
-/// header whose `len` exceeds `max`, then the end.
-fn model_stream(stream: &[u8], max: u32) -> (Vec<Frame>, Result<(), &'static str>) {
-    let mut frames = Vec::new();
-    let mut rest = stream;
-    loop {
-        if rest.is_empty() {
-            return (frames, Ok(()));
-        }
-        if rest.len() < 5 {
-            return (frames, Err("truncated_stream"));
-        }
-        let len = u32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]);
-        if len > max {
-            return (frames, Err("frame_too_large"));
-        }
-        let total = 5 + len as usize;
-        if rest.len() < total {
-            return (frames, Err("truncated_stream"));
-        }
-        frames.push(Frame::new(rest[0], Bytes::copy_from_slice(&rest[5..total])));
-        rest = &rest[total..];
-    }
+/// The spec oracle's frames and end for `stream`, as `Frame` values so they
+/// compare with what the decoder yields.
+fn model_stream(stream: &[u8], max: u32) -> (Vec<Frame>, &'static str) {
+    let (frames, end) = stream_frames(stream, max);
+    let frames = frames
+        .into_iter()
+        .map(|(chan, payload)| Frame::new(chan, Bytes::copy_from_slice(payload)))
+        .collect();
+    (frames, end)
 }
 
 // ---------------------------------------------------------------------------
@@ -274,8 +242,12 @@ fn drive_reader(max: u32, reader: ScriptedReader) -> (Vec<Frame>, Result<(), Fra
     }
 }
 
-fn classes(end: &Result<(), FramingError>) -> Result<(), &'static str> {
-    end.as_ref().map(|_| ()).map_err(|e| e.class())
+/// How a stream ended, spelled as the spec oracle and the vectors spell it.
+fn classes(end: &Result<(), FramingError>) -> &'static str {
+    match end {
+        Ok(()) => "clean",
+        Err(e) => e.class(),
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -21,13 +21,16 @@ use broadcast_testkit::scripted_io as wire_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use broadcast_conformance::harness::vector_schema::{
+    BroadcastFrameValue, CodecFile, CodecVector, FramingFile, StreamVector, SubCommandValue, VectorMessage,
+};
+use broadcast_testkit::spec_oracle::framing::pack_frame;
+use broadcast_testkit::spec_oracle::payload::pack_sub_command;
 use broadcast_wire::{
-    BcastFlags, BroadcastFrame, DEFAULT_MAX_PAYLOAD, DecodeFromError, Frame, FrameDecoder, FrameReader,
-    FrameWriter, Message, NewFlags, Op, PayloadError, ReadError, ReadStatus, ReservedFlags, SubCommand,
-    SubId,
+    BroadcastFrame, DEFAULT_MAX_PAYLOAD, DecodeFromError, Frame, FrameDecoder, FrameReader, FrameWriter,
+    Message, Op, PayloadError, ReadError, ReadStatus, SubCommand,
 };
 use bytes::Bytes;
-use serde::Deserialize;
 use wire_support::{ReadStep, Rng, ScriptedReader};
 
 // ---------------------------------------------------------------------------
@@ -38,73 +41,19 @@ fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors")
 }
 
-fn load<T: for<'de> Deserialize<'de>>(rel: &str) -> T {
+fn read(rel: &str) -> String {
     let path = vectors_dir().join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodecFile {
-    schema: String,
-    message: String,
-    vectors: Vec<CodecVector>,
+/// A codec vector file, through the harness's one reader of the schema.
+fn load_codec(rel: &str) -> CodecFile {
+    CodecFile::parse(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CodecVector {
-    id: String,
-    #[allow(dead_code)] // for humans only (docs/VECTORS.md)
-    comment: String,
-    hex: String,
-    result: String,
-    value: Option<serde_json::Value>,
-    error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SubCommandValue {
-    op: String,
-    conn: i32,
-    flags: u8,
-    sub_id: String,
-    data_hex: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BroadcastFrameValue {
-    conn: i32,
-    data_hex: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FramingFile {
-    schema: String,
-    vectors: Vec<StreamVector>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StreamVector {
-    id: String,
-    #[allow(dead_code)]
-    comment: String,
-    stream_hex: String,
-    max_payload: Option<u32>,
-    frames: Vec<ExpectedFrame>,
-    end: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpectedFrame {
-    chan: u8,
-    payload_hex: String,
+/// A framing vector file, through the harness's one reader of the schema.
+fn load_framing(rel: &str) -> FramingFile {
+    FramingFile::parse(&read(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
 fn unhex(id: &str, s: &str) -> Vec<u8> {
@@ -126,17 +75,17 @@ const PAYLOAD_CLASSES: [&str; 6] = [
 
 #[test]
 fn vector_files_meet_the_issue_minimums_and_cover_every_class() {
-    let sc: CodecFile = load("codec/subcommand.json");
-    let bf: CodecFile = load("codec/broadcast_frame.json");
-    let st: FramingFile = load("framing/streams.json");
+    let sc = load_codec("codec/subcommand.json");
+    let bf = load_codec("codec/broadcast_frame.json");
+    let st = load_framing("framing/streams.json");
 
     assert_eq!(
-        (sc.schema.as_str(), sc.message.as_str()),
-        ("broadcast-wire/codec/v1", "SubCommand")
+        (sc.schema.as_str(), sc.message),
+        ("broadcast-wire/codec/v1", VectorMessage::SubCommand)
     );
     assert_eq!(
-        (bf.schema.as_str(), bf.message.as_str()),
-        ("broadcast-wire/codec/v1", "BroadcastFrame")
+        (bf.schema.as_str(), bf.message),
+        ("broadcast-wire/codec/v1", VectorMessage::BroadcastFrame)
     );
     assert_eq!(st.schema, "broadcast-wire/framing/v1");
 
@@ -202,7 +151,7 @@ fn vector_files_meet_the_issue_minimums_and_cover_every_class() {
 
 #[test]
 fn codec_vectors_cover_the_boundaries_the_issue_lists() {
-    let sc: CodecFile = load("codec/subcommand.json");
+    let sc = load_codec("codec/subcommand.json");
     let valid: Vec<SubCommandValue> = sc
         .vectors
         .iter()
@@ -251,7 +200,7 @@ fn codec_vectors_cover_the_boundaries_the_issue_lists() {
         "{invalid_min} invalid_conn vectors with i32::MIN"
     );
 
-    let st: FramingFile = load("framing/streams.json");
+    let st = load_framing("framing/streams.json");
     let has = |f: &dyn Fn(&StreamVector) -> bool| st.vectors.iter().any(f);
     assert!(
         has(&|v| v.stream_hex.is_empty() && v.end == "clean"),
@@ -284,66 +233,6 @@ fn codec_vectors_cover_the_boundaries_the_issue_lists() {
 // ---------------------------------------------------------------------------
 // Codec vectors
 // ---------------------------------------------------------------------------
-
-/// Builds the SubCommand a valid vector describes, from its JSON fields only.
-fn sub_command_from_value(id: &str, v: &SubCommandValue) -> SubCommand {
-    let data = unhex(id, &v.data_hex);
-    let sub_id = || SubId::try_from(v.sub_id.as_str()).unwrap_or_else(|e| panic!("{id}: sub_id: {e:?}"));
-    let no_sub_id = || assert!(v.sub_id.is_empty(), "{id}: op {} has no sub_id", v.op);
-    let no_data = || assert!(data.is_empty(), "{id}: op {} has no data", v.op);
-    let conn = v.conn;
-    match v.op.as_str() {
-        "new" => {
-            no_sub_id();
-            no_data();
-            SubCommand::New {
-                conn,
-                flags: NewFlags::from_bits(v.flags),
-            }
-        }
-        "close" => {
-            no_sub_id();
-            no_data();
-            SubCommand::Close {
-                conn,
-                flags: ReservedFlags::from_bits(v.flags),
-            }
-        }
-        "add" => SubCommand::Add {
-            conn,
-            flags: ReservedFlags::from_bits(v.flags),
-            sub_id: sub_id(),
-            req: Bytes::from(data),
-        },
-        "remove" => {
-            no_data();
-            SubCommand::Remove {
-                conn,
-                flags: ReservedFlags::from_bits(v.flags),
-                sub_id: sub_id(),
-            }
-        }
-        "auth" => {
-            no_sub_id();
-            SubCommand::Auth {
-                conn,
-                flags: ReservedFlags::from_bits(v.flags),
-                pubkey: data
-                    .try_into()
-                    .unwrap_or_else(|d: Vec<u8>| panic!("{id}: pubkey of {}", d.len())),
-            }
-        }
-        "bcast" => {
-            no_sub_id();
-            SubCommand::Bcast {
-                sender: conn,
-                flags: BcastFlags::from_bits(v.flags),
-                event: Bytes::from(data),
-            }
-        }
-        other => panic!("{id}: unknown op name {other:?}"),
-    }
-}
 
 /// Op byte of a name, from the spec's table (independent of `Op`).
 fn op_byte(name: &str) -> u8 {
@@ -456,16 +345,12 @@ fn check_encode_paths<M: Message>(id: &str, expected: &M, bytes: &[u8], encode_t
     let mut w = FrameWriter::new(Vec::new());
     w.queue_message(expected).unwrap();
     w.flush().unwrap();
-    assert_eq!(
-        w.get_ref(),
-        &wire_support::pack_frame(M::CHANNEL, bytes),
-        "{id}: framed"
-    );
+    assert_eq!(w.get_ref(), &pack_frame(M::CHANNEL, bytes), "{id}: framed");
 }
 
 #[test]
 fn subcommand_vectors() {
-    let file: CodecFile = load("codec/subcommand.json");
+    let file = load_codec("codec/subcommand.json");
     let mut valid = 0;
     for v in &file.vectors {
         let id = &v.id;
@@ -494,7 +379,9 @@ fn subcommand_vectors() {
         assert_eq!(hex::encode(decoded.data()), value.data_hex, "{id}: data");
 
         // The value built from the JSON (not the decoded one) encodes to `hex`.
-        let expected = sub_command_from_value(id, &value);
+        let expected = value
+            .to_sub_command()
+            .unwrap_or_else(|e| panic!("{id}: value: {e}"));
         assert_eq!(decoded, expected, "{id}: decoded value");
         assert_eq!(expected.validate(), Ok(()), "{id}: validate");
         check_encode_paths(id, &expected, &bytes, |m| {
@@ -508,7 +395,7 @@ fn subcommand_vectors() {
 
 #[test]
 fn broadcast_frame_vectors() {
-    let file: CodecFile = load("codec/broadcast_frame.json");
+    let file = load_codec("codec/broadcast_frame.json");
     let mut valid = 0;
     for v in &file.vectors {
         let id = &v.id;
@@ -521,10 +408,9 @@ fn broadcast_frame_vectors() {
         assert_eq!(decoded.conn, value.conn, "{id}: conn");
         assert_eq!(hex::encode(&decoded.data), value.data_hex, "{id}: data");
 
-        let expected = BroadcastFrame {
-            conn: value.conn,
-            data: Bytes::from(unhex(id, &value.data_hex)),
-        };
+        let expected = value
+            .to_broadcast_frame()
+            .unwrap_or_else(|e| panic!("{id}: value: {e}"));
         assert_eq!(decoded, expected, "{id}: decoded value");
         assert_eq!(expected.validate(), Ok(()), "{id}: validate");
         check_encode_paths(id, &expected, &bytes, |m| {
@@ -554,7 +440,7 @@ fn assert_within(whole: &Bytes, part: &[u8], what: &str) {
 #[test]
 fn decoding_is_zero_copy() {
     let mut sub_id_and_req = None;
-    let file: CodecFile = load("codec/subcommand.json");
+    let file = load_codec("codec/subcommand.json");
     let mut checked = BTreeSet::new();
     for v in file.vectors.iter().filter(|v| v.result == "valid") {
         let input = Bytes::from(unhex(&v.id, &v.hex));
@@ -582,7 +468,7 @@ fn decoding_is_zero_copy() {
     }
     assert_eq!(checked, BTreeSet::from(["add", "bcast", "remove"]));
 
-    let file: CodecFile = load("codec/broadcast_frame.json");
+    let file = load_codec("codec/broadcast_frame.json");
     for v in file.vectors.iter().filter(|v| v.result == "valid") {
         let input = Bytes::from(unhex(&v.id, &v.hex));
         let f = BroadcastFrame::decode(input.clone()).unwrap();
@@ -602,7 +488,7 @@ fn decoding_is_zero_copy() {
     // And a frame out of the FrameDecoder: the decoded event shares the
     // decoder's buffer, one contiguous run with the frame payload.
     let event = b"[\"EVENT\",{\"id\":\"x\"}]";
-    let stream = wire_support::pack_frame(1, &wire_support::pack_sub_command(6, 0, -1, b"", event));
+    let stream = pack_frame(1, &pack_sub_command(6, 0, -1, b"", event));
     let mut dec = FrameDecoder::new();
     dec.feed(&stream);
     let frame = dec.decode().unwrap().unwrap();
@@ -747,7 +633,7 @@ fn check_split(v: &StreamVector, stream: &[u8], sizes: &[usize], want: &Outcome)
 
 #[test]
 fn framing_vectors_one_read() {
-    let file: FramingFile = load("framing/streams.json");
+    let file = load_framing("framing/streams.json");
     for v in &file.vectors {
         let stream = unhex(&v.id, &v.stream_hex);
         let want = expected(v);
@@ -766,7 +652,7 @@ fn framing_vectors_one_read() {
 
 #[test]
 fn framing_vectors_every_split_into_two_reads() {
-    let file: FramingFile = load("framing/streams.json");
+    let file = load_framing("framing/streams.json");
     for v in &file.vectors {
         let stream = unhex(&v.id, &v.stream_hex);
         let want = expected(v);
@@ -778,7 +664,7 @@ fn framing_vectors_every_split_into_two_reads() {
 
 #[test]
 fn framing_vectors_every_split_into_three_reads_of_short_streams() {
-    let file: FramingFile = load("framing/streams.json");
+    let file = load_framing("framing/streams.json");
     let mut ran = 0;
     for v in file.vectors.iter().filter(|v| v.stream_hex.len() / 2 <= 64) {
         let stream = unhex(&v.id, &v.stream_hex);
@@ -797,7 +683,7 @@ fn framing_vectors_every_split_into_three_reads_of_short_streams() {
 
 #[test]
 fn framing_vectors_one_byte_reads() {
-    let file: FramingFile = load("framing/streams.json");
+    let file = load_framing("framing/streams.json");
     for v in &file.vectors {
         let stream = unhex(&v.id, &v.stream_hex);
         let want = expected(v);
@@ -813,7 +699,7 @@ fn framing_vectors_one_byte_reads() {
 
 #[test]
 fn framing_vectors_random_splits_with_would_block_and_interrupted() {
-    let file: FramingFile = load("framing/streams.json");
+    let file = load_framing("framing/streams.json");
     for (n, v) in file.vectors.iter().enumerate() {
         let stream = unhex(&v.id, &v.stream_hex);
         let want = expected(v);
@@ -895,7 +781,7 @@ fn framing_vectors_through_the_receive_helpers() {
         assert_eq!(end, v.end, "{}: read_message end", v.id);
     }
 
-    let file: FramingFile = load("framing/streams.json");
+    let file = load_framing("framing/streams.json");
     for v in &file.vectors {
         let stream = unhex(&v.id, &v.stream_hex);
         check::<SubCommand>(v, &stream);

@@ -7,8 +7,11 @@ use broadcast_testkit::events as common;
 use std::io::Write;
 use std::process::Command;
 
-use broadcast_testkit::worker_process::{self as process, Transport, Worker, encode, probe_setup, raw_frame};
-use broadcast_wire::{BcastFlags, Frame, SubCommand};
+use broadcast_conformance::harness::probe::{PROBE_CONN, setup_commands};
+use broadcast_testkit::worker_process::{
+    self as process, Transport, Worker, encode, probe_delivery, raw_frame,
+};
+use broadcast_wire::{BcastFlags, Frame};
 use common::*;
 
 /// Runs each listed test body on both transports.
@@ -39,7 +42,7 @@ on_both_transports!(
 
 fn spawn(t: Transport) -> Worker {
     let mut w = Worker::spawn(t, &[]);
-    w.send(&probe_setup());
+    w.send(&setup_commands());
     w
 }
 
@@ -277,7 +280,7 @@ fn invalid_event_is_logged_without_v_and_refusals_with_v(t: Transport) {
     assert!(quiet_err.contains("invalid EVENT"), "{quiet_err}");
 
     let mut w = Worker::spawn(t, &["-v"]);
-    w.send(&probe_setup());
+    w.send(&setup_commands());
     w.step(&[new(5), add_raw(5, "s", b"["), remove(5, "zz"), req(6, "s", "{}")]);
     w.step(&[bcast_with(-1, BcastFlags::EMPTY, b"not an event")]);
     let (_, status, err) = w.finish();
@@ -380,15 +383,11 @@ fn sender_conn_does_not_change_delivery_over_the_wire() {
 fn the_probe_frames_are_exact_and_go_only_to_the_probe_conn() {
     let mut w = spawn(Transport::Stdio);
     w.step(&[new(5), req(5, "other", r#"{"kinds":[1]}"#)]);
-    let ev = process::probe_event(999);
-    w.send(&[SubCommand::Bcast {
-        sender: -1,
-        flags: BcastFlags::EMPTY,
-        event: ev.msg().into(),
-    }]);
+    let probe = w.next_probe();
+    w.send(std::slice::from_ref(&probe.command));
     let f = w.next_frame().unwrap();
-    assert_eq!(f.conn, process::PROBE_CONN);
-    assert_eq!(f.data, delivery(process::PROBE_SUB, &ev).into_bytes());
+    assert_eq!(f.conn, PROBE_CONN);
+    assert_eq!(f.data, probe_delivery(&probe));
     let (_, status, _) = w.finish();
     assert_eq!(status.code(), Some(0));
 }

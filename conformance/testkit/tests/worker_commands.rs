@@ -2,6 +2,7 @@
 
 use broadcast_testkit::events as common;
 
+use broadcast_conformance::harness::escape::sub_id_json;
 use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand};
 use broadcast_worker::Outcome;
 use common::*;
@@ -347,6 +348,22 @@ fn sub_id_is_written_with_the_escaping_of_section_4() {
             format!(r#"["EVENT",{json},{}]"#, ev.json()).into_bytes(),
             "{sub:?}"
         );
+    }
+}
+
+/// The worker's §6.7.4 implementation against the spec oracle
+/// (`harness::escape`, itself checked against the golden bytes of §8.10):
+/// every code point below U+0800 and a few beyond, alone and between
+/// letters. This comparison is why the repository keeps both.
+#[test]
+fn worker_escaping_agrees_with_the_spec_oracle() {
+    let code_points = (0u32..0x800).chain([0xfffd, 0x1_f980, 0x10_ffff]);
+    for c in code_points.filter_map(char::from_u32) {
+        for s in [c.to_string(), format!("a{c}b{c}")] {
+            let mut got = Vec::new();
+            broadcast_worker::write_json_string(&mut got, &s);
+            assert_eq!(got, sub_id_json(&s).into_bytes(), "U+{:04X}", c as u32);
+        }
     }
 }
 

@@ -84,7 +84,6 @@ impl Access {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hex::encode_hex32;
 
     const AUTHOR: [u8; 32] = [0xaa; 32];
     const TAGGED: [u8; 32] = [0xbb; 32];
@@ -94,7 +93,7 @@ mod tests {
         format!(
             r#"["EVENT",{{"id":"{}","pubkey":"{}","created_at":1,"kind":{kind},"tags":{tags},"content":"","sig":"{}"}}]"#,
             "1".repeat(64),
-            encode_hex32(&AUTHOR),
+            hex::encode(AUTHOR),
             "3".repeat(128)
         )
     }
@@ -104,7 +103,7 @@ mod tests {
     }
 
     fn p_tag() -> String {
-        format!(r#"[["p","{}"]]"#, encode_hex32(&TAGGED))
+        format!(r#"[["p","{}"]]"#, hex::encode(TAGGED))
     }
 
     #[test]
@@ -154,9 +153,9 @@ mod tests {
 
     #[test]
     fn p_value_must_be_the_lowercase_hex_of_the_pubkey() {
-        let upper = format!(r#"[["p","{}"]]"#, encode_hex32(&TAGGED).to_uppercase());
+        let upper = format!(r#"[["p","{}"]]"#, hex::encode(TAGGED).to_uppercase());
         assert!(!access(BcastFlags::NEED_FILTER, 4, &upper).allows(false, &[TAGGED]));
-        let other_tag = format!(r#"[["P","{0}"],["e","{0}"],["p"]]"#, encode_hex32(&TAGGED));
+        let other_tag = format!(r#"[["P","{0}"],["e","{0}"],["p"]]"#, hex::encode(TAGGED));
         assert!(!access(BcastFlags::NEED_FILTER, 4, &other_tag).allows(false, &[TAGGED]));
     }
 
@@ -173,7 +172,7 @@ mod tests {
 
     #[test]
     fn both_rules_together_must_both_pass() {
-        let tags = format!(r#"[["-"],["p","{}"]]"#, encode_hex32(&TAGGED));
+        let tags = format!(r#"[["-"],["p","{}"]]"#, hex::encode(TAGGED));
         let a = access(BcastFlags::NEED_FILTER | BcastFlags::NIP70_ENFORCE, 4, &tags);
         assert!(!a.allows(false, &[]));
         assert!(!a.allows(false, &[STRANGER]), "authenticated but not a party");

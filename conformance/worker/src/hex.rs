@@ -1,5 +1,10 @@
 //! Lowercase hex, the only spelling protocol v1 §4 accepts for ids, pubkeys,
 //! signatures and `#e`/`#p` values.
+//!
+//! The worker decodes hex on its hot path (every event's id, pubkey and `p`
+//! tags), so it keeps this allocation-free, strictly lowercase decoder of its
+//! own instead of depending on the `hex` crate. It never encodes hex; tests
+//! and the harness use the `hex` crate for that.
 
 /// Decodes exactly 64 lowercase hex digits into 32 bytes; `None` for any
 /// other length or any other character (uppercase included).
@@ -20,17 +25,6 @@ pub fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| nibble(b).is_some())
 }
 
-/// The 64 lowercase hex digits of `bytes`.
-pub fn encode_hex32(bytes: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(64);
-    for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    s
-}
-
 fn nibble(digit: u8) -> Option<u8> {
     match digit {
         b'0'..=b'9' => Some(digit - b'0'),
@@ -49,10 +43,9 @@ mod tests {
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = (i as u8).wrapping_mul(37).wrapping_add(11);
         }
-        let s = encode_hex32(&bytes);
-        assert_eq!(s.len(), 64);
-        assert_eq!(decode_hex32(&s), Some(bytes));
-        assert_eq!(encode_hex32(&[0xab; 32]), "ab".repeat(32));
+        // Expected digits from the `hex` crate, not from this module.
+        assert_eq!(decode_hex32(&hex::encode(bytes)), Some(bytes));
+        assert_eq!(decode_hex32(&"ab".repeat(32)), Some([0xab; 32]));
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub use bucket::{Bucket, FilterRef};
 pub use connection::Connection;
 pub use event::{Event, EventError, LetterTag};
 pub use filter::{Filter, TagFilter};
-pub use hex::{decode_hex32, encode_hex32};
+pub use hex::decode_hex32;
 pub use index::{IndexKey, IndexMatcher};
 pub use linear::LinearMatcher;
 pub use matcher::Matcher;

@@ -1,6 +1,15 @@
 //! The bytes the worker sends (protocol v1 §4): `EVENT` and `CLOSED`
 //! relay→client messages, with the sub_id written as the note's exact JSON
 //! string.
+//!
+//! [`write_json_string`] is the production implementation of PROTOCOL
+//! §6.7.4. It has exactly one counterpart, on purpose: the spec oracle
+//! `broadcast_conformance::harness::escape`, written independently from the
+//! spec's table so that the harness and the tests never derive an expected
+//! frame from the code under test. That oracle is checked against the
+//! hand-written golden bytes of PROTOCOL §8.10, and this implementation
+//! against the oracle (broadcast-testkit's `worker_commands` tests and the
+//! `worker_commands` fuzz check). Do not add a third.
 
 use broadcast_wire::BroadcastFrame;
 use bytes::Bytes;

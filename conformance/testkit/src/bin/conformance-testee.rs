@@ -14,12 +14,13 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use broadcast_conformance::harness::escape::sub_id_json;
 use broadcast_wire::worker_io::{self, WorkerTransport};
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, Frame, FrameReader, FrameWriter, NewFlags, ReadError, ReadStatus,
     ReservedFlags, SubCommand, SubId,
 };
-use broadcast_worker::{Event, Outcome, Worker, event_prefix};
+use broadcast_worker::{Event, Outcome, Worker};
 use serde_json::Value;
 
 /// Every rule a `--bug` can break. The list is the documentation too
@@ -511,8 +512,8 @@ fn unescape_sub_id(frame: &[u8]) -> Option<bytes::Bytes> {
     if items.first()? != "EVENT" {
         return None;
     }
-    let prefix = event_prefix(sub_id);
-    let rest = frame.strip_prefix(&*prefix)?;
+    let prefix = format!("[\"EVENT\",{},", sub_id_json(sub_id));
+    let rest = frame.strip_prefix(prefix.as_bytes())?;
     let mut v = format!("[\"EVENT\",\"{sub_id}\",").into_bytes();
     v.extend_from_slice(rest);
     Some(v.into())

@@ -1,6 +1,6 @@
 //! Replays committed fuzz inputs through a check function, for the stable
-//! regression tests (wire/tests/fuzz_corpus.rs and
-//! conformance/tests/fuzz_corpus.rs include this file with `#[path]`).
+//! regression tests `tests/fuzz_corpus_wire.rs` and
+//! `tests/fuzz_corpus_worker.rs`.
 
 use std::fs;
 use std::panic::{self, AssertUnwindSafe};
@@ -26,6 +26,17 @@ fn inputs(fuzz_dir: &Path, target: &str) -> Vec<PathBuf> {
     files
 }
 
+/// The repository's `fuzz/` directory, where the committed corpora live.
+pub fn repository_fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
+}
+
+/// [`replay`] over the repository's own committed corpus and artifacts of
+/// `target`.
+pub fn replay_committed(target: &str, check: fn(&[u8])) {
+    replay(&repository_fuzz_dir(), target, check);
+}
+
 /// Runs `check` on every input of `target` (`fuzz_dir` is the repository's
 /// `fuzz/`) and reports all failing files at once.
 pub fn replay(fuzz_dir: &Path, target: &str, check: fn(&[u8])) {
@@ -49,4 +60,19 @@ pub fn replay(fuzz_dir: &Path, target: &str, check: fn(&[u8])) {
         files.len(),
         failures.join("\n")
     );
+}
+
+/// Declares one `#[test]` per fuzz target, each replaying that target's
+/// committed corpus and artifacts through its check with
+/// [`replay_committed`]: `replay_tests! { target_name => check_fn, … }`.
+#[macro_export]
+macro_rules! replay_tests {
+    ($($target:ident => $check:path),+ $(,)?) => {
+        $(
+            #[test]
+            fn $target() {
+                $crate::fuzz_checks::replay::replay_committed(stringify!($target), $check);
+            }
+        )+
+    };
 }

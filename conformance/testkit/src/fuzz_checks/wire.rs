@@ -1,19 +1,12 @@
 //! The properties checked by the codec and framing fuzz targets.
 //!
-//! This file is the single source of those checks. It is included with
-//! `#[path]` by the cargo-fuzz targets (`fuzz/fuzz_targets/*.rs`, nightly)
-//! and by the stable regression test `wire/tests/fuzz_corpus.rs`, which
-//! replays every committed corpus file and crash artifact through the same
-//! functions. Each `check_*` function takes one raw fuzz input, accepts every
-//! byte string, and panics when a property does not hold.
-//!
-//! It may use only crates that both includers can name: `broadcast_wire`,
-//! `bytes` and `arbitrary` (wire's tests get `arbitrary` through the
-//! crate's own `arbitrary` feature, which its dev-dependency on itself turns
-//! on).
-
-// Each includer uses only some of the checks.
-#![allow(dead_code)]
+//! This file is the single source of those checks: the cargo-fuzz targets
+//! (`fuzz/fuzz_targets/*.rs`, nightly) call them, and so does the stable
+//! regression test `tests/fuzz_corpus_wire.rs`, which replays every
+//! committed corpus file and crash artifact through the same functions. Each
+//! `check_*` function takes one raw fuzz input, accepts every byte string,
+//! and panics when a property does not hold. Expected bytes and outcomes
+//! come from [`crate::spec_oracle`], never from the code under test.
 
 use std::io::{self, Read, Write};
 
@@ -24,133 +17,8 @@ use broadcast_wire::{
 };
 use bytes::Bytes;
 
-// ---------------------------------------------------------------------------
-// An independent reading of protocol v1 §2–§3, used as the oracle.
-//
-// It is written from the spec text, shares no code with the crate, and favours
-// obviousness over speed.
-
-/// A SubCommand's raw fields: op, flags, conn, sub_id, data.
-type SpecSubCommand<'a> = (u8, u8, i32, &'a [u8], &'a [u8]);
-
-/// Takes fixed-size and length-prefixed fields front to back.
-struct SpecFields<'a>(&'a [u8]);
-
-impl<'a> SpecFields<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
-        if self.0.len() < n {
-            return Err("truncated");
-        }
-        let (head, tail) = self.0.split_at(n);
-        self.0 = tail;
-        Ok(head)
-    }
-
-    fn u32(&mut self) -> Result<u32, &'static str> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-
-    fn i32(&mut self) -> Result<i32, &'static str> {
-        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-
-    fn sized(&mut self) -> Result<&'a [u8], &'static str> {
-        let n = self.u32()?;
-        // A length that does not fit in usize cannot fit in the payload either.
-        self.take(usize::try_from(n).unwrap_or(usize::MAX))
-    }
-
-    fn end(&self) -> Result<(), &'static str> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err("trailing_bytes")
-        }
-    }
-}
-
-/// PROTOCOL §3, SubCommand: the fields, or the one error class the
-/// precedence rule picks.
-fn spec_subcommand(payload: &[u8]) -> Result<SpecSubCommand<'_>, &'static str> {
-    let mut f = SpecFields(payload);
-    let op = f.take(1)?[0];
-    let flags = f.take(1)?[0];
-    let conn = f.i32()?;
-    let sub_id = f.sized()?;
-    let data = f.sized()?;
-    f.end()?;
-    if !(1..=6).contains(&op) {
-        return Err("unknown_op");
-    }
-    let min_conn = if op == 6 { -1 } else { 0 };
-    if conn < min_conn {
-        return Err("invalid_conn");
-    }
-    let sub_id_ok = match op {
-        // Add and Remove: 1 to 64 bytes of UTF-8.
-        3 | 4 => (1..=64).contains(&sub_id.len()) && std::str::from_utf8(sub_id).is_ok(),
-        _ => sub_id.is_empty(),
-    };
-    if !sub_id_ok {
-        return Err("invalid_sub_id");
-    }
-    let data_ok = match op {
-        3 | 6 => !data.is_empty(),
-        5 => data.len() == 32,
-        _ => data.is_empty(),
-    };
-    if !data_ok {
-        return Err("invalid_data");
-    }
-    Ok((op, flags, conn, sub_id, data))
-}
-
-/// PROTOCOL §3, BroadcastFrame: conn and data, or the error class.
-fn spec_broadcast_frame(payload: &[u8]) -> Result<(i32, &[u8]), &'static str> {
-    let mut f = SpecFields(payload);
-    let conn = f.i32()?;
-    let data = f.sized()?;
-    f.end()?;
-    if conn < 0 {
-        return Err("invalid_conn");
-    }
-    if data.is_empty() {
-        return Err("invalid_data");
-    }
-    Ok((conn, data))
-}
-
-/// PROTOCOL §2: the frames of a whole stream and how it ends.
-fn spec_stream(stream: &[u8], max_payload: u32) -> (Vec<(u8, &[u8])>, &'static str) {
-    let mut frames = Vec::new();
-    let mut rest = stream;
-    loop {
-        if rest.is_empty() {
-            return (frames, "clean");
-        }
-        if rest.len() < 5 {
-            return (frames, "truncated_stream");
-        }
-        let len = u32::from_le_bytes(rest[1..5].try_into().unwrap());
-        // Decided from the header alone, before waiting for the payload.
-        if len > max_payload {
-            return (frames, "frame_too_large");
-        }
-        let len = len as usize;
-        if rest.len() - 5 < len {
-            return (frames, "truncated_stream");
-        }
-        frames.push((rest[0], &rest[5..5 + len]));
-        rest = &rest[5 + len..];
-    }
-}
-
-/// The bytes a frame must travel as: chan, len (u32 LE), payload.
-fn spec_frame_bytes(out: &mut Vec<u8>, chan: u8, payload: &[u8]) {
-    out.push(chan);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(payload);
-}
+use crate::spec_oracle::framing::{pack_frame, stream_frames};
+use crate::spec_oracle::payload::{read_broadcast_frame, read_sub_command};
 
 // ---------------------------------------------------------------------------
 // Targets 1 and 2: decode_subcommand, decode_broadcast_frame.
@@ -167,7 +35,7 @@ pub fn check_decode_subcommand(input: &[u8]) {
         (Err(a), Err(DecodeFromError::Payload(b))) => assert_eq!(a, b, "decode and decode_from disagree"),
         _ => panic!("decode gave {decoded:?} but decode_from gave {streamed:?}"),
     }
-    let spec = spec_subcommand(input);
+    let spec = read_sub_command(input);
     match decoded {
         Err(e) => {
             assert_eq!(Err(e.class()), spec.map(|_| ()), "wrong error class for {e:?}");
@@ -204,7 +72,7 @@ pub fn check_decode_broadcast_frame(input: &[u8]) {
         (Err(a), Err(DecodeFromError::Payload(b))) => assert_eq!(a, b, "decode and decode_from disagree"),
         _ => panic!("decode gave {decoded:?} but decode_from gave {streamed:?}"),
     }
-    let spec = spec_broadcast_frame(input);
+    let spec = read_broadcast_frame(input);
     match decoded {
         Err(e) => {
             assert_eq!(Err(e.class()), spec.map(|_| ()), "wrong error class for {e:?}");
@@ -243,9 +111,7 @@ where
     let mut wire = Vec::new();
     msg.encode_framed(&mut wire);
     assert_eq!(wire.len(), msg.framed_len());
-    let mut expected = Vec::new();
-    spec_frame_bytes(&mut expected, M::CHANNEL, &frame.payload);
-    assert_eq!(wire, expected);
+    assert_eq!(wire, pack_frame(M::CHANNEL, &frame.payload));
     let mut dec = FrameDecoder::new();
     dec.feed(&wire);
     let back = dec.decode_message::<M>().unwrap().unwrap().unwrap();
@@ -366,7 +232,7 @@ pub fn check_frame_reader_chunked(input: &[u8]) {
     let (max_payload, schedule, stream) = framing_input(input);
 
     // The spec's reading of the whole stream.
-    let (spec_frames, spec_end) = spec_stream(stream, max_payload);
+    let (spec_frames, spec_end) = stream_frames(stream, max_payload);
 
     // One-shot: the whole stream fed to a FrameDecoder at once.
     let mut dec = FrameDecoder::with_max_payload(max_payload);
@@ -526,7 +392,7 @@ pub fn check_frame_writer_partial(input: &[u8]) {
             None => {}
             Some((chan, payload, Ok(()))) => {
                 assert!(payload.len() <= max_payload as usize, "queued an oversize frame");
-                spec_frame_bytes(&mut expected, chan, &payload);
+                expected.extend(pack_frame(chan, &payload));
                 queued.push((chan, payload));
             }
             Some((_, payload, Err(e))) => {
@@ -631,10 +497,10 @@ pub fn check_roundtrip_structured(input: &[u8]) {
             };
             assert_eq!(cmd.validate(), Ok(()), "Arbitrary gave an invalid {cmd:?}");
             let bytes = encoding(&cmd);
-            let Ok((op, flags, conn, sub_id, data)) = spec_subcommand(&bytes) else {
+            let Ok((op, flags, conn, sub_id, data)) = read_sub_command(&bytes) else {
                 panic!(
                     "{cmd:?} encodes to bytes the spec rejects: {:?}",
-                    spec_subcommand(&bytes)
+                    read_sub_command(&bytes)
                 );
             };
             assert_eq!(
@@ -659,7 +525,7 @@ pub fn check_roundtrip_structured(input: &[u8]) {
             };
             assert_eq!(frame.validate(), Ok(()), "Arbitrary gave an invalid {frame:?}");
             let bytes = encoding(&frame);
-            assert_eq!(spec_broadcast_frame(&bytes), Ok((frame.conn, &frame.data[..])));
+            assert_eq!(read_broadcast_frame(&bytes), Ok((frame.conn, &frame.data[..])));
             let mut streamed = Vec::new();
             frame.encode_to(&mut streamed).unwrap();
             assert_eq!(streamed, bytes, "encode and encode_to disagree");

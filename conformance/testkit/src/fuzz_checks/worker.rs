@@ -1,24 +1,22 @@
 //! The properties checked by the worker fuzz targets (`worker_commands`,
 //! `req_filter_parse`).
 //!
-//! Like `wire.rs`, this file is the single source of the checks: it is
-//! included with `#[path]` by the cargo-fuzz targets and by the stable
-//! regression test `conformance/tests/fuzz_corpus.rs`. It may use only what
-//! both can name: `broadcast_conformance`, `broadcast_wire`, `bytes` and
-//! `serde_json` (with `raw_value`).
+//! Like `wire.rs`, this file is the single source of the checks: the
+//! cargo-fuzz targets call them, and so does the stable regression test
+//! `tests/fuzz_corpus_worker.rs`.
 //!
 //! Every command is applied to two reference workers, one with the indexed
 //! matcher and one with the linear oracle, and to a small model of protocol
 //! v1 §4 written here from the spec (connections, subscriptions kept as the
 //! REQ's JSON filter objects, NIP-01 matching and the access rules over
 //! `serde_json` values). The two workers must agree exactly, and both must
-//! agree with the model on every frame.
-
-// Each includer uses only some of the checks.
-#![allow(dead_code)]
+//! agree with the model on every frame. The model takes the access rules'
+//! kind lists from [`crate::spec_oracle::access`] and the bytes of a
+//! delivery from the harness's §6.7.4 oracle, never from the worker.
 
 use std::collections::HashMap;
 
+use broadcast_conformance::harness::escape::event_frame_data;
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
 use broadcast_worker::{IndexMatcher, LinearMatcher, Outcome, Worker, parse_req};
 use bytes::Bytes;
@@ -28,17 +26,13 @@ use serde_json::{Map, Value};
 // ---------------------------------------------------------------------------
 // The spec model.
 
-const PRIVILEGED_KINDS: [u64; 8] = [4, 13, 14, 15, 443, 1059, 1060, 10051];
-const MARMOT_OPEN_KINDS: [u64; 2] = [443, 10051];
+// The kind lists come from the spec oracle, not from the worker under test.
+use crate::spec_oracle::access::{MARMOT_OPEN_KINDS, PRIVILEGED_KINDS};
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A Bcast's event as the spec describes it, read with `serde_json` alone.
@@ -135,7 +129,7 @@ fn spec_allows(flags: BcastFlags, ev: &SpecEvent, conn: &ModelConn) -> bool {
     if conn.whitelisted {
         return true;
     }
-    let authed: Vec<String> = conn.authenticated.iter().map(|k| hex(k)).collect();
+    let authed: Vec<String> = conn.authenticated.iter().map(hex::encode).collect();
     let privileged = flags.need_filter()
         && PRIVILEGED_KINDS.contains(&ev.kind)
         && !(flags.marmot_open() && MARMOT_OPEN_KINDS.contains(&ev.kind));
@@ -166,12 +160,6 @@ fn accepted_filters(req: &[u8], sub_id: &str) -> Vec<Map<String, Value>> {
         .iter()
         .map(|f| f.as_object().expect("an accepted filter is an object").clone())
         .collect()
-}
-
-/// The JSON string of `s` as §4 escapes it; serde_json escapes exactly
-/// the same characters the same way.
-fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
 }
 
 #[derive(Debug, Default)]
@@ -346,8 +334,7 @@ impl Workers {
             }
             for (sub_id, filters) in &c.subs {
                 if filters.iter().any(|f| spec_filter_matches(f, ev)) {
-                    let data = format!("[\"EVENT\",{},{}]", json_string(sub_id), ev.raw);
-                    frames.push((*conn, data.into_bytes()));
+                    frames.push((*conn, event_frame_data(sub_id, ev.raw.as_bytes())));
                 }
             }
         }
@@ -406,7 +393,7 @@ pub fn parse_commands(input: &[u8]) -> Vec<SubCommand> {
 fn parse_record(record: &[u8]) -> Option<SubCommand> {
     let (&letter, rest) = record.split_first()?;
     if letter == b'X' {
-        return SubCommand::decode(Bytes::from(unhex(rest)?)).ok();
+        return SubCommand::decode(Bytes::from(hex::decode(rest).ok()?)).ok();
     }
     let (&c, rest) = rest.split_first()?;
     let conn = conn_of(c);
@@ -456,18 +443,9 @@ fn flags_of(byte: u8) -> u8 {
     byte.wrapping_sub(b'0')
 }
 
-fn unhex(text: &[u8]) -> Option<Vec<u8>> {
-    let pairs = text.chunks_exact(2);
-    if !pairs.remainder().is_empty() {
-        return None;
-    }
-    let digit = |b: u8| char::from(b).to_digit(16).map(|d| d as u8);
-    pairs.map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
-}
-
 fn pubkey_of(bytes: &[u8]) -> [u8; 32] {
     let mut key = [0u8; 32];
-    match unhex(bytes) {
+    match hex::decode(bytes).ok() {
         Some(decoded) if decoded.len() == 32 => key.copy_from_slice(&decoded),
         _ => {
             let n = bytes.len().min(32);

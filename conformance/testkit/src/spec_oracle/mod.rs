@@ -1,0 +1,21 @@
+//! Independent readings of docs/PROTOCOL.md, the oracles the tests and the
+//! fuzz checks compare the crates against.
+//!
+//! Everything here is written from the spec text, shares no code with the
+//! crates under test (`broadcast_wire`'s codec and framing, the reference
+//! worker) and favours obviousness over speed, so an expected value never
+//! comes from the code it checks. There is one oracle per concept:
+//!
+//! - [`framing`]: the frame layout of §2 and how a byte stream splits into
+//!   frames and ends;
+//! - [`payload`]: the SubCommand and BroadcastFrame layouts of §3, packing
+//!   them by hand and reading them field by field with the error precedence;
+//! - [`access`]: the kind lists of the access rules.
+//!
+//! The JSON string of a sub_id (§6.7.4) has its oracle in the harness,
+//! `broadcast_conformance::harness::escape`, because the harness needs it to
+//! build expected frames; tests use that one.
+
+pub mod access;
+pub mod framing;
+pub mod payload;
