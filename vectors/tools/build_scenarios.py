@@ -25,9 +25,9 @@ Design rules:
   the case table, from docs/PROTOCOL.md. There is no matcher, no filter
   evaluator, no access-rule evaluator and no escaping function here. The
   expected `data` strings of the sub_id escaping cases are typed literally.
-- The worker never verifies ids or signatures (PROTOCOL §6.7.1), so the
+- The worker never verifies ids or signatures (PROTOCOL.md#bcast-event), so the
   fake ids and sigs are fine; they are only required to have the right shape.
-- Scenarios never use conn 2147483647 (the probe connection, PROTOCOL §7).
+- Scenarios never use conn 2147483647 (the probe connection, PROTOCOL.md#probe).
 
 Conn roles used throughout the access cases:
 
@@ -237,7 +237,7 @@ def end(send, expect, exit, close_input=False, chunk=None):
 # ---------------------------------------------------------------------------
 
 Q = {
-    # §3 framing as seen from a worker
+    # framing as seen from a worker (PROTOCOL.md#framing)
     "skip": ("§3.3", "A receiver MUST skip, whole, every frame on a channel it does not consume, and then carry on with the next frame. … For the worker that is every channel except 1; for the parent, every channel except 2."),
     "heartbeat": ("§3.3", "A frame with `len == 0` is a heartbeat, on any channel, consumed or not. A receiver skips it; it is not an error."),
     "max": ("§3.4", "A `len` equal to the maximum is acceptable."),
@@ -253,10 +253,10 @@ Q = {
     "clean_exit": ("§6.12", "Table row: The command stream ends on a frame boundary (§3.5) | flush all output, exit | 0"),
     "decode_drop": ("§6.12", "Table row: A command fails to decode (§5.1) | write a message to stderr, drop that command, continue"),
     "nodrop": ("§6.11", "The worker MUST NOT drop an output frame."),
-    # §4 payloads
+    # payloads (PROTOCOL.md#payloads)
     "reserved": ("§4.4", "A receiver MUST accept a SubCommand whose reserved bits are set: it is not a decode error. The receiver MUST ignore those bits; the command behaves exactly as if they were 0."),
     "sender": ("§4.5", "The value does not change delivery: the publishing connection is treated like every other connection and receives the event if one of its subscriptions matches (§6.7)."),
-    # §6 worker semantics
+    # worker semantics (PROTOCOL.md#worker-semantics)
     "scope": ("§6.1", "Sub_ids are scoped to their connection: two connections can each have a subscription called `sub1`, and they are unrelated (§10, note N-12)."),
     "new": ("§6.2", "New creates the connection `conn` with `whitelisted` set from flag bit 0, no authenticated pubkeys and no subscriptions."),
     "new_nothing": ("§6.2", "New sends nothing."),
@@ -1515,7 +1515,7 @@ DOC_EVENT = ('{"id":"4d46d064a5541eb729018a203d0c127abffaa9353074360f19843c6de89
              '"pubkey":"79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",'
              '"created_at":1700000000,"kind":1,"tags":[["-"]],"content":"hello",'
              '"sig":"80437a5298c55dce2e166b7bf39c84c0b5028535fd51b1e2b2f362de3c1f1cfb5b5731564d10088f0a763cf334b8b86f56487f5e00a069a7cccc2dbb651a8237"}')
-# PROTOCOL §8.6, typed from the document:
+# PROTOCOL.md#example-broadcastframe, typed from the document:
 DOC_FRAME_DATA = ('["EVENT","sub1",{"id":"4d46d064a5541eb729018a203d0c127abffaa9353074360f19843c6de893e8a7",'
                   '"pubkey":"79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",'
                   '"created_at":1700000000,"kind":1,"tags":[["-"]],"content":"hello",'
@@ -1779,7 +1779,7 @@ def stream():
     bc_n1 = sc("bcast", -1, data=event_msg(N1))
     bc_n1_frame = fr(1, bc_n1)
     sub_frame = fr(1, sc("add", 1, sub_id="s", data=js(["REQ", "s", {}])))
-    # PROTOCOL §8 frames, typed from the document
+    # the frames of the worked examples (PROTOCOL.md#examples), typed from the document
     DOC_NEW = "010e0000000101070000000000000000000000"
     DOC_ADD = ("012e00000003000700000004000000737562311c0000005b"
                "22524551222c2273756231222c7b226b696e6473223a5b31"
@@ -1919,7 +1919,7 @@ def stream():
            [setup(),
             step([raw(fr(1, b"\x06"), fr(1, sc(200, 1)), fr(1, sc("new", -5)), fr(1, b"\x00" * 13)), bcast("n1")],
                  [E(1, "s", "n1")])]),
-        # ---- the PROTOCOL §8 frames, as bytes ----------------------------------------
+        # ---- the frames of the worked examples (PROTOCOL.md#examples), as bytes -------
         mk("stream/raw/doc-example-frames", ("new", "remove", "close"),
            "The New, Add, Auth, Remove and Close frames of PROTOCOL §8, sent as raw bytes.",
            [step([rawhex(DOC_NEW), rawhex(DOC_ADD), rawhex(DOC_AUTH)], NOTHING),

@@ -1,4 +1,4 @@
-//! The JSON string of a sub_id, written from PROTOCOL §6.7.4.
+//! The JSON string of a sub_id, written from PROTOCOL.md#sub-id-json-string.
 //!
 //! The harness builds the exact bytes of every expected EVENT frame itself,
 //! so it needs this transformation. It is deliberately written here from the
@@ -6,7 +6,7 @@
 //! borrowed the worker's escaping would accept the worker's escaping bugs.
 
 /// Writes `sub_id` as a JSON string, quotes included, by the table of
-/// PROTOCOL §6.7.4: `"` and `\` get a backslash, U+0008/0009/000A/000C/000D
+/// PROTOCOL.md#sub-id-json-string: `"` and `\` get a backslash, U+0008/0009/000A/000C/000D
 /// become `\b \t \n \f \r`, every other code point below U+0020 becomes
 /// `\u00xx` with lowercase hex, and everything else (`/`, U+007F, non-ASCII)
 /// is copied as raw UTF-8.
@@ -36,7 +36,7 @@ pub fn sub_id_json(sub_id: &str) -> String {
     out
 }
 
-/// The data of the EVENT frame PROTOCOL §6.7.3 prescribes for a delivery of
+/// The data of the EVENT frame PROTOCOL.md#output-frame prescribes for a delivery of
 /// `event` (the event object's raw bytes) to subscription `sub_id`.
 ///
 /// ```
@@ -58,7 +58,7 @@ pub fn event_frame_data(sub_id: &str, event: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// The worked example of PROTOCOL §8.10, byte for byte.
+    /// The worked example of PROTOCOL.md#example-escaping, byte for byte.
     #[test]
     fn spec_worked_examples() {
         let first = sub_id_json(std::str::from_utf8(&[0x61, 0x22, 0x62, 0x5c, 0x63, 0x09]).unwrap());

@@ -1,7 +1,8 @@
 //! Test helpers shared by `vectors.rs`, `properties.rs` and
 //! `hostile_lengths.rs`: scripted readers and writers that split, block and
 //! interrupt I/O on demand, and a tiny independent packer for the byte
-//! layouts (written from protocol v1 §2 and §3, not from the crate's encoder),
+//! layouts (written from PROTOCOL.md#frame-layout, PROTOCOL.md#subcommand-layout and
+//! PROTOCOL.md#broadcastframe-layout, not from the crate's encoder),
 //! so expected bytes never come from the code under test.
 #![allow(dead_code)] // each test binary uses a different subset
 
@@ -136,7 +137,7 @@ impl Write for ScriptedWriter {
     }
 }
 
-/// A frame, packed by hand: `chan u8 | len u32 LE | payload` (§2).
+/// A frame, packed by hand: `chan u8 | len u32 LE | payload` (PROTOCOL.md#frame-layout).
 pub fn pack_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(5 + payload.len());
     v.push(chan);
@@ -145,7 +146,7 @@ pub fn pack_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A SubCommand payload, packed by hand (§3):
+/// A SubCommand payload, packed by hand (PROTOCOL.md#subcommand-layout):
 /// `op u8 | flags u8 | conn i32 LE | sub_id_len u32 LE | sub_id | data_len u32 LE | data`.
 pub fn pack_sub_command(op: u8, flags: u8, conn: i32, sub_id: &[u8], data: &[u8]) -> Vec<u8> {
     let mut v = vec![op, flags];
@@ -157,7 +158,7 @@ pub fn pack_sub_command(op: u8, flags: u8, conn: i32, sub_id: &[u8], data: &[u8]
     v
 }
 
-/// A BroadcastFrame payload, packed by hand (§3): `conn i32 LE | data_len u32 LE | data`.
+/// A BroadcastFrame payload, packed by hand (PROTOCOL.md#broadcastframe-layout): `conn i32 LE | data_len u32 LE | data`.
 pub fn pack_broadcast_frame(conn: i32, data: &[u8]) -> Vec<u8> {
     let mut v = conn.to_le_bytes().to_vec();
     v.extend_from_slice(&(data.len() as u32).to_le_bytes());

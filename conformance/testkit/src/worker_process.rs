@@ -1,5 +1,5 @@
 //! Driving the real `broadcast-worker` binary over real pipes or a real
-//! socketpair, synchronised with the probe of protocol v1 §5.
+//! socketpair, synchronised with the probe of PROTOCOL.md#probe.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -35,7 +35,7 @@ pub fn raw_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The commands that set up the §5 probe.
+/// The commands that set up the probe (PROTOCOL.md#probe-setup).
 pub fn probe_setup() -> Vec<SubCommand> {
     vec![
         events::new(PROBE_CONN),
@@ -47,7 +47,7 @@ pub fn probe_setup() -> Vec<SubCommand> {
     ]
 }
 
-/// The §5 probe event number `n`.
+/// Probe event number `n` (PROTOCOL.md#probe-step-end).
 pub fn probe_event(n: u32) -> Ev {
     let mut ev = Ev::new(0).kind(29999).tag(&["t", "conformance-probe"]);
     ev.id = format!("{:064x}", 0xfeed_0000_u64 + u64::from(n));
@@ -170,7 +170,7 @@ impl Worker {
     }
 
     /// Sends a fresh probe and returns every non-probe frame that arrives
-    /// before it, in arrival order (§5).
+    /// before it, in arrival order (PROTOCOL.md#probe-observed).
     pub fn barrier(&mut self) -> Vec<BroadcastFrame> {
         self.probes += 1;
         let ev = probe_event(self.probes);
@@ -188,7 +188,7 @@ impl Worker {
                 );
                 return got;
             }
-            // §5: a probe event delivered to any other conn is not part of the step.
+            // PROTOCOL.md#probe-observed: a probe event delivered to any other conn is not part of the step.
             if !is_probe(&f) {
                 got.push(f);
             }

@@ -3,7 +3,7 @@
 //! self dev-dependency in wire/Cargo.toml).
 //!
 //! Expected bytes and outcomes come from an independent model written here
-//! from protocol v1 §2 and §3 (`wire_support::pack_*`, [`model_stream`]),
+//! from PROTOCOL.md#framing and PROTOCOL.md#payloads (`wire_support::pack_*`, [`model_stream`]),
 //! never from the code under test.
 
 use broadcast_testkit::scripted_io as wire_support;
@@ -46,7 +46,7 @@ fn pack_value(cmd: &SubCommand) -> Vec<u8> {
     }
 }
 
-/// What a conforming reader delivers for `stream` (protocol v1 §2), written
+/// What a conforming reader delivers for `stream` (PROTOCOL.md#framing), written
 /// independently of `FrameDecoder`: every complete frame up to the first
 /// header whose `len` exceeds `max`, then the end.
 fn model_stream(stream: &[u8], max: u32) -> (Vec<Frame>, Result<(), &'static str>) {
@@ -77,7 +77,7 @@ fn model_stream(stream: &[u8], max: u32) -> (Vec<Frame>, Result<(), &'static str
 // ---------------------------------------------------------------------------
 
 /// Valid payload *fields* (not values): op, flags, conn, sub_id, data, drawn
-/// per the §3 table, so valid bytes can be packed without the encoder.
+/// per the PROTOCOL.md#subcommand-layout table, so valid bytes can be packed without the encoder.
 fn valid_fields() -> impl Strategy<Value = (u8, u8, i32, Vec<u8>, Vec<u8>)> {
     let sub_id = strategies::sub_id().prop_map(|s| s.as_str().as_bytes().to_vec());
     let data = vec(any::<u8>(), 1..300);
@@ -337,7 +337,7 @@ proptest! {
         }
     }
 
-    /// Valid bytes (packed by hand from the §3 table) → value → the same bytes.
+    /// Valid bytes (packed by hand from the PROTOCOL.md#subcommand-layout table) → value → the same bytes.
     #[test]
     fn valid_sub_command_bytes_value_bytes((op, flags, conn, sub_id, data) in valid_fields()) {
         let bytes = pack_sub_command(op, flags, conn, &sub_id, &data);

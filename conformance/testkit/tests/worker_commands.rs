@@ -1,4 +1,4 @@
-//! Protocol v1 §4, command by command, through the in-process worker.
+//! PROTOCOL.md#worker-semantics, command by command, through the in-process worker.
 
 use broadcast_testkit::events as common;
 

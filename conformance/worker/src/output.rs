@@ -1,4 +1,4 @@
-//! The bytes the worker sends (protocol v1 §4): `EVENT` and `CLOSED`
+//! The bytes the worker sends (PROTOCOL.md#output-frame, PROTOCOL.md#add-failure): `EVENT` and `CLOSED`
 //! relay→client messages, with the sub_id written as the note's exact JSON
 //! string.
 
@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::req::ReqError;
 
-/// Appends `s` as a JSON string with the escaping of §4: `"` → `\"`,
+/// Appends `s` as a JSON string with the escaping of PROTOCOL.md#sub-id-json-string: `"` → `\"`,
 /// `\` → `\\`, U+0008/0009/000A/000C/000D → `\b \t \n \f \r`, every other
 /// code point below U+0020 → `\u00xx` (lowercase hex), nothing else
 /// (non-ASCII stays raw UTF-8, `/` and U+007F stay as they are).

@@ -25,7 +25,8 @@ use broadcast_wire::{
 use bytes::Bytes;
 
 // ---------------------------------------------------------------------------
-// An independent reading of protocol v1 §2–§3, used as the oracle.
+// An independent reading of the framing and payload rules (PROTOCOL.md#framing,
+// PROTOCOL.md#payloads, PROTOCOL.md#decode-errors), used as the oracle.
 //
 // It is written from the spec text, shares no code with the crate, and favours
 // obviousness over speed.
@@ -69,8 +70,8 @@ impl<'a> SpecFields<'a> {
     }
 }
 
-/// PROTOCOL §3, SubCommand: the fields, or the one error class the
-/// precedence rule picks.
+/// PROTOCOL.md#subcommand-layout: the fields, or the one error class the
+/// precedence rule (PROTOCOL.md#precedence) picks.
 fn spec_subcommand(payload: &[u8]) -> Result<SpecSubCommand<'_>, &'static str> {
     let mut f = SpecFields(payload);
     let op = f.take(1)?[0];
@@ -105,7 +106,7 @@ fn spec_subcommand(payload: &[u8]) -> Result<SpecSubCommand<'_>, &'static str> {
     Ok((op, flags, conn, sub_id, data))
 }
 
-/// PROTOCOL §3, BroadcastFrame: conn and data, or the error class.
+/// PROTOCOL.md#broadcastframe-layout: conn and data, or the error class.
 fn spec_broadcast_frame(payload: &[u8]) -> Result<(i32, &[u8]), &'static str> {
     let mut f = SpecFields(payload);
     let conn = f.i32()?;
@@ -120,7 +121,7 @@ fn spec_broadcast_frame(payload: &[u8]) -> Result<(i32, &[u8]), &'static str> {
     Ok((conn, data))
 }
 
-/// PROTOCOL §2: the frames of a whole stream and how it ends.
+/// PROTOCOL.md#framing: the frames of a whole stream and how it ends.
 fn spec_stream(stream: &[u8], max_payload: u32) -> (Vec<(u8, &[u8])>, &'static str) {
     let mut frames = Vec::new();
     let mut rest = stream;

@@ -8,8 +8,8 @@
 //! `serde_json` (with `raw_value`).
 //!
 //! Every command is applied to two reference workers, one with the indexed
-//! matcher and one with the linear oracle, and to a small model of protocol
-//! v1 §4 written here from the spec (connections, subscriptions kept as the
+//! matcher and one with the linear oracle, and to a small model of the worker
+//! semantics (PROTOCOL.md#worker-semantics) written here from the spec (connections, subscriptions kept as the
 //! REQ's JSON filter objects, NIP-01 matching and the access rules over
 //! `serde_json` values). The two workers must agree exactly, and both must
 //! agree with the model on every frame.
@@ -52,7 +52,7 @@ struct SpecEvent {
     tags: Vec<Vec<String>>,
 }
 
-/// `["EVENT", <event>]` with the §4 field rules, or why not.
+/// `["EVENT", <event>]` with the field rules of PROTOCOL.md#bcast-event, or why not.
 fn spec_event(data: &[u8]) -> Result<SpecEvent, String> {
     let parts: Vec<&RawValue> = serde_json::from_slice(data).map_err(|e| e.to_string())?;
     let [head, event] = parts[..] else {
@@ -108,7 +108,7 @@ fn spec_event(data: &[u8]) -> Result<SpecEvent, String> {
     })
 }
 
-/// NIP-01 as §4 states it, over a filter object whose field types the
+/// NIP-01 as PROTOCOL.md#filter-matching states it, over a filter object whose field types the
 /// worker has already accepted.
 fn spec_filter_matches(filter: &Map<String, Value>, ev: &SpecEvent) -> bool {
     let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
@@ -130,7 +130,7 @@ fn spec_filter_matches(filter: &Map<String, Value>, ev: &SpecEvent) -> bool {
     })
 }
 
-/// The access rules of §4 for one connection.
+/// The access rules (PROTOCOL.md#access-rules) for one connection.
 fn spec_allows(flags: BcastFlags, ev: &SpecEvent, conn: &ModelConn) -> bool {
     if conn.whitelisted {
         return true;
@@ -168,7 +168,7 @@ fn accepted_filters(req: &[u8], sub_id: &str) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-/// The JSON string of `s` as §4 escapes it; serde_json escapes exactly
+/// The JSON string of `s` as PROTOCOL.md#sub-id-json-string escapes it; serde_json escapes exactly
 /// the same characters the same way.
 fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap()
@@ -337,7 +337,7 @@ impl Workers {
         assert!(out.is_empty(), "{cmd:?} must send nothing, sent {out:?}");
     }
 
-    /// The frames §4 says a valid event causes, sorted.
+    /// The frames PROTOCOL.md#bcast-delivery says a valid event causes, sorted.
     fn spec_deliveries(&self, flags: BcastFlags, ev: &SpecEvent) -> Vec<(i32, Vec<u8>)> {
         let mut frames = Vec::new();
         for (conn, c) in &self.model {
@@ -550,7 +550,7 @@ fn fixed_event_message(i: usize) -> Bytes {
     .into()
 }
 
-/// Whether a REQ's structure is right by §4, looked at with serde_json
+/// Whether a REQ's structure is right by PROTOCOL.md#req-parsing, looked at with serde_json
 /// alone: an array of `"REQ"`, the sub_id and one or more objects.
 fn spec_req_shape_ok(value: &Value, sub_id: &str) -> bool {
     let Some(arr) = value.as_array() else { return false };
