@@ -21,7 +21,9 @@ Usage:
                          with today's numbering; print the ones it cannot map
   spec_refs.py --list    print the anchors with their current section numbers
 
---fix only knows today's numbering of PROTOCOL.md. It leaves alone references
+--fix also gives a link [§X.Y](…#NAME) whose anchor has been renumbered the
+anchor's current number. Beyond that it only knows today's numbering of
+PROTOCOL.md. It leaves alone references
 introduced by "protocol v1" or "design" (the design note, numbered
 differently) and ranges such as `§2–§3`; it prints them, and every reference
 it rewrote in code, for a human to read in context. It is idempotent.
@@ -50,7 +52,6 @@ ANCHOR_NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 SPEC_LINK = re.compile(r"PROTOCOL\.md#([A-Za-z0-9_-]+)")
 LOCAL_LINK = re.compile(r"\]\(#([^)\s]*)\)")
 SECTION = re.compile(r"§\s?(\d+(?:\.\d+)*)")
-SECTION_REF = re.compile(r"§\s?\d")
 NOTE = re.compile(r"\bN-(\d+)\b")
 MD_LINK = re.compile(r"\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]*)\)")
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -251,10 +252,12 @@ def check(root, spec, files):
                     problems.append((f, line_of(text, m.start()), f"(#{m.group(1)}): no such anchor"))
         if k == "source":
             data = python_data_spans(text) if f.endswith(".py") else []
-            for m in SECTION_REF.finditer(text):
+            for m in SECTION.finditer(text):
                 if not inside(data, m.start()):
+                    where = spec.by_number.get(m.group(1))
+                    hint = f" (today PROTOCOL.md#{where}, if that is what it means)" if where else ""
                     problems.append((f, line_of(text, m.start()),
-                                     f"{m.group(0)}…: code cites the spec as PROTOCOL.md#NAME, not by section number"))
+                                     f"{m.group(0)}: code cites the spec as PROTOCOL.md#<anchor>, not by section number{hint}"))
         elif k == "md":
             problems += check_markdown(f, text, spec)
     return problems
@@ -360,7 +363,30 @@ def fix_source(f, text, spec, report):
     return "".join(out), n
 
 
+def renumber_links(f, text, spec, report):
+    """A link [§X.Y](…#NAME) whose anchor has another number today gets the
+    current number as its text: the anchor is what the author chose."""
+    code = markdown_code_spans(text)
+    out, last, n = [], 0, 0
+    for m in MD_LINK.finditer(text):
+        if inside(code, m.start()):
+            continue
+        number = re.fullmatch(r"§\s?(\d+(?:\.\d+)*)", m.group(1))
+        name = link_target(f, m.group(2))
+        now = spec.number_of(name) if name else None
+        if not number or now is None or now.startswith("N-") or now == number.group(1):
+            continue
+        out.append(text[last:m.start(1)])
+        out.append("§" + now)
+        last = m.end(1)
+        n += 1
+        report.append((f, line_of(text, m.start()), m.group(0), f"#{name} is §{now} today: link text renumbered"))
+    out.append(text[last:])
+    return "".join(out), n
+
+
 def fix_markdown(f, text, spec, report):
+    text, renumbered = renumber_links(f, text, spec, report)
     code = markdown_code_spans(text)
     links = [(m.start(), m.end()) for m in MD_LINK.finditer(text)]
     refs = [(m, m.group(1)) for m in SECTION.finditer(text)]
@@ -385,7 +411,7 @@ def fix_markdown(f, text, spec, report):
         last = m.end()
         n += 1
     out.append(text[last:])
-    return "".join(out), n
+    return "".join(out), n + renumbered
 
 
 def main():
@@ -405,7 +431,7 @@ def main():
     if args.fix:
         fix(root, spec, files)
         return 0
-    problems = check(root, spec, files)
+    problems = sorted(set(check(root, spec, files)))
     for f, line, reason in problems:
         print(f"{f}:{line}: {reason}")
     if problems:
