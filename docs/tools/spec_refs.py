@@ -90,6 +90,8 @@ class Spec:
                 name = m.group(1)
                 if not ANCHOR_NAME.match(name):
                     self.problems.append((i, f"anchor {name!r} is not short kebab-case"))
+                elif re.search(r"(^|-)\d+-\d+(-|$)", name) or name[0].isdigit():
+                    self.problems.append((i, f"anchor {name!r} looks like a section number: name the topic"))
                 if name in self.anchors:
                     self.problems.append((i, f"anchor {name!r} is defined twice"))
                 pending = (name, i)
