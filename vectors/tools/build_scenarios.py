@@ -25,9 +25,9 @@ Design rules:
   the case table, from docs/PROTOCOL.md. There is no matcher, no filter
   evaluator, no access-rule evaluator and no escaping function here. The
   expected `data` strings of the sub_id escaping cases are typed literally.
-- The worker never verifies ids or signatures (PROTOCOL §6.7.1), so the
+- The worker never verifies ids or signatures (PROTOCOL.md#bcast-event), so the
   fake ids and sigs are fine; they are only required to have the right shape.
-- Scenarios never use conn 2147483647 (the probe connection, PROTOCOL §7).
+- Scenarios never use conn 2147483647 (the probe connection, PROTOCOL.md#probe).
 
 Conn roles used throughout the access cases:
 
@@ -41,11 +41,50 @@ Conn roles used throughout the access cases:
 import hashlib
 import json
 import os
+import re
 import struct
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT_DIR = os.path.join(ROOT, "vectors", "scenarios")
 SCHEMA = "broadcast-wire/scenarios/v1"
+PROTOCOL_MD = os.path.join(ROOT, "docs", "PROTOCOL.md")
+
+
+def spec_numbers():
+    """Anchor -> today's section number in docs/PROTOCOL.md, read from the
+    `<a id="NAME"></a>` line above each numbered heading. The source cites
+    sections by anchor; the vectors show numbers, so a renumbering of the
+    spec changes the generated files and CI asks for them to be regenerated."""
+    numbers, pending = {}, None
+    with open(PROTOCOL_MD, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r'<a id="([^"]+)"></a>\s*$', line)
+            if m:
+                pending = m.group(1)
+            elif pending and line.strip():
+                h = re.match(r"#+\s+(\d+(?:\.\d+)*)\.?\s", line)
+                if h:
+                    numbers[pending] = h.group(1)
+                pending = None
+    return numbers
+
+
+SPEC_NUMBERS = spec_numbers()
+
+
+def sec(anchor):
+    """`§X.Y`, the number the section with this anchor has today."""
+    if anchor not in SPEC_NUMBERS:
+        sys.exit(f"build_scenarios.py: {anchor!r} is not the anchor of a numbered section of "
+                 f"docs/PROTOCOL.md (python3 docs/tools/spec_refs.py --list)")
+    return "§" + SPEC_NUMBERS[anchor]
+
+
+def cite(text):
+    """`text` with every `{anchor}` replaced by sec(anchor)."""
+    return re.sub(r"\{([a-z][a-z0-9-]*)\}",
+                  lambda m: sec(m.group(1)) if m.group(1) in SPEC_NUMBERS else m.group(0), text)
 
 
 # ---------------------------------------------------------------------------
@@ -232,99 +271,101 @@ def end(send, expect, exit, close_input=False, chunk=None):
 
 
 # ---------------------------------------------------------------------------
-# Requirements, quoted from docs/PROTOCOL.md. A requirement made of several
+# Requirements, quoted from docs/PROTOCOL.md, each with the anchor of the
+# section it is quoted from (the case's `spec` is that section's number today). A requirement made of several
 # sentences joins them with " … ". "Table row: " quotes one row of a table.
 # ---------------------------------------------------------------------------
 
 Q = {
-    # §3 framing as seen from a worker
-    "skip": ("§3.3", "A receiver MUST skip, whole, every frame on a channel it does not consume, and then carry on with the next frame. … For the worker that is every channel except 1; for the parent, every channel except 2."),
-    "heartbeat": ("§3.3", "A frame with `len == 0` is a heartbeat, on any channel, consumed or not. A receiver skips it; it is not an error."),
-    "max": ("§3.4", "A `len` equal to the maximum is acceptable."),
-    "too_large": ("§3.4", "A `len` above the maximum is a fatal stream error of class `frame_too_large`. A receiver decides this as soon as it has the five header bytes, before reading any of the payload."),
-    "too_large_all": ("§3.4", "The check applies to every frame, whatever its channel (§10, note N-4)."),
-    "no_resync": ("§3.4", "The error is fatal because once a header cannot be trusted, the receiver no longer knows where the next frame begins: the stream cannot be resynchronised."),
-    "truncated": ("§3.5", "A stream that ends inside a frame, whether inside the 5-byte header or inside the payload, is a fatal stream error of class `truncated_stream`."),
-    "truncated_skipped": ("§3.5", "A stream that ends inside a frame, whether inside the 5-byte header or inside the payload, is a fatal stream error of class `truncated_stream`. This holds for frames that would have been skipped as well."),
-    "split": ("§3.6", "A reader MUST accept any split of the stream, down to one byte per read. … Whatever the split, a reader MUST deliver exactly the frames, and reach exactly the same end (clean, `truncated_stream` or `frame_too_large`), as it would if it had received the whole stream in a single read."),
-    "wouldblock": ("§3.6", "A reader on a non-blocking descriptor MUST keep the partial state of a frame (header bytes, payload bytes so far) across `EAGAIN` / `EWOULDBLOCK` (`WouldBlock`) and continue where it stopped."),
-    "nonfatal": ("§3.7", "A payload that fails to decode (§5) is a non-fatal error. The header has already told the receiver where the frame ends, so the stream stays synchronised: the receiver drops that one message and goes on with the next frame."),
-    "fatal_exit": ("§6.12", "Table row: Fatal stream error: `frame_too_large` or `truncated_stream` (§5.3) | write a message to stderr, exit | 2"),
-    "clean_exit": ("§6.12", "Table row: The command stream ends on a frame boundary (§3.5) | flush all output, exit | 0"),
-    "decode_drop": ("§6.12", "Table row: A command fails to decode (§5.1) | write a message to stderr, drop that command, continue"),
-    "nodrop": ("§6.11", "The worker MUST NOT drop an output frame."),
-    # §4 payloads
-    "reserved": ("§4.4", "A receiver MUST accept a SubCommand whose reserved bits are set: it is not a decode error. The receiver MUST ignore those bits; the command behaves exactly as if they were 0."),
-    "sender": ("§4.5", "The value does not change delivery: the publishing connection is treated like every other connection and receives the event if one of its subscriptions matches (§6.7)."),
-    # §6 worker semantics
-    "scope": ("§6.1", "Sub_ids are scoped to their connection: two connections can each have a subscription called `sub1`, and they are unrelated (§10, note N-12)."),
-    "new": ("§6.2", "New creates the connection `conn` with `whitelisted` set from flag bit 0, no authenticated pubkeys and no subscriptions."),
-    "new_nothing": ("§6.2", "New sends nothing."),
-    "reset": ("§6.2", "If a connection with that `conn` already exists (the parent reused a file descriptor number), the worker MUST reset it: all of its subscriptions and all of its authenticated pubkeys are dropped, and `whitelisted` takes the value carried by this New (§10, note N-13)."),
-    "close": ("§6.3", "Close removes the connection `conn` together with all of its subscriptions and authenticated pubkeys."),
-    "close_unknown": ("§6.3", "If no such connection exists, Close does nothing. Close sends nothing."),
-    "close_nothing": ("§6.3", "Close sends nothing."),
-    "add_unknown": ("§6.4.1", "If `conn` does not name an existing connection, the worker MUST ignore the command and send nothing, whatever `data` contains (§10, note N-14)."),
-    "ignored_keys": ("§6.4.2", "Any other key (`search`, or anything unknown) MUST be ignored: it neither causes a failure nor restricts matching."),
-    "req_shape": ("§6.4.2", "a JSON array whose first element is the string `\"REQ\"`, whose second element is a string equal to the command's `sub_id` (§10, note N-15), and whose remaining elements, at least one, are filter objects."),
-    "req_types": ("§6.4.2", "Table row: `kinds` | array of integers, each in 0–65535"),
-    "req_letter": ("§6.4.2", "Table row: `#<letter>`, where `<letter>` is exactly one ASCII letter (`a`–`z`, `A`–`Z`) | array of strings"),
-    "req_ep": ("§6.4.2", "Table row: `#e`, `#p` | array of strings, each 64 characters of lowercase hex"),
-    "add_ok": ("§6.4.3", "If parsing succeeds, the worker creates the subscription `sub_id` on that connection with the parsed filters."),
-    "add_nothing": ("§6.4.3", "A successful Add sends nothing."),
-    "replace": ("§6.4.3", "If the connection already has a subscription with the same sub_id, the new one replaces it, as NIP-01 prescribes."),
-    "fail": ("§6.4.4", "If parsing fails, the worker MUST: … send one output frame to `conn` whose `data` is a NIP-01 `CLOSED` message for the command's `sub_id` … remove the existing subscription with that sub_id on that connection, if there is one."),
-    "remove": ("§6.5", "Remove deletes the subscription `sub_id` of connection `conn`."),
-    "remove_unknown": ("§6.5", "If the connection or the subscription does not exist, Remove does nothing. Remove never sends anything."),
-    "auth": ("§6.6", "Auth adds the 32-byte pubkey in `data` to the connection's set of authenticated pubkeys."),
-    "auth_several": ("§6.6", "NIP-42 lets one connection authenticate as several pubkeys, so earlier pubkeys stay in the set."),
-    "auth_at_once": ("§6.6", "The change takes effect at once: every later Bcast, including deliveries to subscriptions created before the Auth, sees the new set."),
-    "auth_unknown": ("§6.6", "If `conn` does not name an existing connection, Auth is ignored. Auth sends nothing."),
-    "auth_nothing": ("§6.6", "Auth sends nothing."),
-    "no_verify": ("§6.7.1", "The worker does not verify `id` or `sig`; the parent has already done so before sending the Bcast."),
-    "event_invalid": ("§6.7.1", "If `data` is not such a message, the event is invalid: the worker MUST deliver nothing for this command, writes a message to stderr, and goes on with the next command."),
-    "event_shape": ("§6.7.1", "The worker parses `data` as a NIP-01 event message, `[\"EVENT\", <event>]` (§10, note N-20), where `<event>` is a JSON object with these fields:"),
-    "delivery": ("§6.7.2", "For each subscription whose filters match the event (§6.8) on a connection that the access rules allow (§6.9), the worker MUST send exactly one output frame to that connection. Two matching subscriptions on the same connection therefore yield two frames."),
-    "sender_incl": ("§6.7.2", "For a valid event, the worker considers every connection, the sender's included (§4.5), and on each connection every subscription."),
-    "output": ("§6.7.3", "with no other whitespace. The event is never re-serialised: its keys, their order, its whitespace and its escapes reach the client exactly as the publisher wrote them."),
-    "output_bytes": ("§6.7.3", "the bytes of the event object exactly as they appear in the command's `data` (§10, note N-21)"),
-    "esc_nothing_else": ("§6.7.4", "Nothing else is escaped: `/`, U+007F and all non-ASCII characters are written as their raw UTF-8 bytes."),
-    "match_any": ("§6.8", "A subscription matches an event if any of its filters matches (OR across filters)."),
-    "match_and": ("§6.8", "A filter matches if every field present in it holds (AND across fields). Inside a list, one value has to match (OR within a list)."),
-    "ids": ("§6.8", "`ids`: some value is exactly equal, as a string, to the event's `id`."),
-    "authors": ("§6.8", "`authors`: some value is exactly equal, as a string, to the event's `pubkey`."),
-    "kinds": ("§6.8", "`kinds`: some value is equal to the event's `kind`."),
-    "bounds": ("§6.8", "`since`: `since <= created_at`. `until`: `created_at <= until`. Both bounds are inclusive."),
-    "tag": ("§6.8", "`#x`, for a single letter `x`: the event has some tag `t` with `t[0] == \"x\"` and `t[1]` equal to some value in the list."),
-    "tag_t1": ("§6.8", "Only `t[1]` is examined; later elements of the tag are not. A tag with fewer than two elements cannot satisfy this condition."),
-    "empty": ("§6.8", "An empty list (`\"ids\": []`, `\"kinds\": []`, `\"#t\": []`, ...) matches nothing, so a filter containing one never matches. … Such a list is still well-typed, so it does not make the Add fail (§10, note N-22)."),
-    "limit": ("§6.8", "`limit` is ignored: it concerns stored events, not live delivery."),
-    "vacuous": ("§6.8", "Keys ignored by §6.4.2 take no part in matching. As a consequence of the AND rule, a filter with no constraining key, such as `{}`, matches every event."),
-    "rule1": ("§6.9", "The rule applies to an event when all of these hold: … `need_filter` is set in the Bcast, … the event's kind is in PRIVILEGED, and … it is not the case that `marmot_open` is set and the kind is in MARMOT_OPEN. … When it applies, the event may be delivered only to a connection that is whitelisted, or that has an authenticated pubkey equal to the event's `pubkey`, or that has an authenticated pubkey equal to the value of one of the event's `p` tags (§10, note N-23)."),
-    "rule2": ("§6.9", "The rule applies to an event when `nip70_enforce` is set in the Bcast and the event has a tag whose first element is `\"-\"` (a NIP-70 protected event). When it applies, the event may be delivered only to a connection that is whitelisted or has at least one authenticated pubkey."),
-    "both": ("§6.9", "Both rules can apply to the same event. A connection receives the event only if it passes every rule that applies. When neither applies, the access rules allow every connection."),
-    "neither": ("§6.9", "When neither applies, the access rules allow every connection."),
-    "order_in": ("§6.10", "The worker MUST process commands strictly in the order received."),
-    "order_out": ("§6.10", "Every output frame caused by command N MUST be written before any output frame caused by command N + 1. Only Add (its CLOSED message) and Bcast cause output."),
+    # framing as seen from a worker (PROTOCOL.md#framing)
+    "skip": ("receiving-frames", "A receiver MUST skip, whole, every frame on a channel it does not consume, and then carry on with the next frame. … For the worker that is every channel except 1; for the parent, every channel except 2."),
+    "heartbeat": ("receiving-frames", "A frame with `len == 0` is a heartbeat, on any channel, consumed or not. A receiver skips it; it is not an error."),
+    "max": ("maximum-payload", "A `len` equal to the maximum is acceptable."),
+    "too_large": ("maximum-payload", "A `len` above the maximum is a fatal stream error of class `frame_too_large`. A receiver decides this as soon as it has the five header bytes, before reading any of the payload."),
+    "too_large_all": ("maximum-payload", "The check applies to every frame, whatever its channel (§10, note N-4)."),
+    "no_resync": ("maximum-payload", "The error is fatal because once a header cannot be trusted, the receiver no longer knows where the next frame begins: the stream cannot be resynchronised."),
+    "truncated": ("end-of-stream", "A stream that ends inside a frame, whether inside the 5-byte header or inside the payload, is a fatal stream error of class `truncated_stream`."),
+    "truncated_skipped": ("end-of-stream", "A stream that ends inside a frame, whether inside the 5-byte header or inside the payload, is a fatal stream error of class `truncated_stream`. This holds for frames that would have been skipped as well."),
+    "split": ("reads-and-writes", "A reader MUST accept any split of the stream, down to one byte per read. … Whatever the split, a reader MUST deliver exactly the frames, and reach exactly the same end (clean, `truncated_stream` or `frame_too_large`), as it would if it had received the whole stream in a single read."),
+    "wouldblock": ("reads-and-writes", "A reader on a non-blocking descriptor MUST keep the partial state of a frame (header bytes, payload bytes so far) across `EAGAIN` / `EWOULDBLOCK` (`WouldBlock`) and continue where it stopped."),
+    "nonfatal": ("payload-decode-failures", "A payload that fails to decode (§5) is a non-fatal error. The header has already told the receiver where the frame ends, so the stream stays synchronised: the receiver drops that one message and goes on with the next frame."),
+    "fatal_exit": ("exit-status", "Table row: Fatal stream error: `frame_too_large` or `truncated_stream` (§5.3) | write a message to stderr, exit | 2"),
+    "clean_exit": ("exit-status", "Table row: The command stream ends on a frame boundary (§3.5) | flush all output, exit | 0"),
+    "decode_drop": ("exit-status", "Table row: A command fails to decode (§5.1) | write a message to stderr, drop that command, continue"),
+    "nodrop": ("flow-control", "The worker MUST NOT drop an output frame."),
+    # payloads (PROTOCOL.md#payloads)
+    "reserved": ("flags", "A receiver MUST accept a SubCommand whose reserved bits are set: it is not a decode error. The receiver MUST ignore those bits; the command behaves exactly as if they were 0."),
+    "sender": ("bcast-conn", "The value does not change delivery: the publishing connection is treated like every other connection and receives the event if one of its subscriptions matches (§6.7)."),
+    # worker semantics (PROTOCOL.md#worker-semantics)
+    "scope": ("worker-state", "Sub_ids are scoped to their connection: two connections can each have a subscription called `sub1`, and they are unrelated (§10, note N-12)."),
+    "new": ("worker-new", "New creates the connection `conn` with `whitelisted` set from flag bit 0, no authenticated pubkeys and no subscriptions."),
+    "new_nothing": ("worker-new", "New sends nothing."),
+    "reset": ("worker-new", "If a connection with that `conn` already exists (the parent reused a file descriptor number), the worker MUST reset it: all of its subscriptions and all of its authenticated pubkeys are dropped, and `whitelisted` takes the value carried by this New (§10, note N-13)."),
+    "close": ("worker-close", "Close removes the connection `conn` together with all of its subscriptions and authenticated pubkeys."),
+    "close_unknown": ("worker-close", "If no such connection exists, Close does nothing. Close sends nothing."),
+    "close_nothing": ("worker-close", "Close sends nothing."),
+    "add_unknown": ("add-unknown-connection", "If `conn` does not name an existing connection, the worker MUST ignore the command and send nothing, whatever `data` contains (§10, note N-14)."),
+    "ignored_keys": ("req-parsing", "Any other key (`search`, or anything unknown) MUST be ignored: it neither causes a failure nor restricts matching."),
+    "req_shape": ("req-parsing", "a JSON array whose first element is the string `\"REQ\"`, whose second element is a string equal to the command's `sub_id` (§10, note N-15), and whose remaining elements, at least one, are filter objects."),
+    "req_types": ("req-parsing", "Table row: `kinds` | array of integers, each in 0–65535"),
+    "req_letter": ("req-parsing", "Table row: `#<letter>`, where `<letter>` is exactly one ASCII letter (`a`–`z`, `A`–`Z`) | array of strings"),
+    "req_ep": ("req-parsing", "Table row: `#e`, `#p` | array of strings, each 64 characters of lowercase hex"),
+    "add_ok": ("add-success", "If parsing succeeds, the worker creates the subscription `sub_id` on that connection with the parsed filters."),
+    "add_nothing": ("add-success", "A successful Add sends nothing."),
+    "replace": ("add-success", "If the connection already has a subscription with the same sub_id, the new one replaces it, as NIP-01 prescribes."),
+    "fail": ("add-failure", "If parsing fails, the worker MUST: … send one output frame to `conn` whose `data` is a NIP-01 `CLOSED` message for the command's `sub_id` … remove the existing subscription with that sub_id on that connection, if there is one."),
+    "remove": ("worker-remove", "Remove deletes the subscription `sub_id` of connection `conn`."),
+    "remove_unknown": ("worker-remove", "If the connection or the subscription does not exist, Remove does nothing. Remove never sends anything."),
+    "auth": ("worker-auth", "Auth adds the 32-byte pubkey in `data` to the connection's set of authenticated pubkeys."),
+    "auth_several": ("worker-auth", "NIP-42 lets one connection authenticate as several pubkeys, so earlier pubkeys stay in the set."),
+    "auth_at_once": ("worker-auth", "The change takes effect at once: every later Bcast, including deliveries to subscriptions created before the Auth, sees the new set."),
+    "auth_unknown": ("worker-auth", "If `conn` does not name an existing connection, Auth is ignored. Auth sends nothing."),
+    "auth_nothing": ("worker-auth", "Auth sends nothing."),
+    "no_verify": ("bcast-event", "The worker does not verify `id` or `sig`; the parent has already done so before sending the Bcast."),
+    "event_invalid": ("bcast-event", "If `data` is not such a message, the event is invalid: the worker MUST deliver nothing for this command, writes a message to stderr, and goes on with the next command."),
+    "event_shape": ("bcast-event", "The worker parses `data` as a NIP-01 event message, `[\"EVENT\", <event>]` (§10, note N-20), where `<event>` is a JSON object with these fields:"),
+    "delivery": ("bcast-delivery", "For each subscription whose filters match the event (§6.8) on a connection that the access rules allow (§6.9), the worker MUST send exactly one output frame to that connection. Two matching subscriptions on the same connection therefore yield two frames."),
+    "sender_incl": ("bcast-delivery", "For a valid event, the worker considers every connection, the sender's included (§4.5), and on each connection every subscription."),
+    "output": ("output-frame", "with no other whitespace. The event is never re-serialised: its keys, their order, its whitespace and its escapes reach the client exactly as the publisher wrote them."),
+    "output_bytes": ("output-frame", "the bytes of the event object exactly as they appear in the command's `data` (§10, note N-21)"),
+    "esc_nothing_else": ("sub-id-json-string", "Nothing else is escaped: `/`, U+007F and all non-ASCII characters are written as their raw UTF-8 bytes."),
+    "match_any": ("filter-matching", "A subscription matches an event if any of its filters matches (OR across filters)."),
+    "match_and": ("filter-matching", "A filter matches if every field present in it holds (AND across fields). Inside a list, one value has to match (OR within a list)."),
+    "ids": ("filter-matching", "`ids`: some value is exactly equal, as a string, to the event's `id`."),
+    "authors": ("filter-matching", "`authors`: some value is exactly equal, as a string, to the event's `pubkey`."),
+    "kinds": ("filter-matching", "`kinds`: some value is equal to the event's `kind`."),
+    "bounds": ("filter-matching", "`since`: `since <= created_at`. `until`: `created_at <= until`. Both bounds are inclusive."),
+    "tag": ("filter-matching", "`#x`, for a single letter `x`: the event has some tag `t` with `t[0] == \"x\"` and `t[1]` equal to some value in the list."),
+    "tag_t1": ("filter-matching", "Only `t[1]` is examined; later elements of the tag are not. A tag with fewer than two elements cannot satisfy this condition."),
+    "empty": ("filter-matching", "An empty list (`\"ids\": []`, `\"kinds\": []`, `\"#t\": []`, ...) matches nothing, so a filter containing one never matches. … Such a list is still well-typed, so it does not make the Add fail (§10, note N-22)."),
+    "limit": ("filter-matching", "`limit` is ignored: it concerns stored events, not live delivery."),
+    "vacuous": ("filter-matching", "Keys ignored by §6.4.2 take no part in matching. As a consequence of the AND rule, a filter with no constraining key, such as `{}`, matches every event."),
+    "rule1": ("access-rules", "The rule applies to an event when all of these hold: … `need_filter` is set in the Bcast, … the event's kind is in PRIVILEGED, and … it is not the case that `marmot_open` is set and the kind is in MARMOT_OPEN. … When it applies, the event may be delivered only to a connection that is whitelisted, or that has an authenticated pubkey equal to the event's `pubkey`, or that has an authenticated pubkey equal to the value of one of the event's `p` tags (§10, note N-23)."),
+    "rule2": ("access-rules", "The rule applies to an event when `nip70_enforce` is set in the Bcast and the event has a tag whose first element is `\"-\"` (a NIP-70 protected event). When it applies, the event may be delivered only to a connection that is whitelisted or has at least one authenticated pubkey."),
+    "both": ("access-rules", "Both rules can apply to the same event. A connection receives the event only if it passes every rule that applies. When neither applies, the access rules allow every connection."),
+    "neither": ("access-rules", "When neither applies, the access rules allow every connection."),
+    "order_in": ("ordering", "The worker MUST process commands strictly in the order received."),
+    "order_out": ("ordering", "Every output frame caused by command N MUST be written before any output frame caused by command N + 1. Only Add (its CLOSED message) and Bcast cause output."),
 }
 
 
 def FAIL_ROW(row, prefix="invalid"):
     """Requirement of a failed Add: the general rule plus one table row."""
-    return ("§6.4.4", Q["fail"][1] + " … Table row: " + row + " | `" + prefix + "`")
+    return ("add-failure", Q["fail"][1] + " … Table row: " + row + " | `" + prefix + "`")
 
 
 def mk(cid, q, comment, steps, events=None):
-    """A case. q: a key of Q, a tuple of keys (the first gives `spec`), or a
-    (spec, requirement) pair built by FAIL_ROW."""
-    if isinstance(q, tuple) and len(q) == 2 and q[0].startswith("§"):
-        spec, requirement = q
+    """A case. q: a key of Q, a tuple of keys (the first gives `spec`), or an
+    (anchor, requirement) pair built by FAIL_ROW. `comment` goes through
+    cite()."""
+    if isinstance(q, tuple) and len(q) == 2 and q[1] not in Q:
+        anchor, requirement = q
     else:
         keys = (q,) if isinstance(q, str) else q
-        spec = Q[keys[0]][0]
+        anchor = Q[keys[0]][0]
         requirement = " … ".join(Q[k][1] for k in keys)
-    c = {"id": cid, "level": "MUST", "spec": spec, "requirement": requirement,
-         "comment": comment}
+    c = {"id": cid, "level": "MUST", "spec": sec(anchor), "requirement": requirement,
+         "comment": cite(comment)}
     if events:
         c["events"] = events
     c["steps"] = steps
@@ -456,7 +497,7 @@ def lifecycle():
             step([add(1, "k", {"kinds": [1]})], NOTHING),
             step([bcast("n3")], [E(1, "k", "n3")])]),
     ]
-    return "Connection lifecycle: New, Close, reset and fd reuse (PROTOCOL §6.2, §6.3)", events, cases
+    return "Connection lifecycle: New, Close, reset and fd reuse (PROTOCOL {worker-new}, {worker-close})", events, cases
 
 
 # ===========================================================================
@@ -548,7 +589,7 @@ def subscribe():
             step([new(9)], NOTHING),
             step([bcast("k1b")], NOTHING)]),
         mk("subscribe/unknown-conn/invalid-req-no-closed", "add_unknown",
-           "An Add with an invalid REQ on an unknown conn is ignored: no CLOSED is sent (§10 N-14).",
+           "An Add with an invalid REQ on an unknown conn is ignored: no CLOSED is sent ({notes} N-14).",
            [step([add_raw(9, "s", "not json")], NOTHING),
             step([add_raw(9, "t", '["REQ","t",{"#foo":["x"]}]')], NOTHING)]),
         mk("subscribe/unknown-conn/other-conns-unaffected", "add_unknown",
@@ -590,7 +631,7 @@ def subscribe():
             step([add_raw(1, "s", '["REQ","s",{"kinds":"1"}]')], [CL(1, "s", "invalid")]),
             step([bcast("k1")], [E(2, "s", "k1")])]),
     ]
-    return "Subscriptions: Add, replace, Remove, unknown conns, scoping (PROTOCOL §6.1, §6.4, §6.5)", events, cases
+    return "Subscriptions: Add, replace, Remove, unknown conns, scoping (PROTOCOL {worker-state}, {worker-add}, {worker-remove})", events, cases
 
 
 # ===========================================================================
@@ -804,11 +845,11 @@ def req():
            "Three well-typed filters.",
            [("k1", [E(1, "s", "k1")]), ("k7", [E(1, "s", "k7")])]),
         mk("req/valid/sub-id-escaped-in-req", "req_shape",
-           "The REQ spells the sub_id \"s\\u0031\"; decoded it equals the command's sub_id s1 (§10 N-15).",
+           "The REQ spells the sub_id \"s\\u0031\"; decoded it equals the command's sub_id s1 ({notes} N-15).",
            [step([new(1), add_raw(1, "s1", '["REQ","s\\u0031",{"kinds":[1]}]')], NOTHING),
             step([bcast("k1")], [E(1, "s1", "k1")])]),
         ok("req/valid/upper-letter-any-string", "req_letter", '["REQ","s",{"#E":["not-hex"],"#P":["x"]}]',
-           "#E and #P are letter keys without the hex rule (§10 N-17): no CLOSED.",
+           "#E and #P are letter keys without the hex rule ({notes} N-17): no CLOSED.",
            [("k1", NOTHING)]),
         ok("req/valid/tag-hex-values", "req_ep", '["REQ","s",{"#e":["%s"],"#p":["%s"],"kinds":[1]}]' % (a, BOB),
            "#e and #p with 64 lowercase hex values parse (they do not match k1, which has no tags).",
@@ -817,7 +858,7 @@ def req():
            "Empty lists are well-typed: no CLOSED (and the filter matches nothing).",
            [("k1", NOTHING)]),
     ]
-    return "REQ parsing: CLOSED failures, prefixes, ignored keys (PROTOCOL §6.4)", events, cases
+    return "REQ parsing: CLOSED failures, prefixes, ignored keys (PROTOCOL {worker-add})", events, cases
 
 
 # ===========================================================================
@@ -944,7 +985,7 @@ def filter_():
            "{} matches a kind-4 event broadcast without need_filter.",
            [{}], [("dm", [E(1, s, "dm")])]),
     ]
-    return "NIP-01 filter matching (PROTOCOL §6.8)", events, cases
+    return "NIP-01 filter matching (PROTOCOL {filter-matching})", events, cases
 
 
 # ===========================================================================
@@ -1022,7 +1063,7 @@ def tags():
            [step([new(1), add(1, "lower", {"#t": ["x"]}), add(1, "upper", {"#T": ["x"]})], NOTHING),
             step([bcast("t_x")], [E(1, "lower", "t_x")]),
             step([bcast("T_x")], [E(1, "upper", "T_x")])]),
-        mc("tags/letter-case/upper-e-any-string", "tag", "#E [\"not-hex\"] is accepted (no hex rule, §10 N-17) and matches [\"E\",\"not-hex\"].",
+        mc("tags/letter-case/upper-e-any-string", "tag", "#E [\"not-hex\"] is accepted (no hex rule, {notes} N-17) and matches [\"E\",\"not-hex\"].",
            [{"#E": ["not-hex"]}], [("E_free", [E(1, s, "E_free")])]),
         mc("tags/p/match", "tag", "#p [BOB] matches [\"p\",BOB]; an untagged event does not.",
            [{"#p": [BOB]}], [("p_bob", [E(1, s, "p_bob")]), ("t_x", NOTHING)]),
@@ -1045,7 +1086,7 @@ def tags():
         mc("tags/value/json-escape-decoded", "tag", "A tag value written \"caf\\u00e9\" in the event equals the filter value café, as does a raw café.",
            [{"#t": ["café"]}], [("t_cafe_escaped", [E(1, s, "t_cafe_escaped")]), ("t_cafe_raw", [E(1, s, "t_cafe_raw")])]),
     ]
-    return "Tag filters #<letter> (PROTOCOL §6.8)", events, cases
+    return "Tag filters #<letter> (PROTOCOL {filter-matching})", events, cases
 
 
 # ===========================================================================
@@ -1133,7 +1174,7 @@ def auth_():
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast_raw(ev("auth-k1", kind=1), flags=NF)], [ER(1, "s", ev("auth-k1", kind=1))])]),
     ]
-    return "Authentication (PROTOCOL §6.6)", events, cases
+    return "Authentication (PROTOCOL {worker-auth})", events, cases
 
 
 # ===========================================================================
@@ -1210,10 +1251,10 @@ def access():
            "Tags p CAROL, p BOB: BOB's conn 4 passes through the second p tag.",
            [("dm_second_p", NF, to("dm_second_p", 2, 3, 4))]),
         ac("access/p-tag/value-at-index-2", "rule1",
-           "Tag [\"p\",CAROL,BOB]: the p tag's value is CAROL, so BOB's conn 4 does not pass (§10 N-23).",
+           "Tag [\"p\",CAROL,BOB]: the p tag's value is CAROL, so BOB's conn 4 does not pass ({notes} N-23).",
            [("dm_p_index2", NF, to("dm_p_index2", 2, 3))]),
         ac("access/p-tag/upper-case-value", "rule1",
-           "A p tag holding BOB in upper-case hex equals no key (§10 N-23): BOB's conn 4 does not pass.",
+           "A p tag holding BOB in upper-case hex equals no key ({notes} N-23): BOB's conn 4 does not pass.",
            [("dm_p_upper", NF, to("dm_p_upper", 2, 3))]),
         ac("access/p-tag/capital-p-tag", "rule1",
            "A tag named P is not a p tag: BOB's conn 4 does not pass.",
@@ -1340,7 +1381,7 @@ def access():
            [step([new(1), add(1, "s", {}), auth(1, ALICE, flags=0xFF)], NOTHING),
             step([bcast("priv4", flags=NF)], [E(1, "s", "priv4")])]),
     ]
-    return "Access rules, whitelisting and reserved flag bits (PROTOCOL §6.9, §4.4)", events, cases
+    return "Access rules, whitelisting and reserved flag bits (PROTOCOL {access-rules}, {flags})", events, cases
 
 
 # ===========================================================================
@@ -1414,7 +1455,7 @@ def bcast_():
         ("message-event-string", "The event is a string.", bcast_data('["EVENT","x"]')),
         ("message-event-array", "The event is an array.", bcast_data('["EVENT",[]]')),
         ("message-event-null", "The event is null.", bcast_data('["EVENT",null]')),
-        ("message-extra-element", "[\"EVENT\", event, event]: three elements (§10 N-20).", bcast_data('["EVENT",' + base + ',' + base + ']')),
+        ("message-extra-element", "[\"EVENT\", event, event]: three elements ({notes} N-20).", bcast_data('["EVENT",' + base + ',' + base + ']')),
         ("message-not-utf8", "data bytes ff fe are not JSON.", bcast_hex("fffe")),
     ]
     cases = [
@@ -1485,7 +1526,7 @@ def bcast_():
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast("empty_everything")], [E(1, "s", "empty_everything")])]),
         mk("bcast/valid/empty-tag", "event_shape",
-           "tags [[]]: an empty tag is an array of (zero) strings (§10 N-20).",
+           "tags [[]]: an empty tag is an array of (zero) strings ({notes} N-20).",
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast("empty_tag")], [E(1, "s", "empty_tag")])]),
         mk("bcast/valid/many-tags", "event_shape",
@@ -1504,7 +1545,7 @@ def bcast_():
                     [step([new(1), add(1, "s", {})], NOTHING),
                      step([bcast("n1"), bcast_data('["EVENT",{}]'), bcast("n2")],
                           [E(1, "s", "n1"), E(1, "s", "n2")], ordered=True)]))
-    return "Bcast delivery, the sender, invalid events (PROTOCOL §6.7.1, §6.7.2, §4.5)", events, cases
+    return "Bcast delivery, the sender, invalid events (PROTOCOL {bcast-event}, {bcast-delivery}, {bcast-conn})", events, cases
 
 
 # ===========================================================================
@@ -1515,7 +1556,7 @@ DOC_EVENT = ('{"id":"4d46d064a5541eb729018a203d0c127abffaa9353074360f19843c6de89
              '"pubkey":"79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",'
              '"created_at":1700000000,"kind":1,"tags":[["-"]],"content":"hello",'
              '"sig":"80437a5298c55dce2e166b7bf39c84c0b5028535fd51b1e2b2f362de3c1f1cfb5b5731564d10088f0a763cf334b8b86f56487f5e00a069a7cccc2dbb651a8237"}')
-# PROTOCOL §8.6, typed from the document:
+# PROTOCOL.md#example-broadcastframe, typed from the document:
 DOC_FRAME_DATA = ('["EVENT","sub1",{"id":"4d46d064a5541eb729018a203d0c127abffaa9353074360f19843c6de893e8a7",'
                   '"pubkey":"79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798",'
                   '"created_at":1700000000,"kind":1,"tags":[["-"]],"content":"hello",'
@@ -1549,7 +1590,7 @@ def output():
                   [step([new(1), add(1, sub_id, {})], NOTHING),
                    step([bcast("plain")], [DATA(1, data)])])
 
-    ESC_Q = ("§6.7.4", "The sub_id is written as a double quote, then every code point of the sub_id in order, transformed as follows, then a double quote:")
+    ESC_Q = ("sub-id-json-string", "The sub_id is written as a double quote, then every code point of the sub_id in order, transformed as follows, then a double quote:")
 
     def escq(row):
         return (ESC_Q[0], ESC_Q[1] + " … Table row: " + row)
@@ -1560,7 +1601,7 @@ def output():
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast("plain")], [DATA(1, '["EVENT","s",' + P + ']')])]),
         mk("output/frame/worked-example", ("output", "rule2"),
-           "The session of PROTOCOL §8: the BroadcastFrame data of §8.6, byte for byte.",
+           "The session of PROTOCOL {examples}: the BroadcastFrame data of {example-broadcastframe}, byte for byte.",
            [step([new(7, flags=0x01), add(7, "sub1", {"kinds": [1]}), auth(7, DOC_PUBKEY)], NOTHING),
             step([bcast("doc_event", sender=7, flags=0x03)], [DATA(7, DOC_FRAME_DATA)])]),
         mk("output/frame/one-per-sub-id", "delivery",
@@ -1596,11 +1637,11 @@ def output():
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast("brackets")], [E(1, "s", "brackets")])]),
         mk("output/verbatim/whitespace-around-object", "output_bytes",
-           "Whitespace around the event object inside [\"EVENT\", …] is not part of the object (§10 N-21).",
+           "Whitespace around the event object inside [\"EVENT\", …] is not part of the object ({notes} N-21).",
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast_data('[ "EVENT" ,\n ' + P + ' \n]')], [E(1, "s", "plain")])]),
         mk("output/verbatim/space-after-comma", "output_bytes",
-           "[\"EVENT\", {…}] with one space after the comma: the output has no space (§10 N-21).",
+           "[\"EVENT\", {…}] with one space after the comma: the output has no space ({notes} N-21).",
            [step([new(1), add(1, "s", {})], NOTHING),
             step([bcast_data('["EVENT", ' + P + ']')], [DATA(1, '["EVENT","s",' + P + ']')])]),
         # ---- sub_id escaping: expected bytes typed by hand ----------------------
@@ -1646,16 +1687,16 @@ def output():
             "esc_nothing_else"),
         esc("backslash-u-text", '\\u0041', '["EVENT","\\\\u0041",' + P + ']', "The 6-character text \\u0041 is written with its backslash escaped.",
             escq('U+005C `\\` | `\\\\`')),
-        esc("doc-example-1", 'a"b\\c\t', '["EVENT","a\\"b\\\\c\\t",' + P + ']', "PROTOCOL §8.10: a\"b\\c + TAB becomes \"a\\\"b\\\\c\\t\".",
+        esc("doc-example-1", 'a"b\\c\t', '["EVENT","a\\"b\\\\c\\t",' + P + ']', "PROTOCOL {example-escaping}: a\"b\\c + TAB becomes \"a\\\"b\\\\c\\t\".",
             escq('U+0022 `"` | `\\"`')),
-        esc("doc-example-2", 'x\x01é\x7f/', '["EVENT","x\\u0001é\x7f/",' + P + ']', "PROTOCOL §8.10: x, U+0001, é, U+007F, / : only U+0001 is escaped.",
+        esc("doc-example-2", 'x\x01é\x7f/', '["EVENT","x\\u0001é\x7f/",' + P + ']', "PROTOCOL {example-escaping}: x, U+0001, é, U+007F, / : only U+0001 is escaped.",
             "esc_nothing_else"),
         esc("all-short-escapes", '"\\\b\f\n\r\t', '["EVENT","\\"\\\\\\b\\f\\n\\r\\t",' + P + ']', "All seven two-character escapes in one sub_id.",
             escq("U+0008 | `\\b`")),
         esc("emoji-64-bytes", '🎉' * 16, '["EVENT","' + '🎉' * 16 + '",' + P + ']', "A 64-byte sub_id of 16 four-byte emoji stays raw.",
             "esc_nothing_else"),
     ]
-    return "Output frames: verbatim event bytes and sub_id escaping (PROTOCOL §6.7.3, §6.7.4)", events, cases
+    return "Output frames: verbatim event bytes and sub_id escaping (PROTOCOL {output-frame}, {sub-id-json-string})", events, cases
 
 
 # ===========================================================================
@@ -1748,7 +1789,7 @@ def ordering():
                   auth(1, ALICE), bcast("e2"), remove(1, "s"), bcast("e3"), close(1)],
                  [E(1, "s", "e1"), E(1, "s", "e2")], ordered=True)]),
     ]
-    return "Ordering of commands and frames (PROTOCOL §6.10)", events, cases
+    return "Ordering of commands and frames (PROTOCOL {ordering})", events, cases
 
 
 # ===========================================================================
@@ -1779,7 +1820,7 @@ def stream():
     bc_n1 = sc("bcast", -1, data=event_msg(N1))
     bc_n1_frame = fr(1, bc_n1)
     sub_frame = fr(1, sc("add", 1, sub_id="s", data=js(["REQ", "s", {}])))
-    # PROTOCOL §8 frames, typed from the document
+    # the frames of the worked examples (PROTOCOL.md#examples), typed from the document
     DOC_NEW = "010e0000000101070000000000000000000000"
     DOC_ADD = ("012e00000003000700000004000000737562311c0000005b"
                "22524551222c2273756231222c7b226b696e6473223a5b31"
@@ -1919,9 +1960,9 @@ def stream():
            [setup(),
             step([raw(fr(1, b"\x06"), fr(1, sc(200, 1)), fr(1, sc("new", -5)), fr(1, b"\x00" * 13)), bcast("n1")],
                  [E(1, "s", "n1")])]),
-        # ---- the PROTOCOL §8 frames, as bytes ----------------------------------------
+        # ---- the frames of the worked examples (PROTOCOL.md#examples), as bytes -------
         mk("stream/raw/doc-example-frames", ("new", "remove", "close"),
-           "The New, Add, Auth, Remove and Close frames of PROTOCOL §8, sent as raw bytes.",
+           "The New, Add, Auth, Remove and Close frames of PROTOCOL {examples}, sent as raw bytes.",
            [step([rawhex(DOC_NEW), rawhex(DOC_ADD), rawhex(DOC_AUTH)], NOTHING),
             step([bcast("doc_event", sender=7, flags=0x03)], [DATA(7, DOC_FRAME_DATA)]),
             step([rawhex(DOC_REMOVE), bcast("doc_event", sender=7, flags=0x03)], NOTHING),
@@ -1962,7 +2003,7 @@ def stream():
            "A header with len 0xffffffff: exit 2, nothing allocated for it.",
            [setup(), end([rawhex("01ffffffff")], NOTHING, exit=2)]),
         mk("stream/fatal/oversize-foreign-channel", ("too_large_all", "fatal_exit"),
-           "An oversize len on channel 7, which would be skipped: still fatal, exit 2 (§10 N-4).",
+           "An oversize len on channel 7, which would be skipped: still fatal, exit 2 ({notes} N-4).",
            [setup(), end([rawhex("0701000001")], NOTHING, exit=2)]),
         mk("stream/fatal/oversize-then-close", ("too_large", "fatal_exit"),
            "An oversize header followed by the end of input: frame_too_large, exit 2.",
@@ -1974,7 +2015,7 @@ def stream():
            "Bytes after an oversize header are not read as frames: the matching Bcast behind it is not delivered.",
            [setup(), end([rawhex("0101000001"), raw(bc_n1_frame)], NOTHING, exit=2)]),
         mk("stream/fatal/oversize-after-output", ("nodrop", "fatal_exit"),
-           "Frames caused before an oversize header in the same write are written before exit 2 (§10 N-24).",
+           "Frames caused before an oversize header in the same write are written before exit 2 ({notes} N-24).",
            [setup(), end([bcast("n1"), rawhex("0101000001")], [E(1, "s", "n1")], exit=2)]),
         mk("stream/fatal/truncated-header-1-byte", ("truncated", "fatal_exit"),
            "The input ends after 1 header byte: exit 2.",
@@ -1986,7 +2027,7 @@ def stream():
            "A complete header announcing 14 bytes, then the end of input: exit 2.",
            [setup(), end([rawhex("010e000000")], NOTHING, exit=2, close_input=True)]),
         mk("stream/fatal/truncated-payload", ("truncated", "fatal_exit"),
-           "PROTOCOL §8.11: header for 14 bytes, 3 payload bytes, end of input: exit 2.",
+           "PROTOCOL {example-framing}: header for 14 bytes, 3 payload bytes, end of input: exit 2.",
            [setup(), end([rawhex("010e00000001010700")], NOTHING, exit=2, close_input=True)]),
         mk("stream/fatal/truncated-bcast-not-executed", ("truncated", "fatal_exit"),
            "A matching Bcast frame missing its last byte is never executed: no frame, exit 2.",
@@ -1998,7 +2039,7 @@ def stream():
            "Valid commands (no output), then a partial frame and the end of input: exit 2.",
            [end([new(1), add(1, "s", {}), raw(sub_frame[:7])], NOTHING, exit=2, close_input=True)]),
     ]
-    return "Framing as seen by a worker: heartbeats, foreign channels, split writes, large payloads, end of input (PROTOCOL §3, §6.12)", events, cases
+    return "Framing as seen by a worker: heartbeats, foreign channels, split writes, large payloads, end of input (PROTOCOL {framing}, {exit-status})", events, cases
 
 
 # ===========================================================================
@@ -2036,7 +2077,7 @@ def main():
             assert c["id"].startswith(section + "/"), c["id"]
             assert c["id"] not in seen, c["id"]
             seen.add(c["id"])
-        doc = {"schema": SCHEMA, "section": section, "title": title}
+        doc = {"schema": SCHEMA, "section": section, "title": cite(title)}
         if events:
             doc["events"] = events
         doc["cases"] = cases

@@ -19,10 +19,12 @@ Never edit the JSON by hand: edit the case table below and regenerate.
 Design rule: this script is an *encoder only*. It packs bytes from field
 values (struct.pack, '<' little-endian) and never decodes them. The expected
 outcome of every vector (`result`, `error` class, `value`, `frames`, `end`)
-is written by hand in the case table, from docs/PROTOCOL.md (design note
-protocol-v1 sections 2, 3 and 6). Odd cases (truncations, bad lengths,
-invalid UTF-8) are built by overriding a length field, slicing a packed
-payload or writing raw bytes; their expected error is still written by hand.
+is written by hand in the case table, from docs/PROTOCOL.md: framing
+(PROTOCOL.md#framing), payloads (PROTOCOL.md#payloads), decode errors
+(PROTOCOL.md#decode-errors) and the golden vectors (PROTOCOL.md#conformance).
+Odd cases (truncations, bad lengths, invalid UTF-8) are built by overriding a
+length field, slicing a packed payload or writing raw bytes; their expected
+error is still written by hand.
 
 Byte layouts (all integers little-endian):
 

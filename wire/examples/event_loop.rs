@@ -156,7 +156,7 @@ mod unix {
     }
 
     /// The toy worker: remembers subscriptions per connection and delivers
-    /// every event to all of them, in the format of protocol v1 §4.
+    /// every event to all of them, in the format of PROTOCOL.md#output-frame.
     pub fn toy_worker() -> Result<(), Box<dyn Error>> {
         let mut input = FrameReader::new(io::stdin().lock());
         let mut output = FrameWriter::new(io::stdout().lock());

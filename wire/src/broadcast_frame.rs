@@ -1,4 +1,4 @@
-//! BroadcastFrame: the channel-2 payload, worker → parent (protocol v1 §3).
+//! BroadcastFrame: the channel-2 payload, worker → parent (PROTOCOL.md#broadcastframe-layout).
 //!
 //! ```text
 //! offset 0   conn      i32, little-endian, ≥ 0

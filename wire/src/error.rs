@@ -98,7 +98,7 @@ pub enum DataProblem {
     },
 }
 
-/// A payload that does not decode (protocol v1 §3): non-fatal, the frame
+/// A payload that does not decode (PROTOCOL.md#payload-error-classes): non-fatal, the frame
 /// boundary is known, so the receiver drops this one message and goes on.
 ///
 /// When a payload breaks several rules the variant reported is the first in
@@ -222,7 +222,7 @@ impl fmt::Display for PayloadError {
 
 impl std::error::Error for PayloadError {}
 
-/// A fatal framing error (protocol v1 §2): the stream cannot be
+/// A fatal framing error (PROTOCOL.md#framing-error-classes): the stream cannot be
 /// resynchronised and must be closed.
 ///
 /// ```

@@ -2,8 +2,9 @@
 //! the streaming `decode_from` (`impl Read`), so both report exactly the same
 //! outcome for the same bytes.
 //!
-//! Protocol v1 §3: "parse the fields front to back (`truncated` as soon as one
-//! does not fit), then `trailing_bytes`", and only then the semantic classes.
+//! PROTOCOL.md#precedence: parse the fields front to back (`truncated` as soon
+//! as one does not fit), then `trailing_bytes`, and only then the semantic
+//! classes.
 
 use std::io::{self, Read};
 

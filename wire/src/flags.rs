@@ -1,7 +1,7 @@
 //! Flag bytes as small newtypes: each names the bits the spec defines for its
-//! op and keeps every other bit as it was received, because protocol v1 §3
-//! says "a decoder MUST preserve them so that decode → encode is
-//! byte-identical".
+//! op and keeps every other bit as it was received, because PROTOCOL.md#flags
+//! says "A decoder MUST preserve the whole `flags` byte, reserved bits
+//! included", so that decode → encode is byte-identical.
 
 use std::ops::BitOr;
 

@@ -1,4 +1,5 @@
-//! The chan-ID frame (protocol v1 §2) and the receive rules.
+//! The chan-ID frame (PROTOCOL.md#frame-layout) and the receive rules
+//! (PROTOCOL.md#receiving-frames).
 //!
 //! ```text
 //! offset 0   chan     u8

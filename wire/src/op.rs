@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// The op code of a [`crate::SubCommand`] (protocol v1 §3). 0 and 7–255 are
+/// The op code of a [`crate::SubCommand`] (PROTOCOL.md#operations). 0 and 7–255 are
 /// unknown and decode as [`crate::PayloadError::UnknownOp`].
 ///
 /// ```

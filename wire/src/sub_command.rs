@@ -1,4 +1,4 @@
-//! SubCommand: the channel-1 payload, parent → worker (protocol v1 §3).
+//! SubCommand: the channel-1 payload, parent → worker (PROTOCOL.md#subcommand-layout).
 //!
 //! ```text
 //! offset 0    op          u8

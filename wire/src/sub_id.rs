@@ -7,8 +7,8 @@ use bytes::Bytes;
 
 use crate::error::SubIdProblem;
 
-/// A subscription id: 1–64 bytes of valid UTF-8 (protocol v1 §3, ops Add and
-/// Remove). Decoding keeps it as a slice of the input buffer, not a copy.
+/// A subscription id: 1–64 bytes of valid UTF-8 (PROTOCOL.md#operations, ops
+/// Add and Remove). Decoding keeps it as a slice of the input buffer, not a copy.
 ///
 /// ```
 /// use broadcast_wire::SubId;

@@ -1,23 +1,23 @@
-//! The JSON string of a sub_id, written from PROTOCOL §6.7.4.
+//! The JSON string of a sub_id, written from PROTOCOL.md#sub-id-json-string.
 //!
 //! The harness builds the exact bytes of every expected EVENT frame itself,
 //! so it needs this transformation. It is deliberately written here from the
 //! spec's table and not shared with the reference worker: a harness that
 //! borrowed the worker's escaping would accept the worker's escaping bugs.
 //!
-//! There are exactly two implementations of §6.7.4 in the repository, on
+//! There are exactly two implementations of PROTOCOL.md#sub-id-json-string in the repository, on
 //! purpose: the worker's production one (`broadcast_worker::write_json_string`,
 //! byte-oriented and allocation-free) and this one, the spec oracle, written
 //! for obviousness. Every expectation outside the worker (the harness's
 //! expected frames, the worker tests, the fuzz model, the test workers) is
 //! built with this module, never with the worker's code or with
 //! `serde_json`'s escaping. This oracle itself is checked against the
-//! hand-written golden bytes of PROTOCOL §8.10 (`spec_worked_examples`
+//! hand-written golden bytes of PROTOCOL.md#example-escaping (`spec_worked_examples`
 //! below), and the worker against this oracle (broadcast-testkit's
 //! `worker_commands` tests and the `worker_commands` fuzz check).
 
 /// Writes `sub_id` as a JSON string, quotes included, by the table of
-/// PROTOCOL §6.7.4: `"` and `\` get a backslash, U+0008/0009/000A/000C/000D
+/// PROTOCOL.md#sub-id-json-string: `"` and `\` get a backslash, U+0008/0009/000A/000C/000D
 /// become `\b \t \n \f \r`, every other code point below U+0020 becomes
 /// `\u00xx` with lowercase hex, and everything else (`/`, U+007F, non-ASCII)
 /// is copied as raw UTF-8.
@@ -47,7 +47,7 @@ pub fn sub_id_json(sub_id: &str) -> String {
     out
 }
 
-/// The data of the EVENT frame PROTOCOL §6.7.3 prescribes for a delivery of
+/// The data of the EVENT frame PROTOCOL.md#output-frame prescribes for a delivery of
 /// `event` (the event object's raw bytes) to subscription `sub_id`.
 ///
 /// ```
@@ -69,7 +69,7 @@ pub fn event_frame_data(sub_id: &str, event: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    /// The worked example of PROTOCOL §8.10, byte for byte.
+    /// The worked example of PROTOCOL.md#example-escaping, byte for byte.
     #[test]
     fn spec_worked_examples() {
         let first = sub_id_json(std::str::from_utf8(&[0x61, 0x22, 0x62, 0x5c, 0x63, 0x09]).unwrap());

@@ -1,10 +1,10 @@
-//! The probe of PROTOCOL §7: how the harness knows a step is finished,
+//! The probe of PROTOCOL.md#probe: how the harness knows a step is finished,
 //! using only commands every conforming worker understands.
 //!
 //! Set-up is New for conn 2147483647 and an Add with sub_id
 //! `conformance-probe`; after each step the harness broadcasts a fresh
 //! kind-29999 event tagged `["t","conformance-probe"]`. By the ordering rule
-//! (§6.10) the probe's frame to the probe connection comes after every frame
+//! (PROTOCOL.md#ordering) the probe's frame to the probe connection comes after every frame
 //! the step caused.
 
 use std::collections::HashSet;
@@ -18,7 +18,7 @@ pub const PROBE_CONN: i32 = i32::MAX;
 /// The probe subscription's id.
 pub const PROBE_SUB_ID: &str = "conformance-probe";
 
-/// The probe REQ of §7.1, in its compact form.
+/// The probe REQ of PROTOCOL.md#probe-setup, in its compact form.
 pub const PROBE_REQ: &str = r##"["REQ","conformance-probe",{"kinds":[29999],"#t":["conformance-probe"]}]"##;
 
 /// Kind of every probe event.
@@ -29,7 +29,7 @@ pub const PROBE_KIND: u32 = 29999;
 /// (`000…01`), so no scenario event is ever mistaken for a probe.
 const PROBE_ID_PREFIX: &str = "c0f0c0f0";
 
-/// The two set-up commands of §7.1.
+/// The two set-up commands of PROTOCOL.md#probe-setup.
 pub fn setup_commands() -> [SubCommand; 2] {
     [
         SubCommand::New {
@@ -94,7 +94,7 @@ impl Prober {
     }
 
     /// The probe id a frame carries, if its data is an EVENT message whose
-    /// event `id` is one of this session's probes (§7.3, read as in note
+    /// event `id` is one of this session's probes (PROTOCOL.md#probe-observed, read as in note
     /// N-25). The event is parsed rather than compared byte for byte, so a
     /// worker that re-serialises events still synchronises and its bug shows
     /// up in the scenario frames, not as a hang on every step.

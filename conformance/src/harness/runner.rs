@@ -1,5 +1,5 @@
 //! Running cases against a worker: one fresh worker process per case,
-//! spawned and driven through [`Broadcaster`], with the probe of PROTOCOL §7
+//! spawned and driven through [`Broadcaster`], with the probe of PROTOCOL.md#probe
 //! as the barrier after every step.
 //!
 //! A hang (no probe frame, or no expected exit, within the timeout) and a

@@ -814,7 +814,7 @@ mod tests {
 
     fn one_case(steps: &str) -> String {
         file(&format!(
-            r#"{{"id":"t/a/1","level":"MUST","spec":"§6","requirement":"r","comment":"c","steps":[{steps}]}}"#
+            r#"{{"id":"t/a/1","level":"MUST","spec":"PROTOCOL.md#worker-semantics","requirement":"r","comment":"c","steps":[{steps}]}}"#
         ))
     }
 

@@ -196,7 +196,7 @@ impl SubCommandValue {
 }
 
 /// The SubCommand an op name and its fields describe, built by the op
-/// table of PROTOCOL §3 (`conn` is the sender for Bcast; `sub_id` is empty
+/// table of PROTOCOL.md#operations (`conn` is the sender for Bcast; `sub_id` is empty
 /// for ops without one). Fails, saying why, when the fields describe no
 /// valid command: an unknown op name, a sub_id or data on an op without
 /// one, a pubkey that is not 32 bytes, or a field the codec's rules refuse

@@ -140,7 +140,7 @@ pub fn bcast_with(sender: i32, flags: BcastFlags, data: &[u8]) -> SubCommand {
 }
 
 /// The `["EVENT",...]` text a subscription named `sub` receives for `ev`,
-/// built by the §6.7.3/§6.7.4 spec oracle (`harness::escape`), never by the
+/// built by the PROTOCOL.md#output-frame/PROTOCOL.md#sub-id-json-string spec oracle (`harness::escape`), never by the
 /// worker's own escaping.
 pub fn delivery(sub: &str, ev: &Ev) -> String {
     String::from_utf8(event_frame_data(sub, ev.json().as_bytes())).expect("a sub_id and an event are UTF-8")

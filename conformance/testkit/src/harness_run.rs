@@ -115,7 +115,7 @@ pub fn mini_suite(dir: &Path, cases: &str) -> PathBuf {
 /// A passing case: subscribe, broadcast, expect the event.
 pub fn deliver_case(id: &str) -> String {
     format!(
-        r#"{{"id":"mini/{id}","level":"MUST","spec":"§6.7","requirement":"delivered","steps":[
+        r#"{{"id":"mini/{id}","level":"MUST","spec":"PROTOCOL.md#worker-bcast","requirement":"delivered","steps":[
             {{"send":[{{"op":"new","conn":1}},{{"op":"add","conn":1,"sub_id":"s","req":["REQ","s",{{}}]}}],"expect":[]}},
             {{"send":[{{"op":"bcast","sender":-1,"event":"n1"}}],"expect":[{{"conn":1,"event":{{"sub_id":"s","event":"n1"}}}}]}}]}}"#
     )

@@ -1,5 +1,5 @@
 //! Driving the real `broadcast-worker` binary over real pipes or a real
-//! socketpair, synchronised with the probe of PROTOCOL §7.
+//! socketpair, synchronised with the probe of PROTOCOL.md#probe.
 //!
 //! The probe itself (set-up commands, fresh probe events, recognising a
 //! probe frame) is the harness's [`probe`](broadcast_conformance::harness::probe)
@@ -40,8 +40,8 @@ pub fn raw_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The exact data of the frame the probe connection must receive for
-/// `probe` (PROTOCOL §7.3): the probe event delivered to
-/// [`PROBE_SUB_ID`], built by the harness's §6.7.3 oracle.
+/// `probe` (PROTOCOL.md#probe-observed): the probe event delivered to
+/// [`PROBE_SUB_ID`], built by the harness's PROTOCOL.md#output-frame oracle.
 pub fn probe_delivery(probe: &Probe) -> Vec<u8> {
     let event = probe
         .command
@@ -168,7 +168,7 @@ impl Worker {
     }
 
     /// Sends a fresh probe and returns every non-probe frame that arrives
-    /// before it, in arrival order (§7).
+    /// before it, in arrival order (PROTOCOL.md#probe).
     pub fn barrier(&mut self) -> Vec<BroadcastFrame> {
         let probe = self.prober.next_probe();
         self.send(std::slice::from_ref(&probe.command));
@@ -181,7 +181,7 @@ impl Worker {
                 assert_eq!(f.data, probe_delivery(&probe), "stale or foreign probe frame");
                 return got;
             }
-            // §7: a probe event delivered to any other conn is not part of the step.
+            // PROTOCOL.md#probe: a probe event delivered to any other conn is not part of the step.
             if self.prober.probe_id_of(&f.data).is_none() {
                 got.push(f);
             }

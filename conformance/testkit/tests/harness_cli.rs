@@ -11,7 +11,7 @@ use harness_support::*;
 
 fn case_with(id: &str, level: &str, steps: &str) -> String {
     format!(
-        r#"{{"id":"mini/{id}","level":"{level}","spec":"§6","requirement":"req {id}","steps":[{steps}]}}"#
+        r#"{{"id":"mini/{id}","level":"{level}","spec":"PROTOCOL.md#worker-semantics","requirement":"req {id}","steps":[{steps}]}}"#
     )
 }
 
@@ -354,7 +354,7 @@ fn pipe(args: &[&str], input: &[u8]) -> (i32, Vec<u8>) {
 #[test]
 fn decode_then_encode_is_the_identity() {
     // A New, a heartbeat, a foreign channel, an undecodable payload and a
-    // BroadcastFrame (hex written out by hand from PROTOCOL §3 and §4).
+    // BroadcastFrame (hex written out by hand from PROTOCOL.md#frame-layout and PROTOCOL.md#broadcastframe-layout).
     let stream = hex::decode(concat!(
         "010e000000",
         "0101070000000000000000000000",

@@ -26,10 +26,21 @@ fn the_harness_suite_is_an_exact_copy_of_the_golden_vectors() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let golden = json_files(&repo.join("vectors"));
     let copy = json_files(&repo.join("conformance/vectors"));
-    assert!(golden.len() >= 14, "the golden vectors are missing: {:?}", golden.keys());
+    assert!(
+        golden.len() >= 14,
+        "the golden vectors are missing: {:?}",
+        golden.keys()
+    );
     let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&copy), names(&golden), "run python3 vectors/tools/copy_suite.py");
+    assert_eq!(
+        names(&copy),
+        names(&golden),
+        "run python3 vectors/tools/copy_suite.py"
+    );
     for (name, bytes) in &golden {
-        assert!(copy[name] == *bytes, "{name} differs: run python3 vectors/tools/copy_suite.py");
+        assert!(
+            copy[name] == *bytes,
+            "{name} differs: run python3 vectors/tools/copy_suite.py"
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! Hostile length fields must not drive allocations (protocol v1 §2: "a
-//! reader MUST NOT allocate according to an unchecked `len`"; issue 2: "never
+//! Hostile length fields must not drive allocations (PROTOCOL.md#maximum-payload: "A
+//! reader MUST NOT allocate memory according to a `len` it has not yet checked
+//! against the maximum"; issue 2: "never
 //! an allocation larger than the input or the configured maximum").
 //!
 //! This binary installs a counting global allocator that records, per thread,

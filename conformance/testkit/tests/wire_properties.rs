@@ -3,7 +3,7 @@
 //! self dev-dependency in wire/Cargo.toml).
 //!
 //! Expected bytes and outcomes come from the independent model of protocol
-//! v1 §2 and §3 in `broadcast_testkit::spec_oracle`, never from the code
+//! PROTOCOL.md#framing and PROTOCOL.md#payloads in `broadcast_testkit::spec_oracle`, never from the code
 //! under test.
 
 use broadcast_testkit::scripted_io as wire_support;
@@ -45,7 +45,7 @@ fn model_stream(stream: &[u8], max: u32) -> (Vec<Frame>, &'static str) {
 // ---------------------------------------------------------------------------
 
 /// Valid payload *fields* (not values): op, flags, conn, sub_id, data, drawn
-/// per the §3 table, so valid bytes can be packed without the encoder.
+/// per the PROTOCOL.md#subcommand-layout table, so valid bytes can be packed without the encoder.
 fn valid_fields() -> impl Strategy<Value = (u8, u8, i32, Vec<u8>, Vec<u8>)> {
     let sub_id = strategies::sub_id().prop_map(|s| s.as_str().as_bytes().to_vec());
     let data = vec(any::<u8>(), 1..300);
@@ -309,7 +309,7 @@ proptest! {
         }
     }
 
-    /// Valid bytes (packed by hand from the §3 table) → value → the same bytes.
+    /// Valid bytes (packed by hand from the PROTOCOL.md#subcommand-layout table) → value → the same bytes.
     #[test]
     fn valid_sub_command_bytes_value_bytes((op, flags, conn, sub_id, data) in valid_fields()) {
         let bytes = pack_sub_command(op, flags, conn, &sub_id, &data);

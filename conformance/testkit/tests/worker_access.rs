@@ -1,4 +1,4 @@
-//! Protocol v1 §4, "Access rules", through a whole worker: the flags of a
+//! PROTOCOL.md#access-rules through a whole worker: the flags of a
 //! Bcast against the whitelisted flag and authenticated pubkeys of every
 //! connection.
 

@@ -1,5 +1,5 @@
 //! The real `broadcast-worker` binary over real pipes (stdio) and over a
-//! real socketpair (`--fd N`): framing on input, the §5 probe, ordering,
+//! real socketpair (`--fd N`): framing on input, the probe (PROTOCOL.md#probe), ordering,
 //! exit statuses and stderr.
 
 use broadcast_testkit::events as common;

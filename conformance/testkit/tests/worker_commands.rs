@@ -1,4 +1,4 @@
-//! Protocol v1 §4, command by command, through the in-process worker.
+//! PROTOCOL.md#worker-semantics, command by command, through the in-process worker.
 
 use broadcast_testkit::events as common;
 
@@ -351,8 +351,8 @@ fn sub_id_is_written_with_the_escaping_of_section_4() {
     }
 }
 
-/// The worker's §6.7.4 implementation against the spec oracle
-/// (`harness::escape`, itself checked against the golden bytes of §8.10):
+/// The worker's PROTOCOL.md#sub-id-json-string implementation against the spec oracle
+/// (`harness::escape`, itself checked against the golden bytes of PROTOCOL.md#example-escaping):
 /// every code point below U+0800 and a few beyond, alone and between
 /// letters. This comparison is why the repository keeps both.
 #[test]

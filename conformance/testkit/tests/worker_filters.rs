@@ -1,4 +1,4 @@
-//! Protocol v1 §4, "Filter matching (NIP-01)", field by field and in
+//! PROTOCOL.md#filter-matching (NIP-01), field by field and in
 //! combination, through a whole worker.
 
 use broadcast_testkit::events as common;

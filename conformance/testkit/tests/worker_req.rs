@@ -1,4 +1,4 @@
-//! Protocol v1 §4, Add: every way a REQ is refused, with its CLOSED prefix,
+//! PROTOCOL.md#worker-add: every way a REQ is refused, with its CLOSED prefix,
 //! and what is accepted (unknown keys, limit, huge REQs).
 
 use broadcast_testkit::events as common;

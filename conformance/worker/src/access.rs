@@ -1,4 +1,4 @@
-//! Who may receive an event (protocol v1 §4, "Access rules"): decided per
+//! Who may receive an event (PROTOCOL.md#access-rules): decided per
 //! connection and per event from the Bcast flags, the event, and the
 //! connection's `whitelisted` flag and authenticated pubkeys.
 

@@ -1,4 +1,4 @@
-//! One client connection as the worker sees it (protocol v1 §4, "State").
+//! One client connection as the worker sees it (PROTOCOL.md#worker-state).
 
 use std::collections::HashMap;
 

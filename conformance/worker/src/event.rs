@@ -1,4 +1,4 @@
-//! The EVENT message of a Bcast command (protocol v1 §4): validated field by
+//! The EVENT message of a Bcast command (PROTOCOL.md#bcast-event): validated field by
 //! field, kept as the exact bytes of the event object, never re-serialised.
 
 use std::borrow::Cow;
@@ -45,7 +45,7 @@ impl fmt::Display for EventError {
 impl std::error::Error for EventError {}
 
 impl<'a> Event<'a> {
-    /// Parses `data` as `["EVENT", <event>]` with the field rules of §4:
+    /// Parses `data` as `["EVENT", <event>]` with the field rules of PROTOCOL.md#bcast-event:
     /// `id` and `pubkey` 64 lowercase hex, `created_at` a non-negative
     /// integer, `kind` an integer 0–65535, `tags` an array of arrays of
     /// strings, `content` a string, `sig` 128 lowercase hex. Other fields

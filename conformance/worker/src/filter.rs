@@ -1,4 +1,4 @@
-//! One NIP-01 filter: parsed and checked with the rules of protocol v1 §4,
+//! One NIP-01 filter: parsed and checked with the rules of PROTOCOL.md#req-parsing,
 //! and matched against an event in full.
 
 use std::fmt;
@@ -177,7 +177,7 @@ impl<'de> Visitor<'de> for FilterSeed<'_> {
                         map.next_value::<Skip>()?;
                     }
                 },
-                // `search` and any other key: ignored (§4).
+                // `search` and any other key: ignored (PROTOCOL.md#req-parsing).
                 _ => {
                     map.next_value::<Skip>()?;
                 }

@@ -1,4 +1,5 @@
-//! Lowercase hex, the only spelling protocol v1 §4 accepts for ids, pubkeys,
+//! Lowercase hex, the only spelling the worker accepts (PROTOCOL.md#req-parsing,
+//! PROTOCOL.md#bcast-event) for ids, pubkeys,
 //! signatures and `#e`/`#p` values.
 //!
 //! The worker decodes hex on its hot path (every event's id, pubkey and `p`

@@ -130,7 +130,8 @@ impl<M: Matcher> Worker<M> {
 
     /// Applies one command and appends the frames it causes to `out`, in the
     /// order they must be written. Never fails: a command that cannot apply
-    /// is dropped as §4 says, and the [`Outcome`] tells why.
+    /// is dropped as PROTOCOL.md#worker-semantics says, and the [`Outcome`]
+    /// tells why.
     pub fn handle(&mut self, cmd: &SubCommand, out: &mut Vec<BroadcastFrame>) -> Outcome {
         match cmd {
             SubCommand::New { conn, flags } => {

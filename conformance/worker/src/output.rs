@@ -1,13 +1,13 @@
-//! The bytes the worker sends (protocol v1 §4): `EVENT` and `CLOSED`
+//! The bytes the worker sends (PROTOCOL.md#output-frame, PROTOCOL.md#add-failure): `EVENT` and `CLOSED`
 //! relay→client messages, with the sub_id written as the note's exact JSON
 //! string.
 //!
 //! [`write_json_string`] is the production implementation of PROTOCOL
-//! §6.7.4. It has exactly one counterpart, on purpose: the spec oracle
+//! PROTOCOL.md#sub-id-json-string. It has exactly one counterpart, on purpose: the spec oracle
 //! `broadcast_conformance::harness::escape`, written independently from the
 //! spec's table so that the harness and the tests never derive an expected
 //! frame from the code under test. That oracle is checked against the
-//! hand-written golden bytes of PROTOCOL §8.10, and this implementation
+//! hand-written golden bytes of PROTOCOL.md#example-escaping, and this implementation
 //! against the oracle (broadcast-testkit's `worker_commands` tests and the
 //! `worker_commands` fuzz check). Do not add a third.
 
@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::req::ReqError;
 
-/// Appends `s` as a JSON string with the escaping of §4: `"` → `\"`,
+/// Appends `s` as a JSON string with the escaping of PROTOCOL.md#sub-id-json-string: `"` → `\"`,
 /// `\` → `\\`, U+0008/0009/000A/000C/000D → `\b \t \n \f \r`, every other
 /// code point below U+0020 → `\u00xx` (lowercase hex), nothing else
 /// (non-ASCII stays raw UTF-8, `/` and U+007F stay as they are).

@@ -1,4 +1,4 @@
-//! The REQ message of an Add command (protocol v1 §4) and the reasons a
+//! The REQ message of an Add command (PROTOCOL.md#req-parsing) and the reasons a
 //! worker refuses one, each with its `CLOSED` prefix.
 
 use std::fmt;

@@ -52,7 +52,7 @@ impl std::error::Error for Backpressure {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendError {
-    /// The command breaks a rule of protocol v1 §3 (the worker would have
+    /// The command breaks a rule of PROTOCOL.md#payload-error-classes (the worker would have
     /// to drop it): a negative conn, an empty REQ or EVENT, a bad sub_id.
     Invalid(PayloadError),
     /// The encoded command is larger than the maximum payload, which the

@@ -26,7 +26,7 @@ pub enum Incoming {
     /// A frame for the parent to write to connection `frame.conn`.
     Frame(BroadcastFrame),
     /// A channel-2 frame whose payload does not decode. The stream is
-    /// still in sync (protocol v1 §2: non-fatal); this one message is lost,
+    /// still in sync (PROTOCOL.md#payload-decode-failures: non-fatal); this one message is lost,
     /// and reported here so the caller can log it.
     InvalidFrame(PayloadError),
     /// No complete frame yet; the bytes of a partial frame are kept for the

@@ -24,7 +24,7 @@
 //! - **Simple callers** — [`flush_blocking`](Broadcaster::flush_blocking) and
 //!   [`read_frame_timeout`](Broadcaster::read_frame_timeout) wait with
 //!   `poll`, and each keeps the other direction moving while it waits, so a
-//!   worker blocked writing its output (protocol v1 §4: it never drops a
+//!   worker blocked writing its output (PROTOCOL.md#flow-control: it never drops a
 //!   frame) cannot deadlock them.
 //! - **Lifecycle** — dropping the handle closes the fds, gives the worker a
 //!   grace period ([`Options::grace_period`], 500 ms by default) to exit, then

@@ -1,4 +1,4 @@
-//! Starting a worker over one of the two transports of protocol v1 §1, or
+//! Starting a worker over one of the two transports of PROTOCOL.md#transports, or
 //! adopting fds a relay opened its own way, and making the parent's ends
 //! non-blocking.
 
@@ -16,7 +16,7 @@ use super::lifecycle::Worker;
 use super::options::{Options, StderrMode};
 use super::stderr::StderrTail;
 
-/// How the parent and the worker are connected (protocol v1 §1).
+/// How the parent and the worker are connected (PROTOCOL.md#transports).
 ///
 /// ```
 /// use broadcast_wire::broadcaster::{Broadcaster, Transport};

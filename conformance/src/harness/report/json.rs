@@ -45,7 +45,7 @@ mod tests {
             id: "a/b".into(),
             section: "a".into(),
             level: Level::Should,
-            spec: "§6".into(),
+            spec: "PROTOCOL.md#worker-semantics".into(),
             requirement: "x\ny".into(),
             result: ResultKind::Passed,
             duration: Duration::from_millis(3),

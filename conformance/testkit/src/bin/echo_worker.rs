@@ -27,7 +27,7 @@
 //! - `--crash-after N`: abort (`SIGABRT`) after answering N commands
 //!
 //! End of input on a frame boundary exits 0; a framing error exits 2 (as
-//! protocol v1 §4 asks of a worker); a payload that does not decode is
+//! PROTOCOL.md#exit-status asks of a worker); a payload that does not decode is
 //! logged to stderr and skipped.
 
 #[cfg(unix)]

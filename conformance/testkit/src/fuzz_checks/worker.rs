@@ -6,13 +6,13 @@
 //! `tests/fuzz_corpus_worker.rs`.
 //!
 //! Every command is applied to two reference workers, one with the indexed
-//! matcher and one with the linear oracle, and to a small model of protocol
-//! v1 §4 written here from the spec (connections, subscriptions kept as the
+//! matcher and one with the linear oracle, and to a small model of the worker
+//! semantics (PROTOCOL.md#worker-semantics) written here from the spec (connections, subscriptions kept as the
 //! REQ's JSON filter objects, NIP-01 matching and the access rules over
 //! `serde_json` values). The two workers must agree exactly, and both must
 //! agree with the model on every frame. The model takes the access rules'
 //! kind lists from [`crate::spec_oracle::access`] and the bytes of a
-//! delivery from the harness's §6.7.4 oracle, never from the worker.
+//! delivery from the harness's PROTOCOL.md#sub-id-json-string oracle, never from the worker.
 
 use std::collections::HashMap;
 
@@ -46,7 +46,7 @@ struct SpecEvent {
     tags: Vec<Vec<String>>,
 }
 
-/// `["EVENT", <event>]` with the §4 field rules, or why not.
+/// `["EVENT", <event>]` with the field rules of PROTOCOL.md#bcast-event, or why not.
 fn spec_event(data: &[u8]) -> Result<SpecEvent, String> {
     let parts: Vec<&RawValue> = serde_json::from_slice(data).map_err(|e| e.to_string())?;
     let [head, event] = parts[..] else {
@@ -102,7 +102,7 @@ fn spec_event(data: &[u8]) -> Result<SpecEvent, String> {
     })
 }
 
-/// NIP-01 as §4 states it, over a filter object whose field types the
+/// NIP-01 as PROTOCOL.md#filter-matching states it, over a filter object whose field types the
 /// worker has already accepted.
 fn spec_filter_matches(filter: &Map<String, Value>, ev: &SpecEvent) -> bool {
     let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
@@ -124,7 +124,7 @@ fn spec_filter_matches(filter: &Map<String, Value>, ev: &SpecEvent) -> bool {
     })
 }
 
-/// The access rules of §4 for one connection.
+/// The access rules (PROTOCOL.md#access-rules) for one connection.
 fn spec_allows(flags: BcastFlags, ev: &SpecEvent, conn: &ModelConn) -> bool {
     if conn.whitelisted {
         return true;
@@ -325,7 +325,7 @@ impl Workers {
         assert!(out.is_empty(), "{cmd:?} must send nothing, sent {out:?}");
     }
 
-    /// The frames §4 says a valid event causes, sorted.
+    /// The frames PROTOCOL.md#bcast-delivery says a valid event causes, sorted.
     fn spec_deliveries(&self, flags: BcastFlags, ev: &SpecEvent) -> Vec<(i32, Vec<u8>)> {
         let mut frames = Vec::new();
         for (conn, c) in &self.model {
@@ -364,13 +364,13 @@ fn conn_of(byte: u8) -> i32 {
 /// Parses a worker_commands input into valid commands.
 ///
 /// Records are separated by a 0x00 byte; each starts with a letter. `c` is a
-/// connection byte ([`conn_of`]), `f` a flags byte stored as `'0' + flags`
+/// connection byte (`conn_of`), `f` a flags byte stored as `'0' + flags`
 /// (so `'0'` is 0 and `'1'` whitelisted; the mapping wraps, so every byte is
 /// some flags value).
 ///
 /// | record                  | command |
 /// |-------------------------|---------|
-/// | `N` c [f]               | New (flags default 0) |
+/// | `N` c \[f\]             | New (flags default 0) |
 /// | `C` c                   | Close |
 /// | `A` c sub_id 0x01 req   | Add |
 /// | `R` c sub_id            | Remove |
@@ -528,7 +528,7 @@ fn fixed_event_message(i: usize) -> Bytes {
     .into()
 }
 
-/// Whether a REQ's structure is right by §4, looked at with serde_json
+/// Whether a REQ's structure is right by PROTOCOL.md#req-parsing, looked at with serde_json
 /// alone: an array of `"REQ"`, the sub_id and one or more objects.
 fn spec_req_shape_ok(value: &Value, sub_id: &str) -> bool {
     let Some(arr) = value.as_array() else { return false };

@@ -1,4 +1,4 @@
-//! The kind lists of the access rules (PROTOCOL §6.9), copied from the spec
+//! The kind lists of the access rules (PROTOCOL.md#access-rules), copied from the spec
 //! text for the fuzz model.
 //!
 //! The reference worker has its own constants

@@ -1,7 +1,7 @@
-//! PROTOCOL §2, framing: `chan u8 | len u32 LE | payload`, and how a whole
+//! PROTOCOL.md#framing: `chan u8 | len u32 LE | payload`, and how a whole
 //! byte stream splits into frames and ends.
 
-/// A frame, packed by hand: `chan u8 | len u32 LE | payload` (§2).
+/// A frame, packed by hand: `chan u8 | len u32 LE | payload` (PROTOCOL.md#frame-layout).
 pub fn pack_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(5 + payload.len());
     v.push(chan);
@@ -10,7 +10,7 @@ pub fn pack_frame(chan: u8, payload: &[u8]) -> Vec<u8> {
     v
 }
 
-/// What a conforming reader delivers for a whole `stream` (§2): every
+/// What a conforming reader delivers for a whole `stream` (PROTOCOL.md#receiving-frames, PROTOCOL.md#end-of-stream): every
 /// complete frame as `(chan, payload)`, heartbeats and foreign channels
 /// included, up to the first header whose `len` exceeds `max_payload`, and
 /// how the stream ends, spelled as the framing vectors' `end`: `clean`,

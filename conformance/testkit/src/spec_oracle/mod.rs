@@ -6,13 +6,13 @@
 //! worker) and favours obviousness over speed, so an expected value never
 //! comes from the code it checks. There is one oracle per concept:
 //!
-//! - [`framing`]: the frame layout of §2 and how a byte stream splits into
+//! - [`framing`]: the frame layout (PROTOCOL.md#frame-layout) and how a byte stream splits into
 //!   frames and ends;
-//! - [`payload`]: the SubCommand and BroadcastFrame layouts of §3, packing
+//! - [`payload`]: the SubCommand and BroadcastFrame layouts (PROTOCOL.md#payloads), packing
 //!   them by hand and reading them field by field with the error precedence;
 //! - [`access`]: the kind lists of the access rules.
 //!
-//! The JSON string of a sub_id (§6.7.4) has its oracle in the harness,
+//! The JSON string of a sub_id (PROTOCOL.md#sub-id-json-string) has its oracle in the harness,
 //! `broadcast_conformance::harness::escape`, because the harness needs it to
 //! build expected frames; tests use that one.
 

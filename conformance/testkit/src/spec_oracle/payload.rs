@@ -1,9 +1,9 @@
-//! PROTOCOL §3, the two payloads: packing a SubCommand or a BroadcastFrame
+//! PROTOCOL.md#payloads, the two payloads: packing a SubCommand or a BroadcastFrame
 //! by hand, and reading one field by field with the spec's error precedence.
 
 use broadcast_wire::SubCommand;
 
-/// A SubCommand payload, packed by hand (§3):
+/// A SubCommand payload, packed by hand (PROTOCOL.md#subcommand-layout):
 /// `op u8 | flags u8 | conn i32 LE | sub_id_len u32 LE | sub_id | data_len u32 LE | data`.
 pub fn pack_sub_command(op: u8, flags: u8, conn: i32, sub_id: &[u8], data: &[u8]) -> Vec<u8> {
     let mut v = vec![op, flags];
@@ -16,7 +16,7 @@ pub fn pack_sub_command(op: u8, flags: u8, conn: i32, sub_id: &[u8], data: &[u8]
 }
 
 /// The payload of a SubCommand value, packed by hand from its variant's
-/// fields with the op numbers of the §3 table (never through the encoder).
+/// fields with the op numbers of the PROTOCOL.md#operations table (never through the encoder).
 pub fn pack_sub_command_value(cmd: &SubCommand) -> Vec<u8> {
     match cmd {
         SubCommand::New { conn, flags } => pack_sub_command(1, flags.bits(), *conn, b"", b""),
@@ -35,7 +35,7 @@ pub fn pack_sub_command_value(cmd: &SubCommand) -> Vec<u8> {
     }
 }
 
-/// A BroadcastFrame payload, packed by hand (§3): `conn i32 LE | data_len u32 LE | data`.
+/// A BroadcastFrame payload, packed by hand (PROTOCOL.md#broadcastframe-layout): `conn i32 LE | data_len u32 LE | data`.
 pub fn pack_broadcast_frame(conn: i32, data: &[u8]) -> Vec<u8> {
     let mut v = conn.to_le_bytes().to_vec();
     v.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -43,7 +43,7 @@ pub fn pack_broadcast_frame(conn: i32, data: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A SubCommand's raw fields as §3 lays them out: op, flags, conn, sub_id, data.
+/// A SubCommand's raw fields as PROTOCOL.md#subcommand-layout lays them out: op, flags, conn, sub_id, data.
 pub type SubCommandFields<'a> = (u8, u8, i32, &'a [u8], &'a [u8]);
 
 /// Takes fixed-size and length-prefixed fields front to back.
@@ -82,7 +82,7 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Reads a SubCommand payload by §3: its fields, or the one error class
+/// Reads a SubCommand payload by PROTOCOL.md#subcommand-layout and PROTOCOL.md#precedence: its fields, or the one error class
 /// (as `PayloadError::class` spells it) the precedence rule picks.
 pub fn read_sub_command(payload: &[u8]) -> Result<SubCommandFields<'_>, &'static str> {
     let mut f = Fields(payload);
@@ -118,7 +118,7 @@ pub fn read_sub_command(payload: &[u8]) -> Result<SubCommandFields<'_>, &'static
     Ok((op, flags, conn, sub_id, data))
 }
 
-/// Reads a BroadcastFrame payload by §3: conn and data, or the error class.
+/// Reads a BroadcastFrame payload by PROTOCOL.md#broadcastframe-layout: conn and data, or the error class.
 pub fn read_broadcast_frame(payload: &[u8]) -> Result<(i32, &[u8]), &'static str> {
     let mut f = Fields(payload);
     let conn = f.i32()?;
