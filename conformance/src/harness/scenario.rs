@@ -52,6 +52,10 @@ pub enum Level {
     /// Counts only under `--strict`.
     #[serde(rename = "SHOULD")]
     Should,
+    /// A permitted behaviour (PROTOCOL.md#implementation-limits): a failure
+    /// is reported, never counted, even under `--strict`.
+    #[serde(rename = "MAY")]
+    May,
 }
 
 impl Level {
@@ -60,6 +64,7 @@ impl Level {
         match self {
             Level::Must => "MUST",
             Level::Should => "SHOULD",
+            Level::May => "MAY",
         }
     }
 }
@@ -165,7 +170,7 @@ pub struct Case {
     pub id: String,
     /// The file's section (first segment of the id).
     pub section: String,
-    /// MUST or SHOULD.
+    /// MUST, SHOULD or MAY.
     pub level: Level,
     /// Section of docs/PROTOCOL.md.
     pub spec: String,
