@@ -7,10 +7,21 @@ mod harness_support;
 
 use harness_support::*;
 
+/// The cases that move 16 MiB payloads (PROTOCOL §3.4, §6.11.1). They take
+/// seconds in an unoptimised build, so the runs here skip them unless a
+/// test selects cases itself with `--case`; the reference worker runs them
+/// in harness_suite.rs.
+const BIG_CASES: [&str; 2] = ["output/oversize/*", "stream/max/*"];
+
 /// Runs the suite against the testee with `flags` and returns the run.
 fn suite_against(flags: &[&str], extra: &[&str]) -> Run {
     let mut args = vec!["run", "--format", "json"];
     args.extend_from_slice(extra);
+    if !extra.contains(&"--case") {
+        for glob in BIG_CASES {
+            args.extend_from_slice(&["--skip", glob]);
+        }
+    }
     let mut worker = vec![TESTEE];
     worker.extend_from_slice(flags);
     harness_with_worker(&args, &worker)

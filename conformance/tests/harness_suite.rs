@@ -10,7 +10,9 @@ use harness_support::*;
 fn whole_suite_passes(transport: &str) {
     // No worker command: the harness must find `broadcast-worker` next to
     // itself, as in the main job.
-    let run = harness(&["run", "-q", "--transport", transport]);
+    // The payload-maximum cases move 16 MiB each way; an unoptimised build
+    // under a parallel `cargo test` needs more than the default 2 s for that.
+    let run = harness(&["run", "-q", "--transport", transport, "--timeout", "30000"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let (passed, failed) = run.counts();
     assert_eq!(failed, 0);
@@ -32,7 +34,7 @@ fn reference_worker_passes_over_a_socketpair() {
 
 #[test]
 fn parallel_jobs_give_the_same_verdicts() {
-    let run = harness(&["run", "--jobs", "2", "--format", "json"]);
+    let run = harness(&["run", "--jobs", "2", "--format", "json", "--timeout", "30000"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let cases = run.cases();
     assert!(cases.values().all(|c| c["result"] == "passed"));

@@ -389,7 +389,7 @@ impl Testee {
             if self.bug("since-exclusive")
                 && let Some(since) = map.get("since").and_then(Value::as_u64)
             {
-                map.insert("since".into(), Value::from(since + 1));
+                map.insert("since".into(), Value::from(since.saturating_add(1)));
             }
             if self.bug("empty-list-matches-all") {
                 map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));

@@ -219,9 +219,62 @@ pub mod raw {
         pub title: String,
         /// Named raw events shared by the cases.
         #[serde(default)]
-        pub events: BTreeMap<String, String>,
+        pub events: BTreeMap<String, EventText>,
         /// The cases.
         pub cases: Vec<Case>,
+    }
+
+    /// The raw text of a named event: a JSON string holding the text, or,
+    /// for events too large to spell out (the payload-maximum cases), an
+    /// object `{"prefix", "fill", "count", "suffix"}` standing for `prefix`,
+    /// then `fill` repeated `count` times, then `suffix`
+    /// (docs/VECTORS.md, "File").
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EventText(pub String);
+
+    /// The longest event text a scenario may build: twice the default
+    /// maximum payload, so a bad `count` is a vector error, not an
+    /// allocation failure.
+    pub const MAX_EVENT_TEXT: usize = 2 * broadcast_wire::DEFAULT_MAX_PAYLOAD as usize;
+
+    impl<'de> Deserialize<'de> for EventText {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Repeat {
+                prefix: String,
+                fill: String,
+                count: usize,
+                suffix: String,
+            }
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Form {
+                Text(String),
+                Repeat(Repeat),
+            }
+            match Form::deserialize(d)? {
+                Form::Text(text) => Ok(EventText(text)),
+                Form::Repeat(r) => {
+                    let len = r
+                        .fill
+                        .len()
+                        .checked_mul(r.count)
+                        .and_then(|n| n.checked_add(r.prefix.len() + r.suffix.len()))
+                        .filter(|n| *n <= MAX_EVENT_TEXT)
+                        .ok_or_else(|| {
+                            serde::de::Error::custom(format_args!(
+                                "a repeated event text must be at most {MAX_EVENT_TEXT} bytes"
+                            ))
+                        })?;
+                    let mut text = String::with_capacity(len);
+                    text.push_str(&r.prefix);
+                    text.push_str(&r.fill.repeat(r.count));
+                    text.push_str(&r.suffix);
+                    Ok(EventText(text))
+                }
+            }
+        }
     }
 
     /// A case.
@@ -230,7 +283,7 @@ pub mod raw {
     pub struct Case {
         /// Stable id.
         pub id: String,
-        /// MUST or SHOULD.
+        /// MUST, SHOULD or MAY.
         pub level: Level,
         /// Section of docs/PROTOCOL.md.
         #[serde(default)]
@@ -242,7 +295,7 @@ pub mod raw {
         pub comment: String,
         /// Case-local named events (override the file's).
         #[serde(default)]
-        pub events: BTreeMap<String, String>,
+        pub events: BTreeMap<String, EventText>,
         /// The steps.
         pub steps: Vec<Step>,
     }
@@ -390,7 +443,7 @@ pub fn compile_file(file: &str, text: &str) -> Result<ScenarioFile, VectorError>
 
 fn compile_case(
     section: &str,
-    file_events: &BTreeMap<String, String>,
+    file_events: &BTreeMap<String, raw::EventText>,
     case: raw::Case,
 ) -> Result<Case, String> {
     let prefix = format!("{section}/");
@@ -427,8 +480,8 @@ fn compile_case(
 
 /// Named events visible to a case: its own first, then the file's.
 struct Events<'a> {
-    case: &'a BTreeMap<String, String>,
-    file: &'a BTreeMap<String, String>,
+    case: &'a BTreeMap<String, raw::EventText>,
+    file: &'a BTreeMap<String, raw::EventText>,
 }
 
 impl Events<'_> {
@@ -436,7 +489,7 @@ impl Events<'_> {
         self.case
             .get(name)
             .or_else(|| self.file.get(name))
-            .map(String::as_str)
+            .map(|e| e.0.as_str())
             .ok_or_else(|| format!("no event named {name:?} in the case's or the file's `events`"))
     }
 }
@@ -821,6 +874,26 @@ mod tests {
         file(&format!(
             r#"{{"id":"t/a/1","level":"MUST","spec":"§6","requirement":"r","comment":"c","steps":[{steps}]}}"#
         ))
+    }
+
+    #[test]
+    fn repeated_event_texts_expand_within_a_bound() {
+        let text: raw::EventText =
+            serde_json::from_str(r#"{"prefix":"{","fill":"ab","count":3,"suffix":"}"}"#).unwrap();
+        assert_eq!(text.0, "{ababab}");
+        let plain: raw::EventText = serde_json::from_str(r#""{}""#).unwrap();
+        assert_eq!(plain.0, "{}");
+        let huge = format!(
+            r#"{{"prefix":"","fill":"ab","count":{},"suffix":""}}"#,
+            raw::MAX_EVENT_TEXT
+        );
+        assert!(serde_json::from_str::<raw::EventText>(&huge).is_err());
+        let overflow = format!(
+            r#"{{"prefix":"","fill":"ab","count":{},"suffix":""}}"#,
+            usize::MAX
+        );
+        assert!(serde_json::from_str::<raw::EventText>(&overflow).is_err());
+        assert!(serde_json::from_str::<raw::EventText>(r#"{"fill":"a","count":1}"#).is_err());
     }
 
     #[test]
