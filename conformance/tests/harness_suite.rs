@@ -71,3 +71,46 @@ fn every_section_has_cases_and_every_id_is_unique() {
         );
     }
 }
+
+/// docs/CONFORMANCE.md, "Bounds": every case id in the table exists, and
+/// every row names a case at the bound and one past it (or says `–` where
+/// nothing can lie past it), so a missing case shows.
+#[test]
+fn bounds_table_names_existing_cases() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFORMANCE.md"))
+        .expect("read docs/CONFORMANCE.md");
+    let section = doc
+        .split("\n## Bounds\n")
+        .nth(1)
+        .expect("a ## Bounds section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let listed = harness(&["run", "--list"]).stdout;
+    let ids: std::collections::BTreeSet<&str> = listed.lines().filter_map(|l| l.split(' ').next()).collect();
+    let case_ids =
+        |cell: &str| -> Vec<String> { cell.split('`').skip(1).step_by(2).map(str::to_string).collect() };
+    let mut rows = 0;
+    for line in section
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| bound"))
+    {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        assert_eq!(cells.len(), 4, "a bounds row has 4 columns: {line}");
+        let at = case_ids(cells[2]);
+        let past = case_ids(cells[3]);
+        assert!(!at.is_empty(), "no case at the bound: {line}");
+        assert!(
+            !past.is_empty() || cells[3].contains("none possible"),
+            "no case one past the bound: {line}"
+        );
+        for id in at.iter().chain(&past) {
+            assert!(
+                ids.contains(id.as_str()),
+                "the bounds table names {id}, which is not in the suite"
+            );
+        }
+        rows += 1;
+    }
+    assert!(rows >= 25, "the bounds table has {rows} rows");
+}

@@ -2165,6 +2165,13 @@ def extra_req():
              "kinds twice in one filter: a worker MAY refuse it, and then with CLOSED invalid.", level="MAY"),
         fail("req/limits/duplicate-key-escaped", ("dup_may", "decoded"), '["REQ","s",{"kinds":[7],"kind\\u0073":[1]}]',
              "kinds and kind\\u0073 are the same key: a worker MAY refuse it, and then with CLOSED invalid.", level="MAY"),
+        # ---- bounds: one past the 64-hex length (PROTOCOL §6.4.2) -------------------------
+        fail("req/authors/65-chars", FAIL_ROW("`ids` or `authors` is not an array of 64-character lowercase hex strings"),
+             '["REQ","s",{"authors":["%s0"]}]' % ALICE, "An authors value of 65 hex characters: CLOSED invalid."),
+        fail("req/tag-p/65-chars", FAIL_ROW("a `#e` or `#p` value contains a string that is not 64-character lowercase hex"),
+             '["REQ","s",{"#p":["%s0"]}]' % BOB, "A #p value of 65 hex characters: CLOSED invalid."),
+        fail("req/tag-e/65-chars", FAIL_ROW("a `#e` or `#p` value contains a string that is not 64-character lowercase hex"),
+             '["REQ","s",{"#e":["%s0"]}]' % eid("x-req-k1"), "A #e value of 65 hex characters: CLOSED invalid."),
         ok("req/limits/many-filters", "counts",
            '["REQ","s",%s,{"kinds":[7]}]' % ",".join('{"kinds":[%d]}' % (1000 + i) for i in range(1000)),
            "1001 filters are accepted; only the last one matches kind 7.",
@@ -2222,6 +2229,8 @@ def extra_bcast():
         refused("bcast/decoded/hex-escape-decodes-uppercase", "decoded",
                 bcast_raw(ev("x-bc-upper", raw={"pubkey": '"\\u0041%s"' % ALICE[1:]})),
                 "A pubkey whose first character decodes to an uppercase A is not lowercase hex: invalid."),
+        refused("bcast/invalid/pubkey-65-hex", "event_invalid",
+                bcast_raw(ev("x-bc-pk65", raw={"pubkey": js(ALICE + "0")})), "A pubkey of 65 hex characters: invalid."),
         # ---- §6.13.3 integers ------------------------------------------------------------
         delivered("bcast/integers/created-at-u64-max", "int_range", ev("x-bc-cmax", created_at=U64_MAX),
                   "created_at 2^64-1 is valid."),
