@@ -11,7 +11,7 @@ trailing newline), one file per section:
     vectors/scenarios/<section>.json
 
 The format is the scenario schema of docs/VECTORS.md ("Scenario vectors",
-schema string "broadcast-wire/scenarios/v1"). Never edit the JSON by hand:
+schema string "broadcast-wire/scenarios/v2"). Never edit the JSON by hand:
 edit the case table below and regenerate.
 
 Design rules:
@@ -45,7 +45,7 @@ import struct
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT_DIR = os.path.join(ROOT, "vectors", "scenarios")
-SCHEMA = "broadcast-wire/scenarios/v1"
+SCHEMA = "broadcast-wire/scenarios/v2"
 
 
 # ---------------------------------------------------------------------------

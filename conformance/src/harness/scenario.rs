@@ -18,8 +18,14 @@ use bytes::Bytes;
 use super::escape::event_frame_data;
 use super::probe::PROBE_CONN;
 
-/// The only scenario schema this harness understands.
-pub const SCENARIO_SCHEMA: &str = "broadcast-wire/scenarios/v1";
+/// The scenario schema this harness writes about and the generator emits.
+/// v2 added the `MAY` level and the `fill` form of named events
+/// (docs/VECTORS.md, "Schema versioning").
+pub const SCENARIO_SCHEMA: &str = "broadcast-wire/scenarios/v2";
+
+/// Every scenario schema this harness reads: v1 files are v2 files that use
+/// neither addition.
+pub const SCENARIO_SCHEMAS_READ: [&str; 2] = ["broadcast-wire/scenarios/v1", SCENARIO_SCHEMA];
 
 /// A scenario file or case that cannot be run, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +216,7 @@ pub mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct File {
-        /// Must be [`super::SCENARIO_SCHEMA`].
+        /// One of [`super::SCENARIO_SCHEMAS_READ`].
         pub schema: String,
         /// Section name; prefix of every case id.
         pub section: String,
@@ -411,9 +417,9 @@ pub fn compile_file(file: &str, text: &str) -> Result<ScenarioFile, VectorError>
     };
     let raw: raw::File =
         serde_json::from_str(text).map_err(|e| file_err(format!("not a valid scenario file: {e}")))?;
-    if raw.schema != SCENARIO_SCHEMA {
+    if !SCENARIO_SCHEMAS_READ.contains(&raw.schema.as_str()) {
         return Err(file_err(format!(
-            "unknown schema {:?} (this harness understands {SCENARIO_SCHEMA:?})",
+            "unknown schema {:?} (this harness understands {SCENARIO_SCHEMAS_READ:?})",
             raw.schema
         )));
     }
@@ -874,6 +880,19 @@ mod tests {
         file(&format!(
             r#"{{"id":"t/a/1","level":"MUST","spec":"§6","requirement":"r","comment":"c","steps":[{steps}]}}"#
         ))
+    }
+
+    #[test]
+    fn schemas_v1_and_v2_are_read_and_others_refused() {
+        let case = r#"{"id":"t/a/1","level":"MUST","requirement":"r","steps":[{"send":[],"expect":[]}]}"#;
+        for (schema, ok) in [
+            ("broadcast-wire/scenarios/v1", true),
+            ("broadcast-wire/scenarios/v2", true),
+            ("broadcast-wire/scenarios/v3", false),
+        ] {
+            let text = format!(r#"{{"schema":"{schema}","section":"t","cases":[{case}]}}"#);
+            assert_eq!(compile_file("t.json", &text).is_ok(), ok, "{schema}");
+        }
     }
 
     #[test]
