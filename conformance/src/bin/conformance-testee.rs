@@ -590,8 +590,7 @@ fn replace_lone_surrogates(data: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < data.len() {
         match escape_at(i) {
-            Some(high @ 0xd800..=0xdbff) if matches!(escape_at(i + 6), Some(0xdc00..=0xdfff)) => {
-                let _ = high;
+            Some(0xd800..=0xdbff) if matches!(escape_at(i + 6), Some(0xdc00..=0xdfff)) => {
                 out.extend_from_slice(&data[i..i + 12]);
                 i += 12;
             }
