@@ -11,7 +11,7 @@ trailing newline), one file per section:
     vectors/scenarios/<section>.json
 
 The format is the scenario schema of docs/VECTORS.md ("Scenario vectors",
-schema string "broadcast-wire/scenarios/v1"). Never edit the JSON by hand:
+schema string "broadcast-wire/scenarios/v2"). Never edit the JSON by hand:
 edit the case table below and regenerate.
 
 Design rules:
@@ -47,7 +47,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT_DIR = os.path.join(ROOT, "vectors", "scenarios")
-SCHEMA = "broadcast-wire/scenarios/v1"
+SCHEMA = "broadcast-wire/scenarios/v2"
 PROTOCOL_MD = os.path.join(ROOT, "docs", "PROTOCOL.md")
 
 
@@ -277,7 +277,7 @@ def end(send, expect, exit, close_input=False, chunk=None):
 # ---------------------------------------------------------------------------
 
 Q = {
-    # framing as seen from a worker (PROTOCOL.md#framing)
+    # (PROTOCOL.md#framing) framing as seen from a worker
     "skip": ("receiving-frames", "A receiver MUST skip, whole, every frame on a channel it does not consume, and then carry on with the next frame. … For the worker that is every channel except 1; for the parent, every channel except 2."),
     "heartbeat": ("receiving-frames", "A frame with `len == 0` is a heartbeat, on any channel, consumed or not. A receiver skips it; it is not an error."),
     "max": ("maximum-payload", "A `len` equal to the maximum is acceptable."),
@@ -293,10 +293,24 @@ Q = {
     "clean_exit": ("exit-status", "Table row: The command stream ends on a frame boundary (§3.5) | flush all output, exit | 0"),
     "decode_drop": ("exit-status", "Table row: A command fails to decode (§5.1) | write a message to stderr, drop that command, continue"),
     "nodrop": ("flow-control", "The worker MUST NOT drop an output frame."),
-    # payloads (PROTOCOL.md#payloads)
+    "owed": ("output-before-fatal-error", "Before it exits with status 2 after a fatal stream error, the worker MUST write every output frame caused by the commands that arrived complete before the point of the error, in the order §6.10 requires."),
+    "prompt": ("output-promptness", "A worker MUST write every output frame caused by the commands it has processed before it waits for another command: before any read of the command stream that can block, all of those frames have been written to the output stream (handed to the operating system, not kept in a buffer of the worker's own)."),
+    "oversize_out": ("oversize-output", "A worker MUST NOT write an output frame whose payload is longer than the maximum payload size: it leaves that one frame out, writes a message to stderr (naming the connection and the sub_id is useful), and goes on. Every other frame of the same command is written as usual, and so is a frame whose payload is exactly the maximum."),
+    "closed_bytes": ("closed-message", "The `data` of the frame sent for a failed Add is exactly the concatenation of: … the JSON string of the command's `sub_id`, written by §6.7.4; it is always the command's `sub_id`, even when the REQ's second element is missing or different; … with no other whitespace anywhere."),
+    "json_text": ("json-text", "`data` MUST be one JSON text (RFC 8259) encoded in UTF-8, with nothing before or after it but JSON whitespace (space, tab, line feed, carriage return). `data` is not JSON, so a REQ fails with `invalid` (§6.4.4) and an event is invalid (§6.7.1), when: … it starts with a byte-order mark (`ef bb bf`) … any byte sequence in it is not valid UTF-8 … any `\\u` escape in it names a surrogate (U+D800–U+DFFF) that is not part of a pair"),
+    "pair_ok": ("json-text", "`\\ud83e\\udd80` is one code point (🦀) and is fine"),
+    "decoded": ("decoded-strings", "Every JSON string in `data` is used after its escapes are decoded, as a sequence of code points, without Unicode normalisation. This holds for object keys (`\"kind\\u0073\"` is the key `kinds`, `\"\\u0023t\"` is `#t`), for the literals `\"REQ\"` and `\"EVENT\"`, for the REQ's sub_id (§10, note N-15), for tag names and tag values, for `ids`, `authors`, `#e` and `#p` values, and for the event's `id`, `pubkey` and `sig`. The hex rules apply to the decoded string"),
+    "integers": ("integers", "A field whose type is an integer (`kinds` values and `kind`) or a non-negative integer (`since`, `until`, `limit`, `created_at`) takes a JSON number written with digits only: no minus sign, no fraction part, no exponent. … A number that is not an integer, or is outside its range, is a wrong type: a REQ fails with `invalid` and an event is invalid."),
+    "int_range": ("integers", "Table row: `since`, `until`, `limit`, `created_at` | 0 to 18,446,744,073,709,551,615 (2^64 − 1)"),
+    "int_exact": ("integers", "`since <= created_at` and `created_at <= until` compare the exact integer values. A worker MUST NOT round them through binary floating point: `since` 9007199254740993 (2^53 + 1) does not match `created_at` 9007199254740992."),
+    "depth_must": ("implementation-limits", "Every worker MUST accept an Add or a Bcast whose `data` has depth 64 or less."),
+    "depth_may": ("implementation-limits", "A worker MAY refuse `data` of depth 65 or more, even when the deep part is the value of a key it otherwise ignores (§6.4.2, §10 note N-20); it then treats `data` as not JSON: the REQ fails with `invalid` and the event is invalid."),
+    "dup_may": ("implementation-limits", "When one filter object, or the event object, has the same key (compared decoded, §6.13.2) more than once, a worker MAY refuse the message: the REQ fails with `invalid`, the event is invalid."),
+    "counts": ("implementation-limits", "There is no limit on the number of filters in a REQ, of values in a list, of tags in an event or of elements in a tag, or on the length of a string, other than the maximum payload size (§3.4). A worker MUST accept every REQ and every event that fits in a payload."),
+    # (PROTOCOL.md#payloads) payloads
     "reserved": ("flags", "A receiver MUST accept a SubCommand whose reserved bits are set: it is not a decode error. The receiver MUST ignore those bits; the command behaves exactly as if they were 0."),
     "sender": ("bcast-conn", "The value does not change delivery: the publishing connection is treated like every other connection and receives the event if one of its subscriptions matches (§6.7)."),
-    # worker semantics (PROTOCOL.md#worker-semantics)
+    # (PROTOCOL.md#worker-semantics) worker semantics
     "scope": ("worker-state", "Sub_ids are scoped to their connection: two connections can each have a subscription called `sub1`, and they are unrelated (§10, note N-12)."),
     "new": ("worker-new", "New creates the connection `conn` with `whitelisted` set from flag bit 0, no authenticated pubkeys and no subscriptions."),
     "new_nothing": ("worker-new", "New sends nothing."),
@@ -354,17 +368,17 @@ def FAIL_ROW(row, prefix="invalid"):
     return ("add-failure", Q["fail"][1] + " … Table row: " + row + " | `" + prefix + "`")
 
 
-def mk(cid, q, comment, steps, events=None):
+def mk(cid, q, comment, steps, events=None, level="MUST"):
     """A case. q: a key of Q, a tuple of keys (the first gives `spec`), or an
-    (anchor, requirement) pair built by FAIL_ROW. `comment` goes through
-    cite()."""
+    (anchor, requirement) pair built by FAIL_ROW. level: MUST, or MAY for a
+    permitted behaviour (docs/VECTORS.md). `comment` goes through cite()."""
     if isinstance(q, tuple) and len(q) == 2 and q[1] not in Q:
         anchor, requirement = q
     else:
         keys = (q,) if isinstance(q, str) else q
         anchor = Q[keys[0]][0]
         requirement = " … ".join(Q[k][1] for k in keys)
-    c = {"id": cid, "level": "MUST", "spec": sec(anchor), "requirement": requirement,
+    c = {"id": cid, "level": level, "spec": sec(anchor), "requirement": requirement,
          "comment": cite(comment)}
     if events:
         c["events"] = events
@@ -2014,8 +2028,8 @@ def stream():
         mk("stream/fatal/oversize-no-resync", ("no_resync", "fatal_exit"),
            "Bytes after an oversize header are not read as frames: the matching Bcast behind it is not delivered.",
            [setup(), end([rawhex("0101000001"), raw(bc_n1_frame)], NOTHING, exit=2)]),
-        mk("stream/fatal/oversize-after-output", ("nodrop", "fatal_exit"),
-           "Frames caused before an oversize header in the same write are written before exit 2 ({notes} N-24).",
+        mk("stream/fatal/oversize-after-output", ("owed", "fatal_exit"),
+           "Frames caused before an oversize header in the same write are written before exit 2.",
            [setup(), end([bcast("n1"), rawhex("0101000001")], [E(1, "s", "n1")], exit=2)]),
         mk("stream/fatal/truncated-header-1-byte", ("truncated", "fatal_exit"),
            "The input ends after 1 header byte: exit 2.",
@@ -2040,6 +2054,367 @@ def stream():
            [end([new(1), add(1, "s", {}), raw(sub_frame[:7])], NOTHING, exit=2, close_input=True)]),
     ]
     return "Framing as seen by a worker: heartbeats, foreign channels, split writes, large payloads, end of input (PROTOCOL {framing}, {exit-status})", events, cases
+
+
+# ===========================================================================
+# Issue 11: the readings PROTOCOL.md#closed-message, PROTOCOL.md#output-promptness, PROTOCOL.md#oversize-output, PROTOCOL.md#output-before-fatal-error and PROTOCOL.md#json-in-add-and-bcast
+# settle, and every bound at the bound and one past it. These cases are
+# appended to the sections they belong to (EXTRA, below).
+# ===========================================================================
+
+U64_MAX = 18446744073709551615
+P53 = 9007199254740992          # 2^53
+MAX_PAYLOAD = 16777216          # PROTOCOL {maximum-payload}
+
+
+def esc_first(hex_text):
+    """The JSON string body of hex_text with its first character written as a
+    \\u00xx escape (an input spelling; decoding it gives hex_text back)."""
+    return "\\u%04x" % ord(hex_text[0]) + hex_text[1:]
+
+
+def nested(depth_arrays):
+    return "[" * depth_arrays + "]" * depth_arrays
+
+
+def req_fail_steps(text=None, data_hex=None, prefix="invalid"):
+    """s (kinds 1) and keep (kinds 1) exist; the bad Add for s gives CLOSED
+    and removes s; keep still receives kind 1 (event k1 of the case)."""
+    bad = add_raw(1, "s", text) if text is not None else add_hex(1, "s", data_hex)
+    return [step([new(1), add(1, "s", {"kinds": [1]}), add(1, "keep", {"kinds": [1]})], NOTHING),
+            step([bad], [CL(1, "s", prefix)]),
+            step([bcast("k1")], [E(1, "keep", "k1")])]
+
+
+def extra_req():
+    k1 = ev("x-req-k1")
+    k7 = ev("x-req-k7", kind=7)
+    tx = ev("x-req-tx", tags=[["t", "x"]])
+    c992 = ev("x-req-c992", created_at=P53)
+    c993 = ev("x-req-c993", created_at=P53 + 1)
+    cmax = ev("x-req-cmax", created_at=U64_MAX)
+    events = {"k1": k1, "k7": k7, "tx": tx, "c992": c992, "c993": c993, "cmax": cmax}
+
+    def ok(cid, q, text, comment, checks, level="MUST"):
+        return mk(cid, q, comment,
+                  [step([new(1), add_raw(1, "s", text)], NOTHING)]
+                  + [step([bcast(name)], exp) for name, exp in checks],
+                  events=events, level=level)
+
+    def fail(cid, q, text, comment, level="MUST"):
+        return mk(cid, q, comment, req_fail_steps(text=text), events=events, level=level)
+
+    def fail_hex(cid, q, data, comment):
+        return mk(cid, q, comment, req_fail_steps(data_hex=data.hex()), events=events)
+
+    deep_arrays = lambda n: '["REQ","s",{"kinds":[1],"x":%s}]' % nested(n)
+    deep_objects = lambda n: '["REQ","s",{"kinds":[1],"x":%s1%s}]' % ('{"a":' * n, "}" * n)
+    cases = [
+        # ---- PROTOCOL.md#decoded-strings decoded strings ----------------------------------------------
+        ok("req/decoded/key-escaped", "decoded", '["REQ","s",{"kind\\u0073":[7]}]',
+           'The key "kind\\u0073" is kinds: kind 7 is delivered, kind 1 is not.',
+           [("k1", NOTHING), ("k7", [E(1, "s", "k7")])]),
+        ok("req/decoded/tag-key-escaped", "decoded", '["REQ","s",{"\\u0023t":["x"]}]',
+           'The key "\\u0023t" is #t: only the event tagged t=x is delivered.',
+           [("k1", NOTHING), ("tx", [E(1, "s", "tx")])]),
+        ok("req/decoded/req-literal-escaped", "decoded", '["\\u0052EQ","s",{"kinds":[1]}]',
+           'The first element "\\u0052EQ" is "REQ".',
+           [("k1", [E(1, "s", "k1")])]),
+        ok("req/decoded/tag-value-escaped", "decoded", '["REQ","s",{"#t":["\\u0078"]}]',
+           'The tag value "\\u0078" is x.',
+           [("tx", [E(1, "s", "tx")])]),
+        ok("req/decoded/id-hex-escaped", "decoded",
+           '["REQ","s",{"ids":["%s"]}]' % esc_first(eid("x-req-k1")),
+           "An ids value whose first hex digit is written as a \\u escape is the 64-hex id.",
+           [("k7", NOTHING), ("k1", [E(1, "s", "k1")])]),
+        fail("req/decoded/hex-escape-decodes-uppercase", "decoded",
+             '["REQ","s",{"authors":["\\u0041%s"]}]' % ALICE[1:],
+             "An authors value whose first character decodes to an uppercase A is not lowercase hex: CLOSED invalid."),
+        # ---- PROTOCOL.md#integers integers -------------------------------------------------------
+        ok("req/integers/since-exact-above-2p53", ("int_exact",),
+           '["REQ","s",{"since":%d}]' % (P53 + 1),
+           "since 2^53+1 does not match created_at 2^53 (a float would round them equal), and matches 2^53+1.",
+           [("c992", NOTHING), ("c993", [E(1, "s", "c993")])]),
+        ok("req/integers/until-exact-above-2p53", ("int_exact",),
+           '["REQ","s",{"until":%d}]' % P53,
+           "until 2^53 does not match created_at 2^53+1, and matches 2^53.",
+           [("c993", NOTHING), ("c992", [E(1, "s", "c992")])]),
+        ok("req/integers/since-u64-max", ("int_range", "bounds"),
+           '["REQ","s",{"since":%d}]' % U64_MAX,
+           "since 2^64-1 is accepted; it matches only created_at 2^64-1.",
+           [("k1", NOTHING), ("cmax", [E(1, "s", "cmax")])]),
+        ok("req/integers/until-u64-max", ("int_range", "bounds"),
+           '["REQ","s",{"until":%d}]' % U64_MAX,
+           "until 2^64-1 is accepted and matches every created_at.",
+           [("k1", [E(1, "s", "k1")]), ("cmax", [E(1, "s", "cmax")])]),
+        ok("req/integers/limit-u64-max", ("int_range", "limit"),
+           '["REQ","s",{"kinds":[1],"limit":%d}]' % U64_MAX,
+           "limit 2^64-1 is accepted (and ignored).",
+           [("k1", [E(1, "s", "k1")])]),
+        fail("req/integers/since-u64-max-plus-1", "int_range", '["REQ","s",{"since":%d}]' % (U64_MAX + 1),
+             "since 2^64 is out of range: CLOSED invalid."),
+        fail("req/integers/until-u64-max-plus-1", "int_range", '["REQ","s",{"until":%d}]' % (U64_MAX + 1),
+             "until 2^64 is out of range: CLOSED invalid."),
+        fail("req/integers/limit-u64-max-plus-1", "int_range", '["REQ","s",{"limit":%d}]' % (U64_MAX + 1),
+             "limit 2^64 is out of range: CLOSED invalid."),
+        fail("req/integers/since-minus-zero", "integers", '["REQ","s",{"since":-0}]',
+             "-0 has a minus sign: not a non-negative integer, CLOSED invalid."),
+        fail("req/integers/kinds-minus-zero", "integers", '["REQ","s",{"kinds":[-0]}]',
+             "kinds [-0]: not an integer of the spelling the spec requires, CLOSED invalid."),
+        fail("req/integers/since-one-point-zero", "integers", '["REQ","s",{"since":1.0}]',
+             "1.0 has a fraction part: CLOSED invalid."),
+        fail("req/integers/since-exponent", "integers", '["REQ","s",{"since":1e3}]',
+             "1e3 has an exponent: CLOSED invalid."),
+        fail("req/integers/kinds-exponent", "integers", '["REQ","s",{"kinds":[1E0]}]',
+             "kinds [1E0] has an exponent: CLOSED invalid."),
+        fail("req/integers/limit-minus-zero", "integers", '["REQ","s",{"limit":-0}]',
+             "limit -0: CLOSED invalid."),
+        # ---- PROTOCOL.md#json-text the JSON text -----------------------------------------------------
+        fail_hex("req/json-text/byte-order-mark", "json_text",
+                 b"\xef\xbb\xbf" + b'["REQ","s",{"kinds":[1]}]',
+                 "A REQ starting with a UTF-8 byte-order mark is not JSON: CLOSED invalid."),
+        fail_hex("req/json-text/invalid-utf8-in-ignored-key", "json_text",
+                 b'["REQ","s",{"kinds":[1],"search":"a\xffb"}]',
+                 "An 0xff byte inside the value of an ignored key: CLOSED invalid."),
+        fail_hex("req/json-text/encoded-surrogate-in-ignored-key", "json_text",
+                 b'["REQ","s",{"kinds":[1],"search":"\xed\xa0\x80"}]',
+                 "The bytes ed a0 80 (an encoded surrogate, invalid UTF-8) in an ignored value: CLOSED invalid."),
+        fail("req/json-text/lone-high-surrogate", "json_text", '["REQ","s",{"kinds":[1],"search":"\\ud800"}]',
+             'A lone "\\ud800" escape in an ignored value: CLOSED invalid.'),
+        fail("req/json-text/lone-low-surrogate", "json_text", '["REQ","s",{"kinds":[1],"search":"\\udc00x"}]',
+             'A lone "\\udc00" escape: CLOSED invalid.'),
+        fail("req/json-text/high-surrogate-then-letter", "json_text", '["REQ","s",{"kinds":[1],"search":"\\ud83e\\u0041"}]',
+             "A high surrogate escape followed by \\u0041 is unpaired: CLOSED invalid."),
+        fail("req/json-text/lone-surrogate-in-tag-value", "json_text", '["REQ","s",{"#t":["\\ud800"]}]',
+             "A lone surrogate escape in a #t value: CLOSED invalid."),
+        ok("req/json-text/surrogate-pair", "pair_ok", '["REQ","s",{"kinds":[1],"search":"\\ud83e\\udd80"}]',
+           "A surrogate pair escape is one code point: the REQ is valid.",
+           [("k1", [E(1, "s", "k1")])]),
+        # ---- PROTOCOL.md#implementation-limits implementation limits ---------------------------------------------------
+        ok("req/limits/depth-64-arrays", "depth_must", deep_arrays(62),
+           "Depth 64 (the REQ array, the filter, 62 nested arrays in an ignored key) is accepted.",
+           [("k1", [E(1, "s", "k1")])]),
+        ok("req/limits/depth-64-objects", "depth_must", deep_objects(62),
+           "Depth 64 made of nested objects in an ignored key is accepted.",
+           [("k1", [E(1, "s", "k1")])]),
+        fail("req/limits/depth-65-arrays", "depth_may", deep_arrays(63),
+             "Depth 65: a worker MAY refuse it, and then with CLOSED invalid.", level="MAY"),
+        fail("req/limits/depth-65-objects", "depth_may", deep_objects(63),
+             "Depth 65 of objects: a worker MAY refuse it, and then with CLOSED invalid.", level="MAY"),
+        fail("req/limits/duplicate-key", "dup_may", '["REQ","s",{"kinds":[7],"kinds":[1]}]',
+             "kinds twice in one filter: a worker MAY refuse it, and then with CLOSED invalid.", level="MAY"),
+        fail("req/limits/duplicate-key-escaped", ("dup_may", "decoded"), '["REQ","s",{"kinds":[7],"kind\\u0073":[1]}]',
+             "kinds and kind\\u0073 are the same key: a worker MAY refuse it, and then with CLOSED invalid.", level="MAY"),
+        # ---- bounds: one past the 64-hex length (PROTOCOL.md#req-parsing) -------------------------
+        fail("req/authors/65-chars", FAIL_ROW("`ids` or `authors` is not an array of 64-character lowercase hex strings"),
+             '["REQ","s",{"authors":["%s0"]}]' % ALICE, "An authors value of 65 hex characters: CLOSED invalid."),
+        fail("req/tag-p/65-chars", FAIL_ROW("a `#e` or `#p` value contains a string that is not 64-character lowercase hex"),
+             '["REQ","s",{"#p":["%s0"]}]' % BOB, "A #p value of 65 hex characters: CLOSED invalid."),
+        fail("req/tag-e/65-chars", FAIL_ROW("a `#e` or `#p` value contains a string that is not 64-character lowercase hex"),
+             '["REQ","s",{"#e":["%s0"]}]' % eid("x-req-k1"), "A #e value of 65 hex characters: CLOSED invalid."),
+        ok("req/limits/many-filters", "counts",
+           '["REQ","s",%s,{"kinds":[7]}]' % ",".join('{"kinds":[%d]}' % (1000 + i) for i in range(1000)),
+           "1001 filters are accepted; only the last one matches kind 7.",
+           [("k1", NOTHING), ("k7", [E(1, "s", "k7")])]),
+        ok("req/limits/many-kinds", "counts",
+           '["REQ","s",{"kinds":[%s]}]' % ",".join(str(k) for k in range(2, 5002)),
+           "A kinds list of 5000 values (2 to 5001) is accepted: kind 7 matches, kind 1 does not.",
+           [("k1", NOTHING), ("k7", [E(1, "s", "k7")])]),
+    ]
+    return cases
+
+
+def extra_bcast():
+    base = ev("x-bc-base")
+    def delivered(cid, q, event_raw, comment, level="MUST"):
+        """conn 1 has {} as s: the event is delivered verbatim."""
+        return mk(cid, q, comment,
+                  [step([new(1), add(1, "s", {})], NOTHING),
+                   step([bcast_raw(event_raw)], [ER(1, "s", event_raw)])], level=level)
+
+    def refused(cid, q, send, comment, level="MUST"):
+        """conn 1 has {} as s: the invalid event reaches nobody; the next
+        valid one does."""
+        return mk(cid, q, comment,
+                  [step([new(1), add(1, "s", {})], NOTHING),
+                   step([send], NOTHING),
+                   step([bcast_raw(base)], [ER(1, "s", base)])], level=level)
+
+    def with_key(label, extra_key_text, **kw):
+        """An event with one more member (raw text) before "sig"."""
+        e = ev(label, **kw)
+        return e.replace(',"sig":', "," + extra_key_text + ',"sig":', 1)
+
+    cases = [
+        # ---- PROTOCOL.md#decoded-strings decoded strings ---------------------------------------------------
+        mk("bcast/decoded/kind-key-escaped", "decoded",
+           'The event key "kin\\u0064" is kind: a kinds [1] subscription gets it, verbatim.',
+           [step([new(1), add(1, "s", {"kinds": [1]})], NOTHING),
+            step([bcast_raw(ev("x-bc-kindkey").replace('"kind":', '"kin\\u0064":', 1))],
+                 [ER(1, "s", ev("x-bc-kindkey").replace('"kind":', '"kin\\u0064":', 1))])]),
+        mk("bcast/decoded/id-hex-escaped", "decoded",
+           "An event id whose first hex digit is a \\u escape is the 64-hex id: an ids filter matches it.",
+           [step([new(1), add(1, "s", {"ids": [eid("x-bc-idesc")]})], NOTHING),
+            step([bcast_raw(ev("x-bc-idesc", raw={"id": js(eid("x-bc-idesc")).replace(eid("x-bc-idesc"), esc_first(eid("x-bc-idesc")))}))],
+                 [ER(1, "s", ev("x-bc-idesc", raw={"id": js(eid("x-bc-idesc")).replace(eid("x-bc-idesc"), esc_first(eid("x-bc-idesc")))}))])]),
+        mk("bcast/decoded/tag-escaped", "decoded",
+           'The tag ["\\u0074","\\u0078"] is ["t","x"]: a #t ["x"] subscription gets it.',
+           [step([new(1), add(1, "s", {"#t": ["x"]})], NOTHING),
+            step([bcast_raw(ev("x-bc-tagesc", raw={"tags": '[["\\u0074","\\u0078"]]'}))],
+                 [ER(1, "s", ev("x-bc-tagesc", raw={"tags": '[["\\u0074","\\u0078"]]'}))])]),
+        mk("bcast/decoded/event-literal-escaped", "decoded",
+           'The first element "\\u0045VENT" is "EVENT".',
+           [step([new(1), add(1, "s", {})], NOTHING),
+            step([bcast_data('["\\u0045VENT",' + base + ']')], [ER(1, "s", base)])]),
+        refused("bcast/decoded/hex-escape-decodes-uppercase", "decoded",
+                bcast_raw(ev("x-bc-upper", raw={"pubkey": '"\\u0041%s"' % ALICE[1:]})),
+                "A pubkey whose first character decodes to an uppercase A is not lowercase hex: invalid."),
+        refused("bcast/invalid/pubkey-65-hex", "event_invalid",
+                bcast_raw(ev("x-bc-pk65", raw={"pubkey": js(ALICE + "0")})), "A pubkey of 65 hex characters: invalid."),
+        # ---- PROTOCOL.md#integers integers ------------------------------------------------------------
+        delivered("bcast/integers/created-at-u64-max", "int_range", ev("x-bc-cmax", created_at=U64_MAX),
+                  "created_at 2^64-1 is valid."),
+        refused("bcast/integers/created-at-u64-max-plus-1", "int_range",
+                bcast_raw(ev("x-bc-cover", created_at=U64_MAX + 1)), "created_at 2^64 is out of range: invalid."),
+        refused("bcast/integers/created-at-minus-zero", "integers",
+                bcast_raw(ev("x-bc-cmz", raw={"created_at": "-0"})), "created_at -0: invalid."),
+        refused("bcast/integers/created-at-exponent", "integers",
+                bcast_raw(ev("x-bc-cexp", raw={"created_at": "17e8"})), "created_at 17e8 has an exponent: invalid."),
+        refused("bcast/integers/created-at-one-point-zero", "integers",
+                bcast_raw(ev("x-bc-cfrac", raw={"created_at": "1700000000.0"})), "created_at 1700000000.0: invalid."),
+        refused("bcast/integers/kind-minus-zero", "integers",
+                bcast_raw(ev("x-bc-kmz", raw={"kind": "-0"})), "kind -0: invalid."),
+        refused("bcast/integers/kind-exponent", "integers",
+                bcast_raw(ev("x-bc-kexp", raw={"kind": "1e0"})), "kind 1e0: invalid."),
+        # ---- PROTOCOL.md#json-text the JSON text ------------------------------------------------------------
+        refused("bcast/json-text/byte-order-mark", "json_text",
+                bcast_hex((b"\xef\xbb\xbf" + event_msg(ev("x-bc-bom"))).hex()),
+                "An EVENT message starting with a byte-order mark: invalid."),
+        refused("bcast/json-text/invalid-utf8-content", "json_text",
+                bcast_hex(event_msg(ev("x-bc-utf8")).replace(b'"content":""', b'"content":"a\xffb"').hex()),
+                "An 0xff byte inside content: invalid."),
+        refused("bcast/json-text/lone-surrogate-content", "json_text",
+                bcast_raw(ev("x-bc-lone", raw={"content": '"\\ud800"'})), 'content "\\ud800": invalid.'),
+        refused("bcast/json-text/lone-surrogate-unknown-key", "json_text",
+                bcast_raw(with_key("x-bc-lonex", '"x":"\\udfff"')), "A lone surrogate in an extra member's value: invalid."),
+        refused("bcast/json-text/lone-surrogate-tag", "json_text",
+                bcast_raw(ev("x-bc-lonet", raw={"tags": '[["t","\\udc00"]]'})), "A lone surrogate in a tag value: invalid."),
+        delivered("bcast/json-text/surrogate-pair-content", "pair_ok",
+                  ev("x-bc-pair", raw={"content": '"\\ud83e\\udd80"'}), "A surrogate pair escape in content is fine."),
+        # ---- PROTOCOL.md#implementation-limits implementation limits ------------------------------------------------------
+        delivered("bcast/limits/depth-64", "depth_must", with_key("x-bc-d64", '"x":' + nested(62)),
+                  "Depth 64 (the EVENT array, the event, 62 nested arrays in an extra member) is valid."),
+        delivered("bcast/limits/depth-64-tags", "depth_must", with_key("x-bc-d64t", '"x":' + '{"a":' * 62 + "1" + "}" * 62),
+                  "Depth 64 of nested objects in an extra member is valid."),
+        refused("bcast/limits/depth-65", "depth_may", bcast_raw(with_key("x-bc-d65", '"x":' + nested(63))),
+                "Depth 65: a worker MAY refuse it, and then the event is invalid.", level="MAY"),
+        refused("bcast/limits/duplicate-key", "dup_may",
+                bcast_raw(ev("x-bc-dup").replace('"kind":1,', '"kind":7,"kind":1,', 1)),
+                "kind twice in the event: a worker MAY refuse it, and then the event is invalid.", level="MAY"),
+        delivered("bcast/limits/many-tags", "counts",
+                  ev("x-bc-many", tags=[["t", "v%d" % i] for i in range(3000)]),
+                  "An event with 3000 tags is valid."),
+    ]
+    return cases
+
+
+def big_event(label, size):
+    """An event object of exactly `size` bytes, its content a run of 'a'
+    (written with the `fill` form of docs/VECTORS.md). Input building only."""
+    head, tail = ev(label).split('"content":""')
+    prefix = head + '"content":"'
+    suffix = '"' + tail
+    count = size - len(prefix) - len(suffix)
+    assert count > 0
+    return {"prefix": prefix, "fill": "a", "count": count, "suffix": suffix}
+
+
+def extra_output():
+    # PROTOCOL.md#oversize-output: EVENT payload = 8 + 9 + J + 1 + E + 1, J the sub_id's JSON
+    # string length. With a 64-byte sub_id of plain letters J = 66, so an
+    # event of E = MAX - 85 bytes makes a payload of exactly MAX; the sub_id
+    # of 63 letters and one '"' (J = 67) makes MAX + 1. The Bcast payload is
+    # 14 + 9 + E + 1 = MAX - 61, within the maximum.
+    e = MAX_PAYLOAD - 85
+    at = "x" * 64
+    over = "y" * 63 + '"'
+    events = {"big": big_event("x-out-big", e), "small": ev("x-out-small")}
+    cases = [
+        mk("output/oversize/at-max", ("oversize_out", "max"),
+           "An EVENT frame whose payload is exactly the maximum (64-byte sub_id, event of max-85 bytes) is written.",
+           [step([new(1), add(1, at, {"kinds": [1]})], NOTHING),
+            step([bcast("big")], [E(1, at, "big")])], events=events),
+        mk("output/oversize/over-max", ("oversize_out",),
+           "The same event under a sub_id whose JSON string is one byte longer: that frame is left out, the other subscription's frame is written, and the worker goes on.",
+           [step([new(1), add(1, over, {"kinds": [1]}), add(1, "s", {"kinds": [1]})], NOTHING),
+            step([bcast("big")], [E(1, "s", "big")]),
+            step([bcast("small")], [E(1, over, "small"), E(1, "s", "small")])], events=events),
+        mk("output/closed/sub-id-escaped", ("closed_bytes", "fail"),
+           "A failed Add for a sub_id with a quote, a backslash and controls: the CLOSED frame carries it escaped by {sub-id-json-string}, byte for byte.",
+           [step([new(1), add_raw(1, 'a"b\\c\t\u0001', "not json")], [CL(1, 'a"b\\c\t\u0001', "invalid")])]),
+        mk("output/closed/sub-id-non-ascii", ("closed_bytes", "fail"),
+           "A failed Add for a non-ASCII sub_id: raw UTF-8 in the CLOSED frame.",
+           [step([new(1), add_raw(1, "é🦀/", '["REQ","é🦀/"]')], [CL(1, "é🦀/", "invalid")])]),
+        mk("output/closed/commands-sub-id", ("closed_bytes", "fail"),
+           "The REQ names another sub_id: the CLOSED frame names the command's.",
+           [step([new(1), add_raw(1, "mine", '["REQ","theirs",{}]')], [CL(1, "mine", "invalid")])]),
+    ]
+    return cases
+
+
+def extra_ordering():
+    events = {"n1": ev("x-ord-n1")}
+    return [
+        mk("ordering/promptness/frames-before-next-read", ("prompt", "order_out"),
+           "A CLOSED and then an EVENT, each in a step of its own: each reaches the harness before it sends anything more than the probe.",
+           [step([new(1), add(1, "s", {})], NOTHING),
+            step([add_raw(1, "bad", "[")], [CL(1, "bad", "invalid")]),
+            step([bcast("n1")], [E(1, "s", "n1")])], events=events),
+    ]
+
+
+def extra_stream():
+    events = {"n1": ev("x-st-n1"), "at_max": big_event("x-st-max", MAX_PAYLOAD - 24)}
+    sub_frame = fr(1, sc("add", 1, sub_id="s", data='["REQ","s",{}]'))
+    setup_ = step([new(1), add(1, "s", {})], NOTHING)
+    return [
+        # PROTOCOL.md#maximum-payload: a Bcast payload of exactly the maximum: 14 + 9 + E + 1 with
+        # E = MAX - 24. Its EVENT payload under "s" is MAX - 2.
+        mk("stream/max/bcast-payload-at-max", ("max", "delivery"),
+           "A Bcast whose payload is exactly 16,777,216 bytes is accepted and delivered.",
+           [setup_, step([bcast("at_max")], [E(1, "s", "at_max")])], events=events),
+        mk("stream/fatal/truncated-after-output", ("owed", "truncated", "fatal_exit"),
+           "A delivered Bcast, then a cut frame and the end of input: the EVENT frame is written, then exit 2.",
+           [setup_, end([bcast("n1"), raw(sub_frame[:9])], [E(1, "s", "n1")], exit=2, close_input=True)],
+           events=events),
+        mk("stream/fatal/closed-before-oversize", ("owed", "too_large", "fatal_exit"),
+           "A failed Add and an oversize header in one write: the CLOSED frame is written, then exit 2.",
+           [setup_, end([add_raw(1, "t", "not json"), rawhex("0101000001")], [CL(1, "t", "invalid")], exit=2)],
+           events=events),
+        mk("stream/fatal/output-of-several-commands", ("owed", "too_large", "fatal_exit"),
+           "Three commands with output, then an oversize header, all in one write: every frame, in order, then exit 2.",
+           [setup_, end([bcast("n1"), add_raw(1, "t", "[]"), bcast("n1"), rawhex("0101000001")],
+                        [E(1, "s", "n1"), CL(1, "t", "invalid"), E(1, "s", "n1")], exit=2)],
+           events=events),
+        mk("stream/garbage/auth-33-bytes", ("nonfatal", "decode_drop"),
+           "Auth with 33 data bytes is dropped: the conn stays unauthenticated.",
+           [step([new(1), add(1, "s", {"kinds": [4]})], NOTHING),
+            step([raw(fr(1, sc("auth", 1, data=bytes.fromhex(ALICE) + b"\x00")))], NOTHING),
+            step([bcast_raw(ev("x-st-dm", kind=4, tags=[["p", BOB]]), flags=0x01)], NOTHING)]),
+        mk("stream/garbage/add-conn-minus-one", ("nonfatal", "decode_drop"),
+           "Add with conn -1 is dropped (Add requires conn >= 0); the worker goes on.",
+           [setup_, step([raw(fr(1, sc("add", -1, sub_id="s", data='["REQ","s",{}]')))], NOTHING),
+            step([bcast("n1")], [E(1, "s", "n1")])], events=events),
+    ]
+
+
+EXTRA = {
+    "req": extra_req,
+    "bcast": extra_bcast,
+    "output": extra_output,
+    "ordering": extra_ordering,
+    "stream": extra_stream,
+}
 
 
 # ===========================================================================
@@ -2073,6 +2448,8 @@ def main():
     total = 0
     for section, build in SECTIONS:
         title, events, cases = build()
+        if section in EXTRA:
+            cases = cases + EXTRA[section]()
         for c in cases:
             assert c["id"].startswith(section + "/"), c["id"]
             assert c["id"] not in seen, c["id"]

@@ -214,6 +214,10 @@ SUBCOMMAND = [
     sc_valid("subcommand/close/reserved-flags-01", "Close, flags 0x01: bit0 means whitelisted only for New; here it is reserved, accepted and preserved.",
              "close", 12, 0x01, "", b""),
     # ---- Add ---------------------------------------------------------------
+    sc_valid("subcommand/add/data-byte-order-mark", "Add whose REQ starts with a UTF-8 byte-order mark: valid on the wire (data is opaque to the codec); the worker refuses the REQ as not JSON (PROTOCOL.md#json-text).",
+             "add", 1, 0, "s", b"\xef\xbb\xbf" + b'["REQ","s",{}]'),
+    sc_valid("subcommand/add/data-lone-surrogate-escape", "Add whose REQ holds the escape \\ud800: valid on the wire; the worker refuses the REQ (PROTOCOL.md#json-text).",
+             "add", 1, 0, "s", b'["REQ","s",{"search":"\\ud800"}]'),
     sc_valid("subcommand/add/sub-id-1-byte", "Add, conn 0, 1-byte sub_id (the minimum).",
              "add", 0, 0, "a", req('"a"')),
     sc_valid("subcommand/add/sub-id-64-bytes", "Add with a 64-byte ASCII sub_id (the maximum).",
@@ -520,6 +524,7 @@ BROADCAST_FRAME = [
     bf_valid("broadcast_frame/event-delivery", "A realistic delivery: [\"EVENT\",<sub_id>,<event>].", 9, DELIVERY_MSG),
     bf_valid("broadcast_frame/event-delivery-escaped-sub-id", "A delivery whose sub_id needed JSON escaping (quote, backslash, LF, U+0001).", 9, ESCAPED_SUB_MSG),
     bf_valid("broadcast_frame/closed-message", "A CLOSED message (sent after a failed Add).", 9, CLOSED_MSG),
+    bf_valid("broadcast_frame/closed-message-escaped", "The CLOSED example of PROTOCOL.md#closed-message: sub_id and reason escaped by §6.7.4, no whitespace.", 9, '["CLOSED","a\\"b","unsupported: key \\"#foo\\""]'),
     bf_valid("broadcast_frame/data-non-ascii-utf8", "data with raw non-ASCII UTF-8.", 9, '["EVENT","caf\u00e9-\U0001F600",{}]'),
     bf_valid("broadcast_frame/data-not-utf8", "data ff fe 00 c0: data is opaque bytes on the wire; not checked as UTF-8.", 9, h("fffe00c0")),
     bf_valid("broadcast_frame/data-nul-bytes", "data of four 00 bytes.", 9, bytes(4)),

@@ -7,17 +7,17 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use broadcast_wire::broadcaster::Transport;
 
 use super::cli::{Cli, Command, DecodeArgs, EncodeArgs, ReportArgs, RunArgs, TransportArg, VectorsArgs};
 use super::known_failing::KnownFailing;
-use super::outcome::{CaseReport, ResultKind, Summary, Verdict, classify};
+use super::outcome::{CaseReport, FailureKind, ResultKind, Summary, Verdict, classify};
 use super::report::{Format, human, json, junit};
-use super::runner::{self, CaseRun, RunConfig, run_all};
+use super::runner::{self, CaseRun, PreflightError, RunConfig, run_all};
 use super::scenario::Case;
 use super::select::Selection;
 use super::stream_tools::{self, DecodeEnd, EncodeFailure};
@@ -314,7 +314,14 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
         },
         timeout: Duration::from_millis(args.timeout),
     };
-    runner::preflight(&cfg).map_err(SetupError)?;
+    match runner::preflight(&cfg) {
+        Ok(()) => {}
+        Err(PreflightError::CannotStart(m)) => return Err(SetupError(m)),
+        Err(PreflightError::Silent(m)) => {
+            eprintln!("broadcast-conformance: {m}");
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+    }
     let mut reporter = Reporter {
         format: args.report.format,
         target: Target::open(args.report.output.as_deref())?,
@@ -331,12 +338,42 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
     let mut results: Vec<Option<CaseReport>> = vec![None; selected.len()];
+    // Why the run stopped early (--fail-fast, --max-hangs), for the cases
+    // that were never started. Decided on the runner thread, as each case
+    // ends, so that no case starts after the one that stopped the run.
+    let stopped: Mutex<Option<String>> = Mutex::new(None);
+    let hangs = AtomicUsize::new(0);
+    let stop_after = |i: usize, run: &CaseRun| -> bool {
+        let CaseRun::Done { verdict, .. } = run else {
+            return false;
+        };
+        let case = selected[i];
+        let counts = classify(verdict, case.level, args.strict, known.contains(&case.id)).fails_run();
+        let hang = counts && matches!(verdict, Verdict::Fail(f) if f.kind == FailureKind::Hang);
+        let hangs = hangs.fetch_add(usize::from(hang), Ordering::SeqCst) + usize::from(hang);
+        let why = if args.fail_fast && counts {
+            format!("--fail-fast: stopped after {} failed", case.id)
+        } else if let Some(max) = args.max_hangs
+            && hang
+            && hangs >= max.get()
+        {
+            format!("--max-hangs {max}: stopped after {hangs} hang(s)")
+        } else {
+            return false;
+        };
+        let mut stopped = stopped.lock().unwrap_or_else(|e| e.into_inner());
+        stopped.get_or_insert(why);
+        true
+    };
     std::thread::scope(|scope| {
         let selected = &selected;
         let cfg = &cfg;
         let interrupt = &interrupt;
-        let jobs = args.jobs.get();
-        scope.spawn(move || run_all(selected, cfg, jobs, interrupt, tx));
+        let stop_after = &stop_after;
+        let jobs = args.jobs();
+        scope.spawn(move || run_all(selected, cfg, jobs, interrupt, stop_after, tx));
+        // Reports go out in case order, whatever order the jobs finish in.
+        let mut next = 0;
         for (i, run) in rx {
             let case = selected[i];
             let report = match run {
@@ -357,10 +394,23 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
                     }
                 }
             };
-            reporter.case(&report);
             results[i] = Some(report);
+            while let Some(Some(r)) = results.get(next) {
+                reporter.case(r);
+                next += 1;
+            }
+        }
+        // After an interrupt or a stop, finished cases may wait behind one
+        // that never ran: report them, still in order.
+        for r in results[next..].iter().flatten() {
+            reporter.case(r);
         }
     });
+    let stopped = stopped.into_inner().unwrap_or_else(|e| e.into_inner());
+    let unrun_note = match &stopped {
+        Some(why) => format!("not run: {why}"),
+        None => "not run: the run was interrupted".to_string(),
+    };
     // Every case in suite order: the run's, then skipped and not-run ones.
     let mut by_id: std::collections::HashMap<&str, CaseReport> = selected
         .iter()
@@ -368,9 +418,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
         .map(|(case, r)| {
             (
                 case.id.as_str(),
-                r.unwrap_or_else(|| {
-                    not_selected(case, "not run: the run was interrupted", ResultKind::NotRun)
-                }),
+                r.unwrap_or_else(|| not_selected(case, &unrun_note, ResultKind::NotRun)),
             )
         })
         .collect();
@@ -385,6 +433,8 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
     reporter.finish("broadcast-conformance", &reports, start.elapsed());
     if interrupt.load(Ordering::SeqCst) {
         eprintln!("broadcast-conformance: interrupted; cases not run are reported as not_run");
+    } else if let Some(why) = &stopped {
+        eprintln!("broadcast-conformance: {why}; cases not started are reported as not_run");
     }
     Ok(verdict_code(&reports))
 }

@@ -94,12 +94,31 @@ pub struct RunArgs {
     /// Show the worker's stderr and a wire trace for each failure.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Cases run in parallel, each with its own worker.
-    #[arg(long, value_name = "N", default_value = "1")]
-    pub jobs: NonZeroUsize,
+    /// Cases run in parallel, each with its own worker (default: the number
+    /// of CPUs). Reports are in case order whatever N is.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
+    /// Stop at the first failing case; the cases not started are reported
+    /// as not run.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Stop after N cases have failed as hangs; the cases not started are
+    /// reported as not run.
+    #[arg(long, value_name = "N")]
+    pub max_hangs: Option<NonZeroUsize>,
     /// The worker command and its arguments, after `--`.
     #[arg(last = true, value_name = "WORKER_CMD")]
     pub worker: Vec<OsString>,
+}
+
+impl RunArgs {
+    /// `--jobs`, or the number of CPUs when it is not given (1 if that
+    /// cannot be found out).
+    pub fn jobs(&self) -> usize {
+        self.jobs
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
 }
 
 /// `decode`.
@@ -154,6 +173,9 @@ mod tests {
             "junit",
             "--jobs",
             "2",
+            "--fail-fast",
+            "--max-hangs",
+            "3",
             "-v",
             "--",
             "./my-worker",
@@ -164,10 +186,9 @@ mod tests {
         assert_eq!(r.transport, TransportArg::Socketpair);
         assert_eq!(r.report.cases, ["filter/**", "access/*"]);
         assert_eq!(r.report.format, Format::Junit);
-        assert_eq!(
-            (r.timeout, r.jobs.get(), r.strict, r.verbose),
-            (500, 2, true, true)
-        );
+        assert_eq!((r.timeout, r.jobs(), r.strict, r.verbose), (500, 2, true, true));
+        assert!(r.fail_fast);
+        assert_eq!(r.max_hangs.map(NonZeroUsize::get), Some(3));
         assert_eq!(
             r.worker,
             [OsString::from("./my-worker"), OsString::from("--flag")]
@@ -179,11 +200,16 @@ mod tests {
         let Command::Run(r) = Cli::try_parse_from(["x", "run"]).unwrap().command else {
             panic!()
         };
+        assert_eq!((r.timeout, r.transport), (2000, TransportArg::Stdio));
+        let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         assert_eq!(
-            (r.timeout, r.jobs.get(), r.transport),
-            (2000, 1, TransportArg::Stdio)
+            (r.jobs, r.jobs()),
+            (None, cpus),
+            "--jobs defaults to the CPU count"
         );
+        assert!(!r.fail_fast && r.max_hangs.is_none());
         assert!(r.worker.is_empty());
+        assert!(Cli::try_parse_from(["x", "run", "--max-hangs", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "run", "--jobs", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "run", "--timeout", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "run", "--format", "xml"]).is_err());

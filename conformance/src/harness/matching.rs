@@ -46,23 +46,55 @@ impl Expected {
     }
 }
 
-/// "data is a JSON array of three strings: `"CLOSED"`, the sub_id, and a
-/// message that starts with `prefix` + `": "`".
+/// Whether `data` is a CLOSED message for `sub_id` with `prefix`, byte for
+/// byte (PROTOCOL.md#closed-message): `["CLOSED",`, the JSON string of
+/// `sub_id` (PROTOCOL.md#sub-id-json-string), `,"`, the prefix, `: `, a reason written with the same
+/// escaping, `"]`. Only the reason's text is free, and it is checked for its
+/// form, never parsed: extra whitespace or another spelling of the sub_id
+/// does not match.
 fn is_closed(data: &[u8], sub_id: &str, prefix: &str) -> bool {
-    let Ok(serde_json::Value::Array(items)) = serde_json::from_slice::<serde_json::Value>(data) else {
+    let head = format!("[\"CLOSED\",{},\"{prefix}: ", super::escape::sub_id_json(sub_id));
+    data.strip_prefix(head.as_bytes())
+        .and_then(|rest| rest.strip_suffix(b"\"]"))
+        .is_some_and(is_escaped_string_body)
+}
+
+/// Whether `body` is exactly what the escaping of PROTOCOL.md#sub-id-json-string writes
+/// between the quotes for some string: UTF-8 with no raw `"` and no raw
+/// code point below U+0020, and only the escapes `\"`, `\\`, `\b`, `\t`,
+/// `\n`, `\f`, `\r`, and `\u00xx` with lowercase hex for the other code
+/// points below U+0020.
+pub fn is_escaped_string_body(body: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(body) else {
         return false;
     };
-    let [kind, sid, message] = items.as_slice() else {
-        return false;
-    };
-    let (Some(kind), Some(sid), Some(message)) = (kind.as_str(), sid.as_str(), message.as_str()) else {
-        return false;
-    };
-    kind == "CLOSED"
-        && sid == sub_id
-        && message
-            .strip_prefix(prefix)
-            .is_some_and(|rest| rest.starts_with(": "))
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return false,
+            c if (c as u32) < 0x20 => return false,
+            '\\' => match chars.next() {
+                Some('"' | '\\' | 'b' | 't' | 'n' | 'f' | 'r') => {}
+                Some('u') => {
+                    let digits: String = chars.by_ref().take(4).collect();
+                    let Some(low) = digits.strip_prefix("00") else {
+                        return false;
+                    };
+                    let lower_hex =
+                        low.len() == 2 && low.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                    let Ok(value) = u8::from_str_radix(low, 16) else {
+                        return false;
+                    };
+                    if !lower_hex || value >= 0x20 || matches!(value, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            },
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Why a step's frames did not match.
@@ -275,8 +307,7 @@ mod tests {
     fn closed_by_conn_sub_id_and_prefix() {
         let c = closed(3, "s\"1", "invalid");
         assert!(c.matches(&frame(3, r#"["CLOSED","s\"1","invalid: bad filter"]"#)));
-        // The sub_id is compared decoded, so another valid spelling is fine.
-        assert!(c.matches(&frame(3, r#"[ "CLOSED" , "s\u00221", "invalid: x" ]"#)));
+        assert!(c.matches(&frame(3, r#"["CLOSED","s\"1","invalid: "]"#)));
         assert!(!c.matches(&frame(4, r#"["CLOSED","s\"1","invalid: x"]"#)));
         assert!(!c.matches(&frame(3, r#"["CLOSED","s1","invalid: x"]"#)));
         assert!(!c.matches(&frame(3, r#"["CLOSED","s\"1","invalid:x"]"#)));
@@ -284,6 +315,55 @@ mod tests {
         assert!(!c.matches(&frame(3, r#"["CLOSED","s\"1","invalid: x",1]"#)));
         assert!(!c.matches(&frame(3, r#"["NOTICE","s\"1","invalid: x"]"#)));
         assert!(!c.matches(&frame(3, "not json")));
+    }
+
+    #[test]
+    fn closed_is_byte_exact_outside_the_reason() {
+        let c = closed(1, "sub", "invalid");
+        // Valid JSON with the same meaning, but not the bytes the spec fixes.
+        for other in [
+            r#"[ "CLOSED", "sub", "invalid: x" ]"#,
+            r#"["CLOSED", "sub", "invalid: x"]"#,
+            r#"["CLOSED","sub","invalid: x"] "#,
+            r#"["CLOSED","s\u0075b","invalid: x"]"#,
+            r#"["CLOSED","sub","invalid\u003a x"]"#,
+        ] {
+            assert!(!c.matches(&frame(1, other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn the_reason_follows_the_sub_id_escaping() {
+        let c = closed(1, "s", "invalid");
+        let ok = |reason: &str| c.matches(&frame(1, &format!(r#"["CLOSED","s","invalid: {reason}"]"#)));
+        for good in [
+            r##"key \"#foo\""##,
+            r"a\\b",
+            r"\b\t\n\f\r",
+            r"\u0001\u001f",
+            "é 🦀 /",
+            "\u{7f}",
+        ] {
+            assert!(ok(good), "{good}");
+        }
+        for bad in [
+            r#"a"b"#,  // raw quote
+            "a\nb",    // raw control character
+            r"\u0041", // A needs no escape
+            r"\u001B", // uppercase hex
+            r"\u0009", // U+0009 has the short form \t
+            r"\/",     // / is never escaped
+            r"\x",     // no such escape
+            r"\u00e9", // é is written raw
+            r"a\",     // ends inside an escape
+            r"\u00",   // short \u escape
+        ] {
+            assert!(!ok(bad), "{bad}");
+        }
+        assert!(!c.matches(&Observed::Frame {
+            conn: 1,
+            data: Bytes::from_static(b"[\"CLOSED\",\"s\",\"invalid: \xff\"]"),
+        }));
     }
 
     #[test]

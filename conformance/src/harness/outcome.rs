@@ -74,7 +74,8 @@ pub enum ResultKind {
     Passed,
     /// Failed and counts against the run.
     Failed,
-    /// A SHOULD case failed without `--strict`: shown, not counted.
+    /// A SHOULD case failed without `--strict`, or a MAY case failed:
+    /// shown, not counted.
     Warning,
     /// Failed, and listed in the known-failing file: accepted.
     KnownFailing,
@@ -116,6 +117,7 @@ pub fn classify(verdict: &Verdict, level: Level, strict: bool, known_failing: bo
         (Verdict::Pass, false) => ResultKind::Passed,
         (Verdict::Pass, true) => ResultKind::UnexpectedPass,
         (Verdict::Fail(_), true) => ResultKind::KnownFailing,
+        (Verdict::Fail(_), false) if level == Level::May => ResultKind::Warning,
         (Verdict::Fail(_), false) if level == Level::Should && !strict => ResultKind::Warning,
         (Verdict::Fail(_), false) => ResultKind::Failed,
     }
@@ -247,6 +249,9 @@ mod tests {
         assert_eq!(classify(&fail(), Level::Must, false, false), Failed);
         assert_eq!(classify(&fail(), Level::Should, false, false), Warning);
         assert_eq!(classify(&fail(), Level::Should, true, false), Failed);
+        assert_eq!(classify(&fail(), Level::May, false, false), Warning);
+        assert_eq!(classify(&fail(), Level::May, true, false), Warning);
+        assert_eq!(classify(&Verdict::Pass, Level::May, true, false), Passed);
         assert!(UnexpectedPass.fails_run() && Failed.fails_run() && NotRun.fails_run());
         assert!(!Warning.fails_run() && !KnownFailing.fails_run() && !Skipped.fails_run());
     }

@@ -518,22 +518,64 @@ impl Session<'_> {
     }
 }
 
-/// Starts the worker once and stops it, so that a command that cannot be
-/// executed at all is one setup error instead of a failure charged to every
-/// case.
-pub fn preflight(cfg: &RunConfig) -> Result<(), String> {
-    let Some((program, args)) = cfg.worker.split_first() else {
-        return Err("no worker command".into());
+/// Why [`preflight`] stops a run before any case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreflightError {
+    /// The worker command cannot be started at all: a setup error.
+    CannotStart(String),
+    /// The worker started but did not answer the probe set-up within the
+    /// timeout: every case would hang the same way, so the run stops.
+    Silent(String),
+}
+
+impl std::fmt::Display for PreflightError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PreflightError::CannotStart(m) | PreflightError::Silent(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Starts the worker once and runs the probe set-up against it (PROTOCOL.md#probe
+/// and PROTOCOL.md#output-promptness), so that a command that cannot be
+/// executed, or a worker that never answers, is one clear error instead of
+/// a failure charged to every case. A worker that answers but gets the
+/// set-up wrong otherwise (a crash, an extra frame) is left to the cases,
+/// which report it in detail.
+pub fn preflight(cfg: &RunConfig) -> Result<(), PreflightError> {
+    let empty = Case {
+        id: "preflight".into(),
+        section: "preflight".into(),
+        level: super::scenario::Level::Must,
+        spec: "PROTOCOL.md#probe-setup".into(),
+        requirement: String::new(),
+        comment: String::new(),
+        steps: Vec::new(),
     };
-    let mut command = Command::new(program);
-    command.args(args);
-    let opts = Options::new()
-        .stderr(StderrMode::Null)
-        .grace_period(Duration::ZERO);
-    let mut worker = Broadcaster::spawn_with(command, cfg.transport, &opts)
-        .map_err(|e| format!("cannot start the worker: {e}"))?;
-    let _ = worker.kill();
-    Ok(())
+    match run_case(&empty, cfg, &AtomicBool::new(false)) {
+        CaseRun::Done {
+            verdict: Verdict::Fail(f),
+            ..
+        } => match f.kind {
+            FailureKind::Harness => Err(PreflightError::CannotStart(f.message)),
+            FailureKind::Hang => Err(PreflightError::Silent(format!(
+                "the worker did not answer the first probe: {}. Every case would hang the same way, so \
+                 the run stops here. A worker must write a command's frames before it waits for the \
+                 next command (PROTOCOL.md#output-promptness); check that it flushes its output.{}",
+                f.message,
+                if f.stderr_tail.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "\nLast lines of the worker's stderr:\n  {}",
+                        f.stderr_tail.join("\n  ")
+                    )
+                }
+            ))),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
 }
 
 /// Runs one case against a fresh worker.
@@ -616,28 +658,39 @@ fn harness_failure(message: &str) -> Verdict {
 }
 
 /// Runs `cases` on `jobs` threads and sends `(index, result)` for each case
-/// as it finishes. Stops starting cases once `interrupt` is set; cases not
-/// started are not sent.
+/// as it finishes. Cases are started in index order. After each case,
+/// `stop_after(index, result)` says whether to start no more cases
+/// (`--fail-fast`, `--max-hangs`); it is called on the thread that ran the
+/// case before that thread picks another, so with one job nothing runs past
+/// the case that stopped the run. Cases running on other threads finish.
+/// Ctrl-C (`interrupt`) stops running cases too. Cases not started are not
+/// sent.
 pub fn run_all(
     cases: &[&Case],
     cfg: &RunConfig,
     jobs: usize,
     interrupt: &Arc<AtomicBool>,
+    stop_after: &(dyn Fn(usize, &CaseRun) -> bool + Sync),
     results: mpsc::Sender<(usize, CaseRun)>,
 ) {
     let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             let results = results.clone();
             let next = &next;
             scope.spawn(move || {
                 loop {
-                    if interrupt.load(Ordering::SeqCst) {
+                    if interrupt.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(case) = cases.get(i) else { break };
                     let run = run_case(case, cfg, interrupt);
+                    if stop_after(i, &run) {
+                        stop.store(true, Ordering::SeqCst);
+                    }
                     if results.send((i, run)).is_err() {
                         break;
                     }

@@ -18,8 +18,14 @@ use bytes::Bytes;
 use super::escape::event_frame_data;
 use super::probe::PROBE_CONN;
 
-/// The only scenario schema this harness understands.
-pub const SCENARIO_SCHEMA: &str = "broadcast-wire/scenarios/v1";
+/// The scenario schema this harness writes about and the generator emits.
+/// v2 added the `MAY` level and the `fill` form of named events
+/// (docs/VECTORS.md, "Schema versioning").
+pub const SCENARIO_SCHEMA: &str = "broadcast-wire/scenarios/v2";
+
+/// Every scenario schema this harness reads: v1 files are v2 files that use
+/// neither addition.
+pub const SCENARIO_SCHEMAS_READ: [&str; 2] = ["broadcast-wire/scenarios/v1", SCENARIO_SCHEMA];
 
 /// A scenario file or case that cannot be run, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +58,10 @@ pub enum Level {
     /// Counts only under `--strict`.
     #[serde(rename = "SHOULD")]
     Should,
+    /// A permitted behaviour (PROTOCOL.md#implementation-limits): a failure
+    /// is reported, never counted, even under `--strict`.
+    #[serde(rename = "MAY")]
+    May,
 }
 
 impl Level {
@@ -60,6 +70,7 @@ impl Level {
         match self {
             Level::Must => "MUST",
             Level::Should => "SHOULD",
+            Level::May => "MAY",
         }
     }
 }
@@ -165,7 +176,7 @@ pub struct Case {
     pub id: String,
     /// The file's section (first segment of the id).
     pub section: String,
-    /// MUST or SHOULD.
+    /// MUST, SHOULD or MAY.
     pub level: Level,
     /// Section of docs/PROTOCOL.md.
     pub spec: String,
@@ -205,7 +216,7 @@ pub mod raw {
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct File {
-        /// Must be [`super::SCENARIO_SCHEMA`].
+        /// One of [`super::SCENARIO_SCHEMAS_READ`].
         pub schema: String,
         /// Section name; prefix of every case id.
         pub section: String,
@@ -214,9 +225,62 @@ pub mod raw {
         pub title: String,
         /// Named raw events shared by the cases.
         #[serde(default)]
-        pub events: BTreeMap<String, String>,
+        pub events: BTreeMap<String, EventText>,
         /// The cases.
         pub cases: Vec<Case>,
+    }
+
+    /// The raw text of a named event: a JSON string holding the text, or,
+    /// for events too large to spell out (the payload-maximum cases), an
+    /// object `{"prefix", "fill", "count", "suffix"}` standing for `prefix`,
+    /// then `fill` repeated `count` times, then `suffix`
+    /// (docs/VECTORS.md, "File").
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct EventText(pub String);
+
+    /// The longest event text a scenario may build: twice the default
+    /// maximum payload, so a bad `count` is a vector error, not an
+    /// allocation failure.
+    pub const MAX_EVENT_TEXT: usize = 2 * broadcast_wire::DEFAULT_MAX_PAYLOAD as usize;
+
+    impl<'de> Deserialize<'de> for EventText {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Repeat {
+                prefix: String,
+                fill: String,
+                count: usize,
+                suffix: String,
+            }
+            #[derive(Deserialize)]
+            #[serde(untagged)]
+            enum Form {
+                Text(String),
+                Repeat(Repeat),
+            }
+            match Form::deserialize(d)? {
+                Form::Text(text) => Ok(EventText(text)),
+                Form::Repeat(r) => {
+                    let len = r
+                        .fill
+                        .len()
+                        .checked_mul(r.count)
+                        .and_then(|n| n.checked_add(r.prefix.len() + r.suffix.len()))
+                        .filter(|n| *n <= MAX_EVENT_TEXT)
+                        .ok_or_else(|| {
+                            serde::de::Error::custom(format_args!(
+                                "a repeated event text must be at most {MAX_EVENT_TEXT} bytes"
+                            ))
+                        })?;
+                    let mut text = String::with_capacity(len);
+                    text.push_str(&r.prefix);
+                    text.push_str(&r.fill.repeat(r.count));
+                    text.push_str(&r.suffix);
+                    Ok(EventText(text))
+                }
+            }
+        }
     }
 
     /// A case.
@@ -225,7 +289,7 @@ pub mod raw {
     pub struct Case {
         /// Stable id.
         pub id: String,
-        /// MUST or SHOULD.
+        /// MUST, SHOULD or MAY.
         pub level: Level,
         /// Section of docs/PROTOCOL.md.
         #[serde(default)]
@@ -237,7 +301,7 @@ pub mod raw {
         pub comment: String,
         /// Case-local named events (override the file's).
         #[serde(default)]
-        pub events: BTreeMap<String, String>,
+        pub events: BTreeMap<String, EventText>,
         /// The steps.
         pub steps: Vec<Step>,
     }
@@ -353,9 +417,9 @@ pub fn compile_file(file: &str, text: &str) -> Result<ScenarioFile, VectorError>
     };
     let raw: raw::File =
         serde_json::from_str(text).map_err(|e| file_err(format!("not a valid scenario file: {e}")))?;
-    if raw.schema != SCENARIO_SCHEMA {
+    if !SCENARIO_SCHEMAS_READ.contains(&raw.schema.as_str()) {
         return Err(file_err(format!(
-            "unknown schema {:?} (this harness understands {SCENARIO_SCHEMA:?})",
+            "unknown schema {:?} (this harness understands {SCENARIO_SCHEMAS_READ:?})",
             raw.schema
         )));
     }
@@ -385,7 +449,7 @@ pub fn compile_file(file: &str, text: &str) -> Result<ScenarioFile, VectorError>
 
 fn compile_case(
     section: &str,
-    file_events: &BTreeMap<String, String>,
+    file_events: &BTreeMap<String, raw::EventText>,
     case: raw::Case,
 ) -> Result<Case, String> {
     let prefix = format!("{section}/");
@@ -422,8 +486,8 @@ fn compile_case(
 
 /// Named events visible to a case: its own first, then the file's.
 struct Events<'a> {
-    case: &'a BTreeMap<String, String>,
-    file: &'a BTreeMap<String, String>,
+    case: &'a BTreeMap<String, raw::EventText>,
+    file: &'a BTreeMap<String, raw::EventText>,
 }
 
 impl Events<'_> {
@@ -431,7 +495,7 @@ impl Events<'_> {
         self.case
             .get(name)
             .or_else(|| self.file.get(name))
-            .map(String::as_str)
+            .map(|e| e.0.as_str())
             .ok_or_else(|| format!("no event named {name:?} in the case's or the file's `events`"))
     }
 }
@@ -816,6 +880,39 @@ mod tests {
         file(&format!(
             r#"{{"id":"t/a/1","level":"MUST","spec":"PROTOCOL.md#worker-semantics","requirement":"r","comment":"c","steps":[{steps}]}}"#
         ))
+    }
+
+    #[test]
+    fn schemas_v1_and_v2_are_read_and_others_refused() {
+        let case = r#"{"id":"t/a/1","level":"MUST","requirement":"r","steps":[{"send":[],"expect":[]}]}"#;
+        for (schema, ok) in [
+            ("broadcast-wire/scenarios/v1", true),
+            ("broadcast-wire/scenarios/v2", true),
+            ("broadcast-wire/scenarios/v3", false),
+        ] {
+            let text = format!(r#"{{"schema":"{schema}","section":"t","cases":[{case}]}}"#);
+            assert_eq!(compile_file("t.json", &text).is_ok(), ok, "{schema}");
+        }
+    }
+
+    #[test]
+    fn repeated_event_texts_expand_within_a_bound() {
+        let text: raw::EventText =
+            serde_json::from_str(r#"{"prefix":"{","fill":"ab","count":3,"suffix":"}"}"#).unwrap();
+        assert_eq!(text.0, "{ababab}");
+        let plain: raw::EventText = serde_json::from_str(r#""{}""#).unwrap();
+        assert_eq!(plain.0, "{}");
+        let huge = format!(
+            r#"{{"prefix":"","fill":"ab","count":{},"suffix":""}}"#,
+            raw::MAX_EVENT_TEXT
+        );
+        assert!(serde_json::from_str::<raw::EventText>(&huge).is_err());
+        let overflow = format!(
+            r#"{{"prefix":"","fill":"ab","count":{},"suffix":""}}"#,
+            usize::MAX
+        );
+        assert!(serde_json::from_str::<raw::EventText>(&overflow).is_err());
+        assert!(serde_json::from_str::<raw::EventText>(r#"{"fill":"a","count":1}"#).is_err());
     }
 
     #[test]

@@ -7,10 +7,21 @@ use broadcast_testkit::harness_run as harness_support;
 
 use harness_support::*;
 
+/// The cases that move 16 MiB payloads (PROTOCOL.md#maximum-payload, PROTOCOL.md#oversize-output). They take
+/// seconds in an unoptimised build, so the runs here skip them unless a
+/// test selects cases itself with `--case`; the reference worker runs them
+/// in harness_suite.rs.
+const BIG_CASES: [&str; 2] = ["output/oversize/*", "stream/max/*"];
+
 /// Runs the suite against the testee with `flags` and returns the run.
 fn suite_against(flags: &[&str], extra: &[&str]) -> Run {
     let mut args = vec!["run", "--format", "json"];
     args.extend_from_slice(extra);
+    if !extra.contains(&"--case") {
+        for glob in BIG_CASES {
+            args.extend_from_slice(&["--skip", glob]);
+        }
+    }
     let mut worker = vec![testee_exe()];
     worker.extend_from_slice(flags);
     harness_with_worker(&args, &worker)
@@ -239,6 +250,140 @@ fn reorders_across_commands() {
         &[],
         "mismatch",
         &["ordering/bcast/two-events", "ordering/closed/event-then-closed"],
+    );
+}
+
+#[test]
+fn buffer_until_eof() {
+    // PROTOCOL.md#output-promptness: a worker that answers nothing until the
+    // end of input would hang every case; the run stops at the first probe.
+    let run = suite_against(&["--bug", "buffer-until-eof"], &["--timeout", "500"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("did not answer the first probe"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "no case was charged: {}", run.stdout);
+}
+
+#[test]
+fn no_output_before_fatal_exit() {
+    caught(
+        "no-output-before-fatal-exit",
+        &[],
+        "mismatch",
+        &[
+            "stream/fatal/oversize-after-output",
+            "stream/fatal/truncated-after-output",
+            "stream/fatal/closed-before-oversize",
+            "stream/fatal/output-of-several-commands",
+        ],
+    );
+}
+
+#[test]
+fn escapes_not_decoded() {
+    caught(
+        "escapes-not-decoded",
+        &[],
+        "mismatch",
+        &[
+            "req/decoded/key-escaped",
+            "req/decoded/tag-key-escaped",
+            "req/decoded/req-literal-escaped",
+            "req/decoded/id-hex-escaped",
+            "bcast/decoded/kind-key-escaped",
+            "bcast/decoded/id-hex-escaped",
+            "bcast/decoded/tag-escaped",
+            "bcast/decoded/event-literal-escaped",
+        ],
+    );
+}
+
+#[test]
+fn integers_as_f64() {
+    caught(
+        "integers-as-f64",
+        &[],
+        "mismatch",
+        &[
+            "req/integers/since-exact-above-2p53",
+            "req/integers/since-u64-max-plus-1",
+            "req/integers/since-minus-zero",
+            "req/integers/since-one-point-zero",
+            "req/integers/since-exponent",
+            "req/integers/kinds-minus-zero",
+        ],
+    );
+}
+
+#[test]
+fn lenient_json_text() {
+    caught(
+        "lenient-json-text",
+        &[],
+        "mismatch",
+        &[
+            "req/json-text/byte-order-mark",
+            "req/json-text/lone-high-surrogate",
+            "req/json-text/lone-low-surrogate",
+            "bcast/json-text/byte-order-mark",
+            "bcast/json-text/lone-surrogate-content",
+        ],
+    );
+}
+
+#[test]
+fn depth_limit_below_the_minimum() {
+    caught(
+        "depth-limit-32",
+        &[],
+        "mismatch",
+        &["req/limits/depth-64-arrays", "bcast/limits/depth-64"],
+    );
+}
+
+#[test]
+fn filter_count_limit() {
+    caught(
+        "filter-count-limit",
+        &[],
+        "mismatch",
+        &["req/limits/many-filters"],
+    );
+}
+
+#[test]
+fn closed_with_spaces() {
+    caught(
+        "closed-with-spaces",
+        &[],
+        "mismatch",
+        &[
+            "req/json/not-json",
+            "output/closed/sub-id-escaped",
+            "ordering/closed/two-closed",
+        ],
+    );
+}
+
+#[test]
+fn oversize_drops_bcast() {
+    // Only the 16 MiB cases can show it; they need more than the default
+    // timeout in an unoptimised build.
+    caught(
+        "oversize-drops-bcast",
+        &[
+            "--case",
+            "output/oversize/*",
+            "--case",
+            "stream/max/*",
+            "--timeout",
+            "30000",
+        ],
+        "mismatch",
+        &["output/oversize/at-max", "output/oversize/over-max"],
     );
 }
 

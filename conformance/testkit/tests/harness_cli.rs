@@ -119,6 +119,31 @@ fn should_cases_count_only_under_strict() {
 }
 
 #[test]
+fn may_cases_are_reported_but_never_counted() {
+    let dir = scratch("may");
+    let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("free", "MAY")].join(","));
+    let v = v.to_str().unwrap();
+    for extra in [&[][..], &["--strict"][..]] {
+        let mut args = vec!["run", "--vectors", v, "--format", "json"];
+        args.extend_from_slice(extra);
+        let run = harness_with_worker(&args, &[worker_exe()]);
+        assert_eq!(
+            run.code, 0,
+            "a failing MAY case never fails the run {extra:?}: {}",
+            run.stderr
+        );
+        let cases = run.cases();
+        assert_eq!(cases["mini/free"]["result"], "warning", "{extra:?}");
+        assert_eq!(cases["mini/free"]["level"], "MAY");
+        assert_eq!(
+            cases["mini/free"]["failure"], "mismatch",
+            "the failure is reported"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn known_failing_lists_cannot_go_stale() {
     let dir = scratch("known");
     let v = mini_suite(&dir, &[deliver_case("ok"), failing_case("bad", "MUST")].join(","));
@@ -411,7 +436,15 @@ fn decode_then_encode_is_the_identity() {
 
 #[test]
 fn ctrl_c_writes_partial_results() {
-    let dir = scratch("interrupt");
+    // One job: the case after the hanging one never starts.
+    ctrl_c_with_jobs("1", "not_run", "1 passed, 2 failed");
+    // Two jobs: it runs beside the hanging case and passes; its report
+    // waits behind the hanging case's and is still written, in order.
+    ctrl_c_with_jobs("2", "passed", "2 passed, 1 failed");
+}
+
+fn ctrl_c_with_jobs(jobs: &str, never: &str, summary: &str) {
+    let dir = scratch(&format!("interrupt-{jobs}"));
     let hang = case_with(
         "hangs",
         "MUST",
@@ -432,6 +465,8 @@ fn ctrl_c_writes_partial_results() {
             "json",
             "--timeout",
             "20000",
+            "--jobs",
+            jobs,
         ])
         .arg("--output")
         .arg(&report)
@@ -483,11 +518,259 @@ fn ctrl_c_writes_partial_results() {
         "{results:?}"
     );
     assert!(
-        results.contains(&("mini/never".into(), "not_run".into())),
+        results.contains(&("mini/never".into(), never.into())),
         "{results:?}"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("1 passed, 2 failed"), "{stderr}");
+    assert!(stderr.contains(summary), "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A case in which the `hang-on-bcast` testee stops answering.
+fn hang_case(id: &str) -> String {
+    case_with(
+        id,
+        "MUST",
+        r#"{"send":[{"op":"new","conn":1}],"expect":[]},
+           {"send":[{"op":"bcast","sender":1,"event":"n1"}],"expect":[]}"#,
+    )
+}
+
+#[test]
+fn a_silent_worker_stops_the_run_at_once() {
+    let dir = scratch("silent");
+    let cases: Vec<String> = (0..20).map(|i| deliver_case(&format!("c{i}"))).collect();
+    let v = mini_suite(&dir, &cases.join(","));
+    let v = v.to_str().unwrap();
+    // Reads every command and never writes: the probe set-up never answers.
+    for worker in [&["sh", "-c", "cat >/dev/null"][..], &["sh", "-c", "sleep 30"][..]] {
+        let run = harness_with_worker(
+            &["run", "--vectors", v, "--format", "json", "--timeout", "300"],
+            worker,
+        );
+        assert_eq!(run.code, 1, "{worker:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("did not answer the first probe"),
+            "{worker:?}: {}",
+            run.stderr
+        );
+        assert!(
+            run.stderr.contains("PROTOCOL.md#output-promptness"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "no case is charged a hang: {}", run.stdout);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failing_case() {
+    let dir = scratch("fail-fast");
+    let v = mini_suite(
+        &dir,
+        &[
+            deliver_case("a"),
+            failing_case("b", "MAY"),
+            failing_case("c", "MUST"),
+            deliver_case("d"),
+            failing_case("e", "MUST"),
+        ]
+        .join(","),
+    );
+    let v = v.to_str().unwrap();
+    let run = harness_with_worker(
+        &[
+            "run",
+            "--vectors",
+            v,
+            "--format",
+            "json",
+            "--jobs",
+            "1",
+            "--fail-fast",
+        ],
+        &[worker_exe()],
+    );
+    assert_eq!(run.code, 1);
+    let cases = run.cases();
+    let results: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(id, v)| (id.as_str(), v["result"].as_str().unwrap()))
+        .collect();
+    // A MAY failure is only reported and does not stop the run.
+    assert_eq!(
+        results,
+        [
+            ("mini/a", "passed"),
+            ("mini/b", "warning"),
+            ("mini/c", "failed"),
+            ("mini/d", "not_run"),
+            ("mini/e", "not_run")
+        ]
+    );
+    assert!(
+        cases["mini/d"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--fail-fast")
+    );
+    assert!(
+        run.stderr.contains("--fail-fast: stopped after mini/c failed"),
+        "{}",
+        run.stderr
+    );
+    // Without it, every case runs.
+    let run = harness_with_worker(
+        &["run", "--vectors", v, "--format", "json", "--jobs", "1"],
+        &[worker_exe()],
+    );
+    assert_eq!(run.ids_with("failed"), ["mini/c", "mini/e"]);
+    assert!(run.ids_with("not_run").is_empty());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn max_hangs_stops_after_n_hangs() {
+    let dir = scratch("max-hangs");
+    let v = mini_suite(
+        &dir,
+        &[
+            hang_case("h1"),
+            deliver_case("ok"),
+            hang_case("h2"),
+            hang_case("h3"),
+            deliver_case("later"),
+        ]
+        .join(","),
+    );
+    let v = v.to_str().unwrap();
+    let run = harness_with_worker(
+        &[
+            "run",
+            "--vectors",
+            v,
+            "--format",
+            "json",
+            "--jobs",
+            "1",
+            "--timeout",
+            "300",
+            "--max-hangs",
+            "2",
+        ],
+        &[testee_exe(), "--bug", "hang-on-bcast"],
+    );
+    assert_eq!(run.code, 1);
+    let cases = run.cases();
+    let results: Vec<(&str, &str)> = cases
+        .iter()
+        .map(|(id, v)| (id.as_str(), v["result"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("mini/h1", "failed"),
+            ("mini/h2", "failed"),
+            ("mini/h3", "not_run"),
+            ("mini/later", "not_run"),
+            ("mini/ok", "passed"),
+        ]
+    );
+    assert_eq!(cases["mini/h2"]["failure"], "hang");
+    assert!(
+        run.stderr.contains("--max-hangs 2: stopped after 2 hang(s)"),
+        "{}",
+        run.stderr
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Hides the timings a report contains: `12 ms` / `1.50 s` (unit included) in the human
+/// format, `time="…"` in JUnit, `"duration_ms":…` in JSON.
+fn mask_timings(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("time=\"") {
+            let end = after.find('"').unwrap_or(after.len());
+            out.push_str("time=\"T");
+            rest = &after[end..];
+            continue;
+        }
+        if let Some(after) = rest.strip_prefix("\"duration_ms\":") {
+            let end = after.find([',', '}']).unwrap_or(after.len());
+            out.push_str("\"duration_ms\":T");
+            rest = &after[end..];
+            continue;
+        }
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let unit = |u: &str| {
+            rest[digits..]
+                .strip_prefix(u)
+                .is_some_and(|after| !after.starts_with(|c: char| c.is_alphanumeric()))
+        };
+        // The unit goes too: the same run may take 900 ms or 1.10 s.
+        if digits > 0 && (unit(" ms") || unit(" s")) {
+            out.push('T');
+            rest = rest[digits..].trim_start_matches(" ms").trim_start_matches(" s");
+            continue;
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+#[test]
+fn mask_timings_hides_only_timings() {
+    assert_eq!(mask_timings("PASS  a [MUST] (12 ms)"), "PASS  a [MUST] (T)");
+    assert_eq!(mask_timings("x; 1.50 s"), "x; T");
+    assert_eq!(mask_timings(r#"<a time="0.012">"#), r#"<a time="T">"#);
+    assert_eq!(
+        mask_timings(r#"{"duration_ms":1.5,"id":"x"}"#),
+        r#"{"duration_ms":T,"id":"x"}"#
+    );
+    assert_eq!(mask_timings("conn 12 sub 3"), "conn 12 sub 3");
+}
+
+#[test]
+fn parallel_reports_equal_the_serial_ones_in_every_format() {
+    let dir = scratch("jobs");
+    for format in ["human", "json", "junit"] {
+        let report = |jobs: &str| {
+            let file = dir.join(format!("{format}-{jobs}.txt"));
+            let run = harness_with_worker(
+                &[
+                    "run",
+                    "--format",
+                    format,
+                    "--jobs",
+                    jobs,
+                    "--output",
+                    file.to_str().unwrap(),
+                    // The 16 MiB cases can outlast the timeout in a debug
+                    // build under a parallel `cargo test`, and a hang in one
+                    // run but not the other is load, not reporting.
+                    "--skip",
+                    "output/oversize/*",
+                    "--skip",
+                    "stream/max/*",
+                ],
+                // A bug that fails several cases, so failure details are compared too.
+                &[testee_exe(), "--bug", "since-exclusive"],
+            );
+            assert_eq!(run.code, 1, "{format} --jobs {jobs}: {}", run.stderr);
+            mask_timings(&std::fs::read_to_string(&file).unwrap())
+        };
+        let serial = report("1");
+        let parallel = report("4");
+        assert!(serial.contains("filter/since/equal"), "{format}: {serial}");
+        assert_eq!(serial, parallel, "{format}: --jobs 4 differs from --jobs 1");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -38,7 +38,7 @@ use wire_support::{ReadStep, Rng, ScriptedReader};
 // ---------------------------------------------------------------------------
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../vectors")
 }
 
 fn read(rel: &str) -> String {

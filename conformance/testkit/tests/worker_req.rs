@@ -279,8 +279,10 @@ fn duplicate_known_keys_are_invalid_unknown_ones_are_not() {
     assert_eq!(w.last, Some(Outcome::Applied));
 }
 
+/// PROTOCOL.md#implementation-limits: depth 64 is accepted, and the
+/// reference worker refuses anything deeper, wherever it is.
 #[test]
-fn nesting_past_serde_json_limit_is_invalid_anywhere() {
+fn nesting_past_64_is_invalid_anywhere() {
     let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
     for r in [
         filter_req(&format!(r#"{{"search":{}}}"#, deep(200))),
@@ -299,15 +301,18 @@ fn nesting_past_serde_json_limit_is_invalid_anywhere() {
             &text[..80.min(text.len())]
         );
         assert!(
-            text.contains("recursion limit"),
+            text.contains("more than 64 levels"),
             "{}",
             &text[..120.min(text.len())]
         );
     }
-    // Shallower than the limit is fine, even in an ignored key.
+    // Depth 64 (the REQ array, the filter and 62 more) is fine, even in an
+    // ignored key; 65 is not.
     let mut w = W::new();
-    w.quiet([new(1), req(1, "s", &format!(r#"{{"search":{}}}"#, deep(100)))]);
+    w.quiet([new(1), req(1, "s", &format!(r#"{{"search":{}}}"#, deep(62)))]);
     assert_eq!(w.last, Some(Outcome::Applied));
+    let text = refusal(filter_req(&format!(r#"{{"search":{}}}"#, deep(63))).as_bytes());
+    assert!(text.starts_with(r#"["CLOSED","s","invalid: "#), "{text}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::value::RawValue;
 
 use super::hex::{decode_hex32, is_lower_hex};
-use super::json::{JsonStr, Scalar, Skip};
+use super::json::{JsonStr, MAX_DEPTH, Scalar, Skip, nests_deeper_than};
 
 /// A tag whose name (`t[0]`) is one ASCII letter and that has a value
 /// (`t[1]`): the only tags a NIP-01 `#x` filter can match.
@@ -64,6 +64,12 @@ impl<'a> Event<'a> {
     /// assert!(event.raw().starts_with(b"{\"id\"") && event.raw().ends_with(b"}"));
     /// ```
     pub fn parse(data: &'a [u8]) -> Result<Event<'a>, EventError> {
+        // PROTOCOL.md#implementation-limits: depth 64 accepted, deeper refused.
+        if nests_deeper_than(data, MAX_DEPTH) {
+            return Err(EventError(format!(
+                "the message nests arrays and objects more than {MAX_DEPTH} levels deep"
+            )));
+        }
         let raw = serde_json::from_slice::<EnvelopeSeq<'a>>(data)
             .map_err(|e| EventError(e.to_string()))?
             .0;
@@ -489,6 +495,18 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
         let ev = event_json("[]").replacen('{', &format!(r#"{{"x":{deep},"#), 1);
         let err = parse(&format!(r#"["EVENT",{ev}]"#)).unwrap_err();
-        assert!(err.to_string().contains("recursion limit"), "{err}");
+        assert!(err.to_string().contains("more than 64 levels"), "{err}");
+    }
+
+    #[test]
+    fn depth_64_is_accepted_and_65_refused() {
+        // The EVENT array and the event object are two levels.
+        let at = |arrays: usize| {
+            let x = format!("{}{}", "[".repeat(arrays), "]".repeat(arrays));
+            let ev = event_json("[]").replacen('{', &format!(r#"{{"x":{x},"#), 1);
+            parse(&format!(r#"["EVENT",{ev}]"#)).map(|_| ())
+        };
+        assert_eq!(at(62), Ok(()));
+        assert!(at(63).is_err());
     }
 }

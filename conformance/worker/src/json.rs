@@ -185,9 +185,67 @@ impl<'de> Visitor<'de> for SkipVisitor {
     }
 }
 
+/// The nesting depth every worker must accept and above which the
+/// reference worker refuses a REQ or an EVENT message
+/// (PROTOCOL.md#implementation-limits).
+pub const MAX_DEPTH: usize = 64;
+
+/// Whether `data` nests arrays and objects more than `max` deep, counted as
+/// PROTOCOL.md#implementation-limits does (`[]` is depth 1). One pass over
+/// the bytes, no allocation; brackets inside strings do not count. It stops
+/// at the first byte past the limit and does not otherwise check that
+/// `data` is JSON: the parser does that.
+pub fn nests_deeper_than(data: &[u8], max: usize) -> bool {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in data {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn depth_is_counted_outside_strings() {
+        assert!(!nests_deeper_than(b"", 0));
+        assert!(!nests_deeper_than(b"[]", 1));
+        assert!(nests_deeper_than(b"[]", 0));
+        assert!(!nests_deeper_than(br##"["REQ","s",{"#t":["x"]}]"##, 3));
+        assert!(nests_deeper_than(br##"["REQ","s",{"#t":["x"]}]"##, 2));
+        // Brackets and escaped quotes inside strings are text.
+        assert!(!nests_deeper_than(br#"["[[[[{{{{","\"[[[["]"#, 1));
+        // An escaped backslash ends before the quote: the string closes.
+        assert!(!nests_deeper_than(br#"["\\",[]]"#, 2));
+        assert!(nests_deeper_than(br#"["\\",[[]]]"#, 2));
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert!(!nests_deeper_than(deep(MAX_DEPTH).as_bytes(), MAX_DEPTH));
+        assert!(nests_deeper_than(deep(MAX_DEPTH + 1).as_bytes(), MAX_DEPTH));
+        // A long flat list and a huge unclosed prefix cost nothing more.
+        assert!(nests_deeper_than("[".repeat(1 << 20).as_bytes(), MAX_DEPTH));
+    }
 
     #[test]
     fn strings_borrow_unless_escaped() {

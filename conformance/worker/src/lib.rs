@@ -34,6 +34,7 @@ pub use event::{Event, EventError, LetterTag};
 pub use filter::{Filter, TagFilter};
 pub use hex::decode_hex32;
 pub use index::{IndexKey, IndexMatcher};
+pub use json::{MAX_DEPTH, nests_deeper_than};
 pub use linear::LinearMatcher;
 pub use matcher::Matcher;
 pub use output::{closed_frame, event_frame, event_prefix, write_json_string};

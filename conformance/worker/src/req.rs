@@ -6,7 +6,7 @@ use std::fmt;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use super::filter::{Filter, FilterSeed};
-use super::json::Scalar;
+use super::json::{MAX_DEPTH, Scalar, nests_deeper_than};
 
 /// Why a REQ was refused: the `CLOSED` message's prefix and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +49,8 @@ impl std::error::Error for ReqError {}
 /// When a REQ has several problems, any `invalid` one (malformed JSON
 /// included, wherever it is) wins over an `unsupported` key; among problems
 /// of one kind the first in the text is reported. Nesting deeper than
-/// serde_json's recursion limit (128) is malformed JSON, so `invalid`.
+/// [`MAX_DEPTH`](super::json::MAX_DEPTH) levels is refused as `invalid`
+/// (PROTOCOL.md#implementation-limits).
 ///
 /// ```
 /// use broadcast_worker::{parse_req, ReqError};
@@ -61,6 +62,11 @@ impl std::error::Error for ReqError {}
 /// assert_eq!(parse_req(br#"["REQ","other",{}]"#, "s").unwrap_err().prefix(), "invalid");
 /// ```
 pub fn parse_req(data: &[u8], sub_id: &str) -> Result<Vec<Filter>, ReqError> {
+    if nests_deeper_than(data, MAX_DEPTH) {
+        return Err(ReqError::Invalid(format!(
+            "the REQ nests arrays and objects more than {MAX_DEPTH} levels deep"
+        )));
+    }
     let mut unsupported = None;
     let mut de = serde_json::Deserializer::from_slice(data);
     let parsed = (&mut de)

@@ -108,12 +108,16 @@ pub fn summary(s: &Summary, elapsed: Duration) -> String {
     if s.warnings > 0 {
         let _ = write!(
             second,
-            ", {} SHOULD failed (not counted without --strict)",
+            ", {} warning(s): SHOULD or MAY case failed (not counted)",
             s.warnings
         );
     }
     if s.not_run > 0 {
-        let _ = write!(second, ", {} not run (interrupted, counted as failed)", s.not_run);
+        let _ = write!(
+            second,
+            ", {} not run (interrupted or stopped, counted as failed)",
+            s.not_run
+        );
     }
     let _ = write!(second, "; {}", format_duration(elapsed));
     format!("{} passed, {} failed\n{second}\n", s.passed, s.failed)

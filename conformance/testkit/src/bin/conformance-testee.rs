@@ -20,7 +20,7 @@ use broadcast_wire::{
     BcastFlags, BroadcastFrame, Frame, FrameReader, FrameWriter, NewFlags, ReadError, ReadStatus,
     ReservedFlags, SubCommand, SubId,
 };
-use broadcast_worker::{Event, Outcome, Worker};
+use broadcast_worker::{Event, Outcome, Worker, nests_deeper_than};
 use serde_json::Value;
 
 /// Every rule a `--bug` can break. The list is the documentation too
@@ -96,6 +96,42 @@ const BUGS: &[(&str, &str)] = &[
     (
         "reorders-across-commands",
         "frames of a Bcast are written after the frames of a later command",
+    ),
+    (
+        "buffer-until-eof",
+        "output is kept in a buffer until the end of input (PROTOCOL.md#output-promptness)",
+    ),
+    (
+        "no-output-before-fatal-exit",
+        "output held while more input is buffered is lost on a fatal stream error (PROTOCOL.md#output-before-fatal-error)",
+    ),
+    (
+        "escapes-not-decoded",
+        "JSON strings in REQ and EVENT data are used with their \\u escapes undecoded (PROTOCOL.md#decoded-strings)",
+    ),
+    (
+        "integers-as-f64",
+        "REQ integers go through f64: 2^53+1 rounds, and -0, 1.0, 1e3 and 2^64 are accepted (PROTOCOL.md#integers)",
+    ),
+    (
+        "lenient-json-text",
+        "a leading byte-order mark is skipped and unpaired surrogate escapes become U+FFFD (PROTOCOL.md#json-text)",
+    ),
+    (
+        "depth-limit-32",
+        "REQ and EVENT data nested deeper than 32 levels is refused (PROTOCOL.md#implementation-limits)",
+    ),
+    (
+        "filter-count-limit",
+        "a REQ with more than 100 filters is refused (PROTOCOL.md#implementation-limits)",
+    ),
+    (
+        "closed-with-spaces",
+        "CLOSED frames are written with a space after each comma (PROTOCOL.md#closed-message)",
+    ),
+    (
+        "oversize-drops-bcast",
+        "a Bcast within 381 bytes of the maximum payload is not delivered at all (PROTOCOL.md#oversize-output)",
     ),
 ];
 
@@ -248,7 +284,15 @@ impl Testee {
                     sub_id: sub_id.clone(),
                     req: sent,
                 };
-                match self.worker.handle(&add, &mut out) {
+                let outcome = self.worker.handle(&add, &mut out);
+                if self.bug("closed-with-spaces") {
+                    for f in &mut out {
+                        if let Some(d) = spaced_closed(&f.data) {
+                            f.data = d;
+                        }
+                    }
+                }
+                match outcome {
                     Outcome::Applied => {
                         self.shadow.reqs.insert(key, req.clone());
                     }
@@ -312,6 +356,17 @@ impl Testee {
         // then get the original event's bytes back.
         // Only valid events are widened: rebuilding an invalid message
         // would turn it into a valid one, a second, unintended bug.
+        if self.bug("oversize-drops-bcast")
+            && data.len() + 14 + 381 > broadcast_wire::DEFAULT_MAX_PAYLOAD as usize
+        {
+            eprintln!("testee: dropping a Bcast near the maximum (bug oversize-drops-bcast)");
+            return Vec::new();
+        }
+        // The byte-level bugs rewrite the message the worker sees; the frames
+        // then get the original event's bytes back.
+        let original = data;
+        let rewritten = self.rewrite_json_text(data);
+        let data = &rewritten;
         let widened = if self.bug("ignores-t1-only") && Event::parse(data).is_ok() {
             widen_tags(data)
         } else {
@@ -335,6 +390,13 @@ impl Testee {
         {
             for f in &mut out {
                 f.data = replace_event(&f.data, widened_event.as_bytes(), original);
+            }
+        }
+        if data != original
+            && let (Some(seen), Some(sent)) = (event_span(data), event_span(original))
+        {
+            for f in &mut out {
+                f.data = replace_event(&f.data, seen, sent);
             }
         }
         if self.bug("sender-excluded") {
@@ -377,19 +439,60 @@ impl Testee {
         out
     }
 
+    /// The byte-level bugs shared by REQ and EVENT data.
+    fn rewrite_json_text(&self, data: &bytes::Bytes) -> bytes::Bytes {
+        let mut data = data.clone();
+        if self.bug("depth-limit-32") && nests_deeper_than(&data, 32) {
+            // Not JSON: the worker refuses it as the bug's limit would.
+            return bytes::Bytes::from_static(b"[");
+        }
+        if self.bug("lenient-json-text") {
+            if let Some(rest) = data.strip_prefix(b"\xef\xbb\xbf") {
+                data = bytes::Bytes::copy_from_slice(rest);
+            }
+            data = replace_lone_surrogates(&data).into();
+        }
+        if self.bug("escapes-not-decoded") {
+            data = replace_all(&data, b"\\u", b"\\\\u").into();
+        }
+        data
+    }
+
     fn rewrite_req(&self, req: &bytes::Bytes) -> bytes::Bytes {
-        if !self.bug("since-exclusive") && !self.bug("empty-list-matches-all") {
+        let req = &self.rewrite_json_text(req);
+        if ![
+            "since-exclusive",
+            "empty-list-matches-all",
+            "integers-as-f64",
+            "filter-count-limit",
+        ]
+        .iter()
+        .any(|b| self.bug(b))
+        {
             return req.clone();
         }
         let Ok(Value::Array(mut items)) = serde_json::from_slice::<Value>(req) else {
             return req.clone();
         };
+        if self.bug("filter-count-limit") && items.len() > 2 + 100 {
+            return bytes::Bytes::from_static(b"[");
+        }
         for filter in items.iter_mut().skip(2) {
             let Value::Object(map) = filter else { continue };
+            if self.bug("integers-as-f64") {
+                for key in ["since", "until", "limit"] {
+                    if let Some(v) = map.get_mut(key) {
+                        as_f64_integer(v);
+                    }
+                }
+                if let Some(Value::Array(kinds)) = map.get_mut("kinds") {
+                    kinds.iter_mut().for_each(as_f64_integer);
+                }
+            }
             if self.bug("since-exclusive")
                 && let Some(since) = map.get("since").and_then(Value::as_u64)
             {
-                map.insert("since".into(), Value::from(since + 1));
+                map.insert("since".into(), Value::from(since.saturating_add(1)));
             }
             if self.bug("empty-list-matches-all") {
                 map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
@@ -443,6 +546,81 @@ fn reserved_bits(cmd: &SubCommand) -> u8 {
         SubCommand::Bcast { flags, .. } => flags.reserved_bits(),
         other => other.flags_bits(),
     }
+}
+
+/// For `integers-as-f64`: a number whose f64 value is a non-negative whole
+/// number becomes that integer, as a parser that reads every number as f64
+/// would see it (2^53+1 becomes 2^53, -0 and 1e3 become integers, 2^64
+/// saturates).
+fn as_f64_integer(v: &mut Value) {
+    if let Value::Number(n) = v
+        && let Some(f) = n.as_f64()
+        && f.is_finite()
+        && f >= 0.0
+        && f.fract() == 0.0
+    {
+        *v = Value::from(f as u64);
+    }
+}
+
+/// `data` with every occurrence of `from` replaced by `to`.
+fn replace_all(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// For `lenient-json-text`: every `\uXXXX` escape of a surrogate that is not
+/// part of a high-low pair becomes `\ufffd`.
+fn replace_lone_surrogates(data: &[u8]) -> Vec<u8> {
+    let escape_at = |i: usize| -> Option<u16> {
+        let hex = data.get(i..i + 6)?.strip_prefix(b"\\u")?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        match escape_at(i) {
+            Some(0xd800..=0xdbff) if matches!(escape_at(i + 6), Some(0xdc00..=0xdfff)) => {
+                out.extend_from_slice(&data[i..i + 12]);
+                i += 12;
+            }
+            Some(0xd800..=0xdfff) => {
+                out.extend_from_slice(b"\\ufffd");
+                i += 6;
+            }
+            _ => {
+                out.push(data[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// For `closed-with-spaces`: a CLOSED frame written `["CLOSED", "s", "…"]`.
+fn spaced_closed(frame: &[u8]) -> Option<bytes::Bytes> {
+    let Value::Array(items) = serde_json::from_slice::<Value>(frame).ok()? else {
+        return None;
+    };
+    if items.len() != 3 || items[0] != "CLOSED" {
+        return None;
+    }
+    let text = format!(
+        "[\"CLOSED\", {}, {}]",
+        serde_json::to_string(&items[1]).ok()?,
+        serde_json::to_string(&items[2]).ok()?
+    );
+    Some(text.into_bytes().into())
 }
 
 /// The event object's bytes inside an EVENT message: from the first `{` to
@@ -551,6 +729,7 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
             Ok(ReadStatus::Ready(frame)) => frame,
             Ok(ReadStatus::Pending) => continue,
             Ok(ReadStatus::Closed) => {
+                // `buffer-until-eof` writes everything only here.
                 let held = std::mem::take(&mut testee.held);
                 for f in held {
                     let _ = writer.queue_message(&f);
@@ -559,6 +738,10 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
                 return Ok(ExitCode::from(if testee.bug("exit-1-on-eof") { 1 } else { 0 }));
             }
             Err(ReadError::Framing(e)) => {
+                if testee.bug("no-output-before-fatal-exit") {
+                    eprintln!("testee: fatal stream error, exiting without writing held output: {e}");
+                    return Ok(ExitCode::from(2));
+                }
                 writer.flush()?;
                 eprintln!("testee: fatal stream error: {e}");
                 if e.class() == "frame_too_large" && testee.bug("no-exit-on-oversize") {
@@ -594,6 +777,11 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
         }
         // Write before reading the next command, so the parent sees every
         // frame of a command without waiting for more input.
+        if testee.bug("buffer-until-eof")
+            || (testee.bug("no-output-before-fatal-exit") && reader.decoder().buffered() > 0)
+        {
+            continue;
+        }
         writer.flush()?;
     }
 }
@@ -638,6 +826,21 @@ mod tests {
             &reserialise(br#"["EVENT","s",{"z":1, "a":2}]"#).unwrap()[..],
             br#"["EVENT","s",{"a":2,"z":1}]"#
         );
+        assert_eq!(
+            replace_lone_surrogates(br#""\ud800 \ud83e\udd80 \udc00x \ud83e\u0041""#),
+            br#""\ufffd \ud83e\udd80 \ufffdx \ufffd\u0041""#.to_vec()
+        );
+        assert_eq!(
+            replace_all(br#"a\u0073"#, br"\u", br"\\u"),
+            br#"a\\u0073"#.to_vec()
+        );
+        assert_eq!(
+            &spaced_closed(br#"["CLOSED","s","invalid: x"]"#).unwrap()[..],
+            br#"["CLOSED", "s", "invalid: x"]"#
+        );
+        let mut n: Value = serde_json::from_str("9007199254740993").unwrap();
+        as_f64_integer(&mut n);
+        assert_eq!(n, Value::from(9007199254740992u64));
         let (_, text) = widen_tags(br#"["EVENT",{"tags":[["t","a","b"]]}]"#).unwrap();
         assert_eq!(text, r#"{"tags":[["t","a","b"],["t","b"]]}"#);
     }
