@@ -29,6 +29,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+#[cfg(all(unix, feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "tokio"))))]
+pub mod async_broadcaster;
 mod broadcast_frame;
 #[cfg(all(unix, feature = "broadcaster"))]
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "broadcaster"))))]
@@ -43,6 +46,9 @@ mod op;
 mod reader;
 mod sub_command;
 mod sub_id;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio_codec;
 #[cfg(all(unix, feature = "worker-io"))]
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "worker-io"))))]
 pub mod worker_io;
