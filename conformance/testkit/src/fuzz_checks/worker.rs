@@ -377,13 +377,13 @@ fn conn_of(byte: u8) -> i32 {
 /// Parses a worker_commands input into valid commands.
 ///
 /// Records are separated by a 0x00 byte; each starts with a letter. `c` is a
-/// connection byte ([`conn_of`]), `f` a flags byte stored as `'0' + flags`
+/// connection byte (`conn_of`), `f` a flags byte stored as `'0' + flags`
 /// (so `'0'` is 0 and `'1'` whitelisted; the mapping wraps, so every byte is
 /// some flags value).
 ///
 /// | record                  | command |
 /// |-------------------------|---------|
-/// | `N` c [f]               | New (flags default 0) |
+/// | `N` c \[f\]             | New (flags default 0) |
 /// | `C` c                   | Close |
 /// | `A` c sub_id 0x01 req   | Add |
 /// | `R` c sub_id            | Remove |
