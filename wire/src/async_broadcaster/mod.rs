@@ -504,9 +504,16 @@ impl AsyncBroadcaster {
                 Err(SendError::Backpressure(_)) => {}
                 other => return Poll::Ready(other.map_err(QueueError::Refused)),
             }
-            // Keep the worker's output moving while we wait on its input.
-            self.read_ahead(cx);
+            // Room may come from a plain write: try that first.
             let before = self.inner.queued_bytes();
+            match self.inner.flush() {
+                Ok(_) if self.inner.queued_bytes() < before => continue,
+                Ok(_) | Err(FlushError::WorkerGone { .. }) => {}
+                Err(FlushError::Io(e)) => return Poll::Ready(Err(QueueError::Io(e))),
+            }
+            // None: wait for the fd. Keep the worker's output moving
+            // meanwhile, or a worker blocked on it would never read more.
+            self.read_ahead(cx);
             match self.poll_flush_queue(cx) {
                 Poll::Ready(Ok(())) => {}
                 // The next push reports it as SendError::WorkerGone.
