@@ -101,14 +101,15 @@ async fn main() -> ExitCode {
     };
     println!("broadcast-example-relay: listening on {}", relay.url());
     let _ = std::io::stdout().flush();
-    tokio::select! {
-        served = relay.serve() => match served {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("relay: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+    // Ctrl-C (SIGINT): stop accepting, end the worker's input, reap it.
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match relay.serve_until(stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use broadcast_wire::async_broadcaster::{AsyncBroadcaster, QueueError};
 use broadcast_wire::broadcaster::{Incoming, SendError};
@@ -41,7 +42,13 @@ pub enum HubCommand {
     Auth { conn: i32, pubkey: [u8; 32] },
     /// An accepted EVENT (Bcast), with the raw `["EVENT", {...}]` message.
     Publish { conn: i32, event_msg: Bytes },
+    /// Stop: end the worker's input, let it finish, reap it, return `Ok`.
+    Shutdown,
 }
+
+/// How long a stopping relay waits for the worker to finish by itself
+/// before it is killed.
+const WORKER_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs until every connection sender is gone (`Ok`) or the worker is
 /// (`Err`, with why).
@@ -65,10 +72,35 @@ pub async fn run(
                 Err(e) => return Err(format!("the broadcast worker's output broke: {e}")),
             },
             command = commands.recv() => match command {
+                Some(HubCommand::Shutdown) | None => return stop(worker).await,
                 Some(command) => apply(&mut worker, &mut clients, command).await?,
-                None => return Ok(()),
             },
         }
+    }
+}
+
+/// Ends the worker's input after what is queued, reads its output to the
+/// end (frames for connections are dropped: the relay is stopping), and
+/// reaps it; a worker that does not finish in time is killed.
+async fn stop(mut worker: AsyncBroadcaster) -> Result<(), String> {
+    let finished = tokio::time::timeout(WORKER_GRACE, async {
+        worker.flush().await.map_err(|e| e.to_string())?;
+        worker.close_write().map_err(|e| e.to_string())?;
+        loop {
+            match worker.recv().await {
+                Ok(Incoming::WorkerExited(_)) | Err(_) => return Ok::<(), String>(()),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    if !matches!(finished, Ok(Ok(()))) {
+        let _ = worker.kill();
+    }
+    match worker.wait_exit(WORKER_GRACE).await {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(format!("the broadcast worker ended with {status}")),
+        None => Err("the broadcast worker did not exit".into()),
     }
 }
 
@@ -119,6 +151,7 @@ async fn apply(
         HubCommand::Subscribe { conn, sub_id, req } => worker.on_subscribe(conn, sub_id.as_str(), req).await,
         HubCommand::Unsubscribe { conn, sub_id } => worker.on_unsubscribe(conn, sub_id.as_str()).await,
         HubCommand::Auth { conn, pubkey } => worker.on_auth(conn, pubkey).await,
+        HubCommand::Shutdown => unreachable!("handled by run"),
         HubCommand::Publish { conn, event_msg } => {
             worker
                 .fanout(

@@ -142,6 +142,13 @@ impl Relay {
 
     /// Accepts connections until the worker fails (the error says how).
     pub async fn serve(self) -> Result<(), String> {
+        self.serve_until(std::future::pending()).await
+    }
+
+    /// Accepts connections until `shutdown` completes, then ends the
+    /// worker's input, lets it finish and reaps it (killing it after a
+    /// grace period); or until the worker fails (the error says how).
+    pub async fn serve_until(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), String> {
         let Relay {
             listener,
             shared,
@@ -149,6 +156,8 @@ impl Relay {
             max_ws_message,
             ..
         } = self;
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut stopping = false;
         let ws_config = WebSocketConfig::default()
             .max_message_size(Some(max_ws_message))
             .max_frame_size(Some(max_ws_message));
@@ -161,7 +170,12 @@ impl Relay {
                         Err(e) => Err(format!("the hub task failed: {e}")),
                     };
                 }
-                accepted = listener.accept() => {
+                () = &mut shutdown, if !stopping => {
+                    stopping = true;
+                    // The hub stops the worker and then ends: the arm above returns.
+                    let _ = shared.hub.send(HubCommand::Shutdown).await;
+                }
+                accepted = listener.accept(), if !stopping => {
                     let (stream, peer) = match accepted {
                         Ok(pair) => pair,
                         Err(e) => {
