@@ -9,6 +9,9 @@
 //!   (non-blocking `io::Read`), [`FrameWriter`] (queued, coalesced,
 //!   partial-write safe `io::Write`), and the receive rules in
 //!   [`Frame::message`].
+//! - Feature `tokio`: `tokio_codec::FrameCodec` for tokio-util's
+//!   `FramedRead`/`FramedWrite`, and (unix) `async_broadcaster::AsyncBroadcaster`,
+//!   the parent side for tokio relays (see `docs/ASYNC.md`).
 //! - Errors by phase: [`PayloadError`] (non-fatal, drop one message),
 //!   [`FramingError`] (fatal for the stream), [`ReadError`] and
 //!   [`DecodeFromError`] (with I/O).
