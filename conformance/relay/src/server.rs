@@ -81,6 +81,7 @@ pub(crate) struct Shared {
 pub struct Relay {
     listener: TcpListener,
     url: String,
+    worker_pid: Option<u32>,
     shared: Arc<Shared>,
     hub: JoinHandle<Result<(), String>>,
     max_ws_message: usize,
@@ -108,6 +109,7 @@ impl Relay {
         command.args(args);
         let worker = AsyncBroadcaster::spawn_with(command, config.transport, &Options::new())
             .map_err(|e| format!("cannot start the worker: {e}"))?;
+        let worker_pid = worker.pid();
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -129,6 +131,7 @@ impl Relay {
         Ok(Relay {
             listener,
             url,
+            worker_pid,
             shared,
             hub,
             max_ws_message: config.max_message_bytes.saturating_mul(4),
@@ -138,6 +141,11 @@ impl Relay {
     /// `ws://<address>`: where clients connect.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The worker's process id.
+    pub fn worker_pid(&self) -> Option<u32> {
+        self.worker_pid
     }
 
     /// Accepts connections until the worker fails (the error says how).

@@ -1,5 +1,6 @@
 //! The example relay (`conformance/relay`) under a client that stops
-//! reading: it is disconnected, and the others keep getting every event.
+//! reading: it is disconnected, and the others keep getting every event;
+//! and its graceful stop, which reaps the worker.
 //! (Its protocol behaviour is tested end to end with nostr-tools in
 //! `conformance/relay/e2e`.)
 #![cfg(target_os = "linux")]
@@ -7,6 +8,7 @@
 use std::time::Duration;
 
 use broadcast_example_relay::{Config, Relay};
+use broadcast_testkit::broadcaster_support::assert_reaped;
 use futures_util::{SinkExt, StreamExt};
 use secp256k1::hashes::{Hash, sha256};
 use secp256k1::{Keypair, SECP256K1};
@@ -124,4 +126,34 @@ async fn a_client_that_stops_reading_is_disconnected_and_the_others_get_every_ev
         "the stalled client got all {got} events: it was never cut off"
     );
     assert!(!server.is_finished(), "the relay stopped");
+}
+
+#[tokio::test]
+async fn serve_until_stops_the_worker_and_reaps_it_and_clients_are_told() {
+    let worker = broadcast_testkit::bin_str("reference-worker");
+    let relay = Relay::start(Config::new("127.0.0.1:0".parse().unwrap(), vec![worker.into()]))
+        .await
+        .unwrap();
+    let url = relay.url().to_owned();
+    let pid = relay.worker_pid().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relay.serve_until(async {
+        let _ = stop_rx.await;
+    }));
+    let mut client = subscribe(&url).await;
+    stop_tx.send(()).unwrap();
+    let served = timeout(PATIENCE, server).await.unwrap().unwrap();
+    assert_eq!(served, Ok(()));
+    assert_reaped(pid);
+    // The client hears the relay go away (a close frame, or the end).
+    let end = timeout(PATIENCE, async {
+        loop {
+            match client.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the client was left connected");
 }
