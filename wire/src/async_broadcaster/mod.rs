@@ -4,8 +4,10 @@
 //! [`AsyncBroadcaster`] is the sync [`Broadcaster`] driven by tokio's
 //! reactor: the same spawning (stdio pipes, or a socketpair passed as
 //! `--fd N`), [`Options`], validation, bounded outbound queue, `SIGPIPE`
-//! handling, error types and lifecycle, with the fds registered with
-//! [`AsyncFd`](tokio::io::unix::AsyncFd) instead of polled by hand.
+//! handling, error types and lifecycle; tokio's reactor only says when to
+//! read and write (through duplicates of the fds registered as tokio pipe
+//! ends or a tokio `UnixStream`, since tokio's safe types own what they
+//! register, and this crate forbids `unsafe`).
 //!
 //! - **Commands** — the named methods come in two kinds.
 //!   [`on_connect`](AsyncBroadcaster::on_connect),
