@@ -9,6 +9,9 @@
 //!   (non-blocking `io::Read`), [`FrameWriter`] (queued, coalesced,
 //!   partial-write safe `io::Write`), and the receive rules in
 //!   [`Frame::message`].
+//! - Feature `tokio`: `tokio_codec::FrameCodec` for tokio-util's
+//!   `FramedRead`/`FramedWrite`, and (unix) `async_broadcaster::AsyncBroadcaster`,
+//!   the parent side for tokio relays (see `docs/ASYNC.md`).
 //! - Errors by phase: [`PayloadError`] (non-fatal, drop one message),
 //!   [`FramingError`] (fatal for the stream), [`ReadError`] and
 //!   [`DecodeFromError`] (with I/O).
@@ -29,6 +32,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+#[cfg(all(unix, feature = "tokio"))]
+#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "tokio"))))]
+pub mod async_broadcaster;
 mod broadcast_frame;
 #[cfg(all(unix, feature = "broadcaster"))]
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "broadcaster"))))]
@@ -43,6 +49,9 @@ mod op;
 mod reader;
 mod sub_command;
 mod sub_id;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio_codec;
 #[cfg(all(unix, feature = "worker-io"))]
 #[cfg_attr(docsrs, doc(cfg(all(unix, feature = "worker-io"))))]
 pub mod worker_io;

@@ -66,64 +66,9 @@ pub fn main(cli: Cli) -> ExitCode {
 fn default_worker() -> Result<Vec<OsString>, SetupError> {
     let exe =
         std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
-    let worker = exe.with_file_name("broadcast-worker");
-    if !worker.is_file()
-        && let Some(cargo) = std::env::var_os("CARGO")
-    {
-        build_reference_worker(&cargo, &exe);
-    }
-    if !worker.is_file() {
-        return Err(SetupError(format!(
-            "no worker command given and the reference worker {} does not exist; \
-             install it with `cargo install broadcast-worker`, or pass your worker after `--`",
-            worker.display()
-        )));
-    }
+    let worker = super::reference_worker::locate(&exe)
+        .map_err(|e| SetupError(format!("no worker command given and {e} (after `--`)")))?;
     Ok(vec![worker.into_os_string()])
-}
-
-/// Runs `cargo build -p broadcast-worker` for the profile and target
-/// directory `exe` was built in (`<target>/<profile dir>/broadcast-conformance`),
-/// when this package sits in the repository (the worker package is then in
-/// `worker/` beside it). Failures are left to the caller, which finds the
-/// worker still missing.
-fn build_reference_worker(cargo: &std::ffi::OsStr, exe: &Path) {
-    let Some(profile_dir) = exe.parent() else { return };
-    let Some(target_dir) = profile_dir.parent() else {
-        return;
-    };
-    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "dev",
-        Some(name) => name,
-        None => return,
-    };
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("worker")
-        .join("Cargo.toml");
-    if !manifest.is_file() {
-        return;
-    }
-    eprintln!(
-        "broadcast-conformance: building the reference worker (cargo build --profile {profile} -p broadcast-worker)"
-    );
-    let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--profile",
-            profile,
-            "--bin",
-            "broadcast-worker",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(target_dir)
-        .stdout(std::process::Stdio::null())
-        .status();
-    if let Err(e) = status {
-        eprintln!("broadcast-conformance: cannot run cargo: {e}");
-    }
 }
 
 /// Checks that the worker program can be found before any case runs, so a

@@ -1,11 +1,13 @@
 //! Commands per second through a `Broadcaster` into a worker that reads and
 //! discards (`echo_worker --discard`), against writing the same pre-encoded
 //! bytes straight to the same kind of fd into the same kind of child, in the
-//! same run.
+//! same run; and through an `AsyncBroadcaster` against the sync
+//! `Broadcaster`, in the same run.
 //!
 //! ```text
-//! cargo bench -p broadcast-wire --bench broadcaster
-//! cargo bench -p broadcast-wire --bench broadcaster -- --rounds 31 stdio_batch
+//! cargo bench -p broadcast-testkit --bench broadcaster
+//! cargo bench -p broadcast-testkit --bench broadcaster -- --rounds 31 stdio_batch
+//! cargo bench -p broadcast-testkit --bench broadcaster -- async
 //! ```
 //!
 //! Not criterion: criterion measures one function after the other, and on
@@ -38,6 +40,13 @@
 //!   flush (`poll`, `SIGPIPE` shield) alone, without encoding.
 //! - `stdio_per_command`: `send` and `flush` for every command, nothing
 //!   coalesced: the queue's worst case (raw: one 200-byte `write_all` each).
+//!
+//! The async scenarios compare an `AsyncBroadcaster` (a current-thread tokio
+//! runtime, `send(..).await` for each command, then `flush().await`) with
+//! the sync `Broadcaster` in `stdio_stream`'s way (the baseline), both with
+//! the 1 MiB queue (the goal: at least 80% of sync):
+//!
+//! - `async_stdio_stream`, `async_socketpair_stream`.
 
 #[cfg(unix)]
 mod unix {
@@ -48,6 +57,7 @@ mod unix {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
+    use broadcast_wire::async_broadcaster::AsyncBroadcaster;
     use broadcast_wire::broadcaster::{Broadcaster, FlushStatus, Options, SendError, StderrMode, Transport};
     use broadcast_wire::{BcastFlags, Message, SubCommand};
     use bytes::Bytes;
@@ -265,38 +275,120 @@ mod unix {
         }
     }
 
+    /// The async handle, on its own current-thread runtime, used as a tokio
+    /// relay's hub would.
+    struct AsyncHandle {
+        // Declared first: dropped (deregistered) before the runtime.
+        b: AsyncBroadcaster,
+        cmd: SubCommand,
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl AsyncHandle {
+        fn spawn(transport: Transport) -> AsyncHandle {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let opts = Options::new()
+                .stderr(StderrMode::Null)
+                .max_queued_bytes(STREAM_QUEUE);
+            let b = {
+                let _in_runtime = rt.enter();
+                AsyncBroadcaster::spawn_with(discard_worker(), transport, &opts).expect("spawn")
+            };
+            AsyncHandle {
+                b,
+                cmd: command(),
+                rt,
+            }
+        }
+    }
+
+    impl Arm for AsyncHandle {
+        fn pid(&self) -> u32 {
+            self.b.pid().expect("spawned")
+        }
+
+        fn batch(&mut self) {
+            let AsyncHandle { b, cmd, rt } = self;
+            rt.block_on(async {
+                for _ in 0..BATCH {
+                    b.send(black_box(&*cmd)).await.expect("queue");
+                }
+            });
+        }
+
+        fn settle(&mut self) {
+            let AsyncHandle { b, rt, .. } = self;
+            rt.block_on(b.flush()).expect("flush");
+        }
+
+        fn finish(self: Box<Self>) {
+            let AsyncHandle { mut b, rt, .. } = *self;
+            rt.block_on(async {
+                b.flush().await.expect("flush");
+                b.close_write().expect("queue is empty");
+                let status = b.wait_exit(Duration::from_secs(30)).await.expect("worker exits");
+                assert!(status.success(), "worker failed: {status}");
+            });
+        }
+    }
+
     struct Scenario {
         name: &'static str,
-        raw: fn() -> Raw,
-        handle: fn() -> Handle,
+        /// What the arm is measured against, and what the arm is.
+        names: (&'static str, &'static str),
+        baseline: fn() -> Box<dyn Arm>,
+        arm: fn() -> Box<dyn Arm>,
     }
+
+    const RAW_VS_SYNC: (&str, &str) = ("raw", "broadcaster");
+    const SYNC_VS_ASYNC: (&str, &str) = ("sync", "async");
 
     fn scenarios() -> Vec<Scenario> {
         vec![
             Scenario {
                 name: "stdio_batch_blocking",
-                raw: || Raw::stdio(BATCH * FRAME_LEN),
-                handle: || Handle::spawn(Transport::Stdio, Mode::BatchBlocking),
+                names: RAW_VS_SYNC,
+                baseline: || Box::new(Raw::stdio(BATCH * FRAME_LEN)),
+                arm: || Box::new(Handle::spawn(Transport::Stdio, Mode::BatchBlocking)),
             },
             Scenario {
                 name: "stdio_stream",
-                raw: || Raw::stdio(BATCH * FRAME_LEN),
-                handle: || Handle::spawn(Transport::Stdio, Mode::Stream),
+                names: RAW_VS_SYNC,
+                baseline: || Box::new(Raw::stdio(BATCH * FRAME_LEN)),
+                arm: || Box::new(Handle::spawn(Transport::Stdio, Mode::Stream)),
             },
             Scenario {
                 name: "socketpair_stream",
-                raw: || Raw::socketpair(BATCH * FRAME_LEN),
-                handle: || Handle::spawn(Transport::SocketPair, Mode::Stream),
+                names: RAW_VS_SYNC,
+                baseline: || Box::new(Raw::socketpair(BATCH * FRAME_LEN)),
+                arm: || Box::new(Handle::spawn(Transport::SocketPair, Mode::Stream)),
             },
             Scenario {
                 name: "stdio_pre_encoded",
-                raw: || Raw::stdio(BATCH * FRAME_LEN),
-                handle: || Handle::spawn(Transport::Stdio, Mode::PreEncoded),
+                names: RAW_VS_SYNC,
+                baseline: || Box::new(Raw::stdio(BATCH * FRAME_LEN)),
+                arm: || Box::new(Handle::spawn(Transport::Stdio, Mode::PreEncoded)),
             },
             Scenario {
                 name: "stdio_per_command",
-                raw: || Raw::stdio(FRAME_LEN),
-                handle: || Handle::spawn(Transport::Stdio, Mode::PerCommand),
+                names: RAW_VS_SYNC,
+                baseline: || Box::new(Raw::stdio(FRAME_LEN)),
+                arm: || Box::new(Handle::spawn(Transport::Stdio, Mode::PerCommand)),
+            },
+            Scenario {
+                name: "async_stdio_stream",
+                names: SYNC_VS_ASYNC,
+                baseline: || Box::new(Handle::spawn(Transport::Stdio, Mode::Stream)),
+                arm: || Box::new(AsyncHandle::spawn(Transport::Stdio)),
+            },
+            Scenario {
+                name: "async_socketpair_stream",
+                names: SYNC_VS_ASYNC,
+                baseline: || Box::new(Handle::spawn(Transport::SocketPair, Mode::Stream)),
+                arm: || Box::new(AsyncHandle::spawn(Transport::SocketPair)),
             },
         ]
     }
@@ -346,8 +438,8 @@ mod unix {
     }
 
     fn run(scenario: &Scenario, rounds: usize, smoke: bool) {
-        let mut raw: Box<dyn Arm> = Box::new((scenario.raw)());
-        let mut handle: Box<dyn Arm> = Box::new((scenario.handle)());
+        let mut raw: Box<dyn Arm> = (scenario.baseline)();
+        let mut handle: Box<dyn Arm> = (scenario.arm)();
         // Warm up both, and size a round so each arm takes about ROUND_TIME.
         let probe = time(raw.as_mut(), 10).wall + time(handle.as_mut(), 10).wall;
         let batches = if smoke {
@@ -379,14 +471,15 @@ mod unix {
         handle.finish();
         if smoke {
             // An unoptimised build, a few batches: no figure to show.
-            println!("{:<21} ran (smoke test: pass --bench for figures)", scenario.name);
+            println!("{:<23} ran (smoke test: pass --bench for figures)", scenario.name);
             return;
         }
         let (lo, hi) = shares
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+        let (base_name, arm_name) = scenario.names;
         println!(
-            "{:<21} {:>6.1}%  (rounds {:>5.1}%..{:>5.1}%)  raw {:>6.2} M cmd/s  broadcaster {:>6.2} M cmd/s",
+            "{:<23} {:>6.1}%  (rounds {:>5.1}%..{:>5.1}%)  {base_name} {:>6.2} M cmd/s  {arm_name} {:>6.2} M cmd/s",
             scenario.name,
             100.0 * median(shares),
             100.0 * lo,
@@ -397,7 +490,7 @@ mod unix {
         // CPU per command, over all rounds: where the difference comes from.
         let per_cmd = |d: Duration| d.as_secs_f64() * 1e9 / (rounds * batches * BATCH) as f64;
         println!(
-            "{:<21} CPU ns/command: raw parent {:.0} + worker {:.0}; broadcaster parent {:.0} + worker {:.0}",
+            "{:<23} CPU ns/command: {base_name} parent {:.0} + worker {:.0}; {arm_name} parent {:.0} + worker {:.0}",
             "",
             per_cmd(raw_total.parent_cpu),
             per_cmd(raw_total.worker_cpu),
@@ -424,7 +517,7 @@ mod unix {
             rounds = 1;
         }
         println!(
-            "scenario              broadcaster/raw throughput (median of {rounds} rounds, 200-byte commands)"
+            "scenario                arm/baseline throughput (median of {rounds} rounds, 200-byte commands)"
         );
         for scenario in scenarios() {
             if filters.is_empty() || filters.iter().any(|f| scenario.name.contains(f.as_str())) {

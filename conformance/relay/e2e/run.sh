@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# End-to-end tests of the example relay with nostr-tools (README.md, "Tests";
+# docs/ASYNC.md): builds the relay and the reference worker (release), installs
+# the pinned npm packages with `npm ci`, and runs `node --test`, which starts
+# the relay with `cargo run --release --example relay` on a free loopback
+# port and kills it at the end. Needs node >= 20 and npm.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+root=$(cd ../../.. && pwd)
+
+# CI machines come with node and npm; a fresh Debian-like machine where we
+# are root gets them from the distribution.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+    fi
+fi
+command -v node >/dev/null || { echo "run.sh: node (>= 20) is required" >&2; exit 1; }
+command -v npm >/dev/null || { echo "run.sh: npm is required" >&2; exit 1; }
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 18 ]; then
+    echo "run.sh: node $(node --version) is too old (node --test needs 18 or newer; 20 is what CI uses)" >&2
+    exit 1
+fi
+
+(cd "$root" && cargo build --release --quiet -p broadcast-example-relay --example relay \
+    && cargo build --release --quiet -p broadcast-worker --bin broadcast-worker)
+npm ci --no-audit --no-fund --loglevel=error
+# Each test bounds its own steps; this bounds the whole run.
+timeout 600 node --test --test-concurrency=1 --test-timeout=120000 relay.test.mjs

@@ -1,0 +1,115 @@
+//! A minimal NIP-01 relay (see `docs/ASYNC.md`): WebSocket clients publish
+//! and subscribe; the reference broadcast worker matches every accepted
+//! event against the live subscriptions; the relay writes what the worker
+//! says to the connections it names.
+//!
+//! ```sh
+//! cargo run --release --example relay -- --listen 127.0.0.1:7447
+//! ```
+//!
+//! It prints `listening on ws://127.0.0.1:7447` once it accepts
+//! connections. The worker is `broadcast-worker` next to this binary
+//! (built by cargo when missing); `--worker "CMD ARGS"` runs another one.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use broadcast_conformance::harness::reference_worker;
+use broadcast_example_relay::server::{DEFAULT_CLIENT_QUEUE, DEFAULT_MAX_MESSAGE_BYTES};
+use broadcast_example_relay::{Config, Relay};
+use broadcast_wire::broadcaster::Transport;
+use clap::{Parser, ValueEnum};
+
+#[derive(Parser)]
+#[command(about = "An example Nostr relay driving the reference broadcast worker through AsyncBroadcaster")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7447")]
+    listen: SocketAddr,
+    /// The worker command, split on whitespace (default: broadcast-worker
+    /// next to this binary).
+    #[arg(long, value_name = "CMD")]
+    worker: Option<String>,
+    /// How the worker is connected.
+    #[arg(long, value_enum, default_value = "stdio")]
+    transport: TransportArg,
+    /// This relay's URL as NIP-42 clients name it (default: ws://LISTEN).
+    #[arg(long)]
+    relay_url: Option<String>,
+    /// Messages a client may have waiting before it is disconnected as too slow.
+    #[arg(long, default_value_t = DEFAULT_CLIENT_QUEUE)]
+    client_queue: usize,
+    /// Largest client message answered normally; longer ones get a NOTICE.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Largest clock difference accepted in a NIP-42 AUTH event, in seconds.
+    #[arg(long, default_value_t = 600)]
+    auth_window_secs: u64,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TransportArg {
+    Stdio,
+    Socketpair,
+}
+
+fn worker_command(arg: Option<String>) -> Result<Vec<OsString>, String> {
+    match arg {
+        Some(cmd) => {
+            let words: Vec<OsString> = cmd.split_whitespace().map(OsString::from).collect();
+            if words.is_empty() {
+                return Err("--worker is empty".into());
+            }
+            Ok(words)
+        }
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot locate this executable: {e}"))?;
+            Ok(vec![reference_worker::locate(&exe)?.into_os_string()])
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let worker = match worker_command(args.worker) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut config = Config::new(args.listen, worker);
+    config.transport = match args.transport {
+        TransportArg::Stdio => Transport::Stdio,
+        TransportArg::Socketpair => Transport::SocketPair,
+    };
+    config.relay_url = args.relay_url;
+    config.client_queue = args.client_queue;
+    config.max_message_bytes = args.max_message_bytes;
+    config.auth_window = Duration::from_secs(args.auth_window_secs);
+
+    let relay = match Relay::start(config).await {
+        Ok(relay) => relay,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("broadcast-example-relay: listening on {}", relay.url());
+    let _ = std::io::stdout().flush();
+    // Ctrl-C (SIGINT): stop accepting, end the worker's input, reap it.
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match relay.serve_until(stop).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
