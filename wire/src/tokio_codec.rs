@@ -4,7 +4,7 @@
 //! [`BroadcastFrame`]s over any `AsyncRead`/`AsyncWrite` (feature `tokio`).
 //!
 //! Decoding is [`FrameDecoder`]'s, so the receive rules are the same as
-//! everywhere else in the crate (protocol v1 §2):
+//! everywhere else in the crate (PROTOCOL.md#receiving-frames):
 //!
 //! - heartbeats and frames on the other channels are skipped;
 //! - a payload that does not decode is one item, `Err(PayloadError)`, and
@@ -158,7 +158,7 @@ impl<M> FrameCodec<M> {
 
 impl<M: Message> Decoder for FrameCodec<M> {
     /// One message: `Err` is a payload that does not decode (drop it and go
-    /// on, protocol v1 §2).
+    /// on, PROTOCOL.md#payload-decode-failures).
     type Item = Result<M, PayloadError>;
     /// Fatal for the stream: framing broken, or the transport failed.
     type Error = ReadError;

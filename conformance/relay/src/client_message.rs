@@ -1,6 +1,6 @@
 //! What a client may send (NIP-01 EVENT, REQ, CLOSE; NIP-42 AUTH), parsed
 //! just enough to route it. Filters are not checked here: the worker
-//! validates them and answers a bad one with CLOSED (protocol v1 §6.4.4).
+//! validates them and answers a bad one with CLOSED (PROTOCOL.md#add-failure).
 
 use broadcast_wire::{SubId, SubIdProblem};
 use serde_json::Value;

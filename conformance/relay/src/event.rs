@@ -1,6 +1,6 @@
 //! NIP-01 events: shape, id and signature. The relay checks every event
 //! before it fans it out (the worker trusts the parent to have done so,
-//! protocol v1 §6.7.1).
+//! PROTOCOL.md#bcast-event).
 
 use secp256k1::hashes::{Hash, sha256};
 use secp256k1::{SECP256K1, XOnlyPublicKey, schnorr};

@@ -29,7 +29,7 @@
 //!   writes the queue out when nobody receives.
 //! - **No deadlock** — while an `async` command waits for room it also reads
 //!   the worker's frames (kept for `recv`), so a worker blocked writing its
-//!   output (protocol v1 §4: it never drops a frame) keeps reading commands.
+//!   output (PROTOCOL.md#flow-control: it never drops a frame) keeps reading commands.
 //! - **Lifecycle** — dropping the handle deregisters the fds and drops the
 //!   `Broadcaster` on a background thread: the fds close, the worker gets
 //!   its grace period, is killed if needed, and is always reaped, without
