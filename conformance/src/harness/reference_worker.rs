@@ -29,11 +29,13 @@ pub fn profile_dir(exe: &Path) -> Option<&Path> {
 }
 
 /// The reference worker built for the same profile as `exe`
-/// (`<target>/<profile>/broadcast-worker`). When it does not exist and the
-/// environment has `CARGO` (the program was started by `cargo run`, `cargo
-/// test` or `cargo bench`), it is built first with that cargo, profile and
-/// target directory. An error says where it was looked for and how to get
-/// it.
+/// (`<target>/<profile>/broadcast-worker`). When the environment has
+/// `CARGO` (the program was started by `cargo run`, `cargo test` or `cargo
+/// bench`) and the worker is missing, or older than `exe` (cargo just
+/// rebuilt the program, so the worker's sources may have changed too; a
+/// stale worker would be tested without anyone noticing), it is built first
+/// with that cargo, profile and target directory: a no-op when it is up to
+/// date. An error says where it was looked for and how to get it.
 ///
 /// ```no_run
 /// use broadcast_conformance::harness::reference_worker;
@@ -45,8 +47,8 @@ pub fn profile_dir(exe: &Path) -> Option<&Path> {
 pub fn locate(exe: &Path) -> Result<PathBuf, String> {
     let dir = profile_dir(exe).ok_or_else(|| format!("{} has no parent directory", exe.display()))?;
     let worker = dir.join(BINARY);
-    if !worker.is_file()
-        && let Some(cargo) = std::env::var_os("CARGO")
+    if let Some(cargo) = std::env::var_os("CARGO")
+        && (!worker.is_file() || is_older(&worker, exe))
     {
         build(&cargo, dir);
     }
@@ -59,6 +61,13 @@ pub fn locate(exe: &Path) -> Result<PathBuf, String> {
             worker.display()
         ))
     }
+}
+
+/// Whether `path` was last modified before `than` (false when either time
+/// is unknown).
+fn is_older(path: &Path, than: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    matches!((modified(path), modified(than)), (Some(a), Some(b)) if a < b)
 }
 
 /// Runs `cargo build --bin broadcast-worker` for the profile directory
@@ -80,7 +89,7 @@ fn build(cargo: &OsStr, profile_dir: &Path) {
     if !manifest.is_file() {
         return;
     }
-    eprintln!("building the reference worker (cargo build --profile {profile} --bin {BINARY})");
+    eprintln!("bringing the reference worker up to date (cargo build --profile {profile} --bin {BINARY})");
     let status = std::process::Command::new(cargo)
         .args([
             "build",
