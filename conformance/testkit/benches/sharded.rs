@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p broadcast-testkit --bench sharded
-//! cargo bench -p broadcast-testkit --bench sharded -- --rounds 9
+//! cargo bench -p broadcast-testkit --bench sharded -- --rounds 9 --socketpair --tag-pool 1250
 //! ```
 //!
 //! Workload: the mixed subscriptions of `conformance/worker/benches/e2e.rs`
@@ -68,8 +68,8 @@ mod linux {
     }
 
     /// (conn, sub_id, REQ) of every subscription.
-    fn subscriptions(n: usize, rng: &mut Rng) -> Vec<(i32, String, String)> {
-        let (authors, hashtags) = (n / 4, n / 16);
+    fn subscriptions(n: usize, hashtags: usize, rng: &mut Rng) -> Vec<(i32, String, String)> {
+        let authors = n / 4;
         (0..n)
             .map(|i| {
                 let filter = match i % 4 {
@@ -95,8 +95,8 @@ mod linux {
             .collect()
     }
 
-    fn events(n: usize, subs: usize, rng: &mut Rng) -> Vec<Bytes> {
-        let (authors, hashtags) = (subs / 4, subs / 16);
+    fn events(n: usize, subs: usize, hashtags: usize, rng: &mut Rng) -> Vec<Bytes> {
+        let authors = subs / 4;
         (0..n)
             .map(|i| {
                 let kind = if i % 2 == 0 { 1 } else { 4 };
@@ -186,13 +186,9 @@ mod linux {
             .max_queued_bytes(1 << 20)
             .stderr(StderrMode::Inherit);
         let shards = std::num::NonZeroUsize::new(k).unwrap();
-        let mut b = ShardedBroadcaster::spawn(
-            shards,
-            |_| std::process::Command::new(WORKER),
-            Transport::Stdio,
-            &opts,
-        )
-        .expect("spawning the reference workers");
+        let mut b =
+            ShardedBroadcaster::spawn(shards, |_| std::process::Command::new(WORKER), transport, &opts)
+                .expect("spawning the reference workers");
         let mut last_conn = None;
         let send = |b: &mut ShardedBroadcaster, f: &mut dyn FnMut(&mut ShardedBroadcaster) -> bool| {
             while !f(b) {
@@ -278,10 +274,12 @@ mod linux {
         let mut bench = false;
         let mut rounds = 7;
         let mut transport = Transport::Stdio;
+        let mut tag_pool = None;
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--bench" => bench = true,
                 "--socketpair" => transport = Transport::SocketPair,
+                "--tag-pool" => tag_pool = args.next().and_then(|n| n.parse().ok()),
                 "--rounds" => rounds = args.next().and_then(|n| n.parse().ok()).expect("--rounds N"),
                 _ => {}
             }
@@ -300,8 +298,11 @@ mod linux {
             }
         };
         let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-        let subs = subscriptions(sizes.subs, &mut rng);
-        let events = events(sizes.events, sizes.subs, &mut rng);
+        // Hashtags: by default 4 `#t` subscriptions per tag (a handful of
+        // frames per event); a smaller pool makes each event fan out wider.
+        let hashtags = tag_pool.unwrap_or(sizes.subs / 16).max(1);
+        let subs = subscriptions(sizes.subs, hashtags, &mut rng);
+        let events = events(sizes.events, sizes.subs, hashtags, &mut rng);
         let load_started = Instant::now();
         let mut one = load(1, &subs, transport);
         let load_one = load_started.elapsed();
@@ -339,7 +340,8 @@ mod linux {
             .iter()
             .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
         println!(
-            "{} subscriptions on {} conns; {} events per round, {:.2} frames per event; {} rounds",
+            "{:?}; {} subscriptions on {} conns, {hashtags} hashtags; {} events per round, {:.2} frames per event; {} rounds",
+            transport,
             sizes.subs,
             sizes.subs / 10,
             sizes.events,

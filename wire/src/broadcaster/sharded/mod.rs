@@ -176,7 +176,18 @@ pub struct ShardedBroadcaster {
     failed: Vec<bool>,
     /// Where the next round-robin read starts.
     next: usize,
+    /// Shards that said `Pending` since this was last cleared: not asked
+    /// again (each ask is a `read` that fails with `EAGAIN`) until every
+    /// shard has said so, or [`REASK_AFTER`] items later.
+    idle: Vec<bool>,
+    /// Items returned since `idle` was last cleared.
+    since_reask: usize,
 }
+
+/// Most items read from the other shards before a shard that had nothing
+/// is asked again: bounds how long a frame that arrives meanwhile waits,
+/// while a busy shard is drained without a wasted `read` per frame.
+const REASK_AFTER: usize = 64;
 
 impl ShardedBroadcaster {
     /// Spawns `shards` workers, shard `i` running `command(i)`, all over
@@ -216,6 +227,8 @@ impl ShardedBroadcaster {
             failed: vec![false; shards.get()],
             shards: handles,
             next: 0,
+            idle: vec![false; shards.get()],
+            since_reask: 0,
         })
     }
 
@@ -596,7 +609,9 @@ impl ShardedBroadcaster {
 
     /// The next item from any shard, without blocking, round-robin: each
     /// call starts after the shard that produced the last item, so every
-    /// shard with frames gets its turn. Per shard it is
+    /// shard with frames gets its turn. A shard that had nothing is not
+    /// asked again until every shard has had nothing or 64 items later
+    /// (asking costs a `read`). Per shard it is
     /// [`Broadcaster::read_frame`] (heartbeats and other channels skipped),
     /// with the shard named; [`ShardedIncoming::Pending`] means no shard
     /// has a complete frame.
@@ -619,9 +634,12 @@ impl ShardedBroadcaster {
     /// ```
     pub fn read_frame(&mut self) -> Result<ShardedIncoming, ShardError<ReadError>> {
         let k = self.shards.len();
+        if self.since_reask >= REASK_AFTER {
+            self.reask_all();
+        }
         for step in 0..k {
             let shard = (self.next + step) % k;
-            if self.router.state(shard) == Some(ShardState::Retired) {
+            if self.idle[shard] || self.router.state(shard) == Some(ShardState::Retired) {
                 continue;
             }
             if self.failed[shard] {
@@ -629,7 +647,10 @@ impl ShardedBroadcaster {
                 return Ok(ShardedIncoming::ShardExited(self.retire(shard)));
             }
             let item = match self.shards[shard].read_frame() {
-                Ok(Incoming::Pending) => continue,
+                Ok(Incoming::Pending) => {
+                    self.idle[shard] = true;
+                    continue;
+                }
                 Ok(Incoming::Frame(frame)) => ShardedIncoming::Frame { shard, frame },
                 Ok(Incoming::InvalidFrame(error)) => ShardedIncoming::InvalidFrame { shard, error },
                 Ok(Incoming::WorkerExited(_)) => ShardedIncoming::ShardExited(self.retire(shard)),
@@ -643,9 +664,18 @@ impl ShardedBroadcaster {
                 }
             };
             self.next = (shard + 1) % k;
+            self.since_reask += 1;
             return Ok(item);
         }
+        // Every shard has said Pending since the last clear: the next call
+        // (after the caller's poll) asks them all again.
+        self.reask_all();
         Ok(ShardedIncoming::Pending)
+    }
+
+    fn reask_all(&mut self) {
+        self.idle.iter_mut().for_each(|idle| *idle = false);
+        self.since_reask = 0;
     }
 
     fn retire(&mut self, shard: usize) -> ShardExit {
