@@ -690,7 +690,8 @@ impl ShardedBroadcaster {
     /// Like [`ShardedBroadcaster::read_frame`], but waits up to `timeout`
     /// for something other than [`ShardedIncoming::Pending`], flushing the
     /// live shards while it waits (a flush error is left for the next
-    /// [`ShardedBroadcaster::flush`]).
+    /// [`ShardedBroadcaster::flush`]). An error of `poll` itself, which
+    /// belongs to no shard, is reported as `ReadError::Io` of shard 0.
     ///
     /// ```
     /// use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
