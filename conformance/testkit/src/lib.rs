@@ -12,6 +12,7 @@ pub mod events;
 pub mod fuzz_checks;
 pub mod harness_run;
 pub mod scripted_io;
+pub mod sharded_support;
 pub mod spec_oracle;
 pub mod worker_process;
 

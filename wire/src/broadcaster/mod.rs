@@ -99,6 +99,7 @@ mod lifecycle;
 mod options;
 mod queue;
 mod readiness;
+pub mod sharded;
 mod sigpipe;
 mod spawn;
 mod stderr;
@@ -275,6 +276,29 @@ impl Broadcaster {
     /// ```
     pub fn send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
         self.outbound.push(cmd)
+    }
+
+    /// Whether [`Broadcaster::send`] would queue `cmd` right now: `Ok` if
+    /// it would, else the [`SendError`] it would return. Nothing is queued
+    /// or changed, so a caller can check several handles before sending to
+    /// any (as [`ShardedBroadcaster`](sharded::ShardedBroadcaster) does to
+    /// admit a Bcast to every shard or to none).
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::{Broadcaster, Options, SendError, Transport};
+    /// use broadcast_wire::{BcastFlags, SubCommand};
+    /// use std::process::Command;
+    ///
+    /// let opts = Options::new().max_queued_bytes(64);
+    /// let mut b = Broadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
+    /// let ev = SubCommand::Bcast { sender: -1, flags: BcastFlags::EMPTY, event: vec![b'x'; 40].into() };
+    /// assert_eq!(b.check_send(&ev), Ok(()));
+    /// b.send(&ev).unwrap();
+    /// assert!(matches!(b.check_send(&ev), Err(SendError::Backpressure(_))));
+    /// assert_eq!(b.queued_commands(), 1);
+    /// ```
+    pub fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
+        self.outbound.check(cmd).map(|_| ())
     }
 
     /// Queues `bytes` exactly as given, in order with the commands: no

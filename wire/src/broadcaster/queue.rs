@@ -80,6 +80,15 @@ impl Outbound {
     /// Validates `cmd` and queues it, or says why not; on error nothing was
     /// queued.
     pub(crate) fn push(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
+        let needed = self.check(cmd)?;
+        self.writer.queue_message(cmd).map_err(SendError::TooLarge)?;
+        self.frames.push_back(needed);
+        Ok(())
+    }
+
+    /// Whether [`Outbound::push`] would queue `cmd` now, and its framed
+    /// length if so; changes nothing.
+    pub(crate) fn check(&self, cmd: &SubCommand) -> Result<usize, SendError> {
         cmd.validate().map_err(SendError::Invalid)?;
         let len = cmd.encoded_len();
         let max = self.writer.max_payload();
@@ -102,9 +111,7 @@ impl Outbound {
                 limit: self.limit,
             }));
         }
-        self.writer.queue_message(cmd).map_err(SendError::TooLarge)?;
-        self.frames.push_back(needed);
-        Ok(())
+        Ok(needed)
     }
 
     /// Queues `bytes` unchecked, under the same limit and counted as one

@@ -1,0 +1,871 @@
+//! One parent, K worker processes: a [`ShardedBroadcaster`] spreads the
+//! connections over K [`Broadcaster`]s so that matching and frame building
+//! use K cores.
+//!
+//! - **Routing** — every connection-scoped command (New, Close, Add,
+//!   Remove, Auth) goes to the shard that owns its conn,
+//!   `conn as u32 % K` ([`ShardRouter::shard_of`]); a Bcast goes to every
+//!   shard.
+//! - **Ordering** — per connection, exactly what one worker gives
+//!   (PROTOCOL.md#ordering): a conn's commands all reach one shard in the
+//!   order they were sent, and each shard gets the Bcasts in order,
+//!   interleaved with its conn commands as they were sent. Frames of two
+//!   different connections on two shards have no order between them (nor
+//!   need they: each goes to its own socket). A probe (PROTOCOL.md#probe)
+//!   must therefore go to every shard: one probe conn per shard.
+//! - **All or none** — a Bcast is checked against every shard's queue
+//!   ([`Broadcaster::check_send`]) before it is queued on any, so
+//!   [`SendError::Backpressure`] never leaves an event on some shards only.
+//! - **One reader** — [`ShardedBroadcaster::read_frame`] returns the frames
+//!   of all shards, round-robin (one item per shard in turn, so a busy
+//!   shard cannot starve the others), each tagged with its shard. Poll
+//!   [`read_fds`](ShardedBroadcaster::read_fds) for readability and
+//!   [`write_fds`](ShardedBroadcaster::write_fds) for writability.
+//! - **A shard that dies** — is reported once, as
+//!   [`ShardedIncoming::ShardExited`], with its exit status and the
+//!   connections it owned (New adds a conn to its shard, Close removes
+//!   it), after every frame it wrote before dying. From then on commands
+//!   for its connections are refused with [`SendError::WorkerGone`] (in a
+//!   [`ShardError`] naming the shard), and Bcasts go to the other shards.
+//!
+//! The rules live in [`ShardRouter`], which does no I/O; this handle is the
+//! router plus one blocking [`Broadcaster`] per shard. An async handle can
+//! wrap one async broadcaster per shard around the same router, with the
+//! same guarantees.
+//!
+//! # When it pays
+//!
+//! Every shard reads and parses every event; only the subscriptions, the
+//! matching and the frames are split. So the CPU per event grows with K,
+//! and sharding raises throughput only with a free core per shard plus one
+//! for the parent, and more so the more frames each event causes. On a
+//! loaded 2-core machine K = 2 measured slower than K = 1. The figures and
+//! the sizing arithmetic are in `docs/SCALING.md` and `docs/PERFORMANCE.md`
+//! of the repository.
+//!
+//! # Configuration
+//!
+//! [`ShardedBroadcaster::spawn`] takes K, a function from the shard index
+//! to the worker's [`Command`], the [`Transport`] and one [`Options`] used
+//! for every shard (so each shard has its own queue of
+//! [`Options::max_queued_bytes`], and the parent buffers up to K times
+//! that).
+//!
+//! # Example
+//!
+//! Two shards of `cat`, which echoes commands back on channel 1 (skipped
+//! by the parent):
+//!
+//! ```
+//! use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+//! use broadcast_wire::broadcaster::{Options, Transport};
+//! use broadcast_wire::BcastFlags;
+//! use std::num::NonZeroUsize;
+//! use std::process::Command;
+//! use std::time::Duration;
+//!
+//! let k = NonZeroUsize::new(2).unwrap();
+//! let mut b = ShardedBroadcaster::spawn(k, |_| Command::new("cat"), Transport::Stdio, &Options::new())?;
+//! b.on_connect(10, false)?; // shard 0
+//! b.on_connect(11, false)?; // shard 1
+//! b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::EMPTY)?; // both
+//! b.flush_blocking()?;
+//! assert_eq!(b.conns_of(1), vec![11]);
+//! assert_eq!(b.read_frame_timeout(Duration::from_millis(10))?, ShardedIncoming::Pending);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::BorrowedFd;
+use std::process::{Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+
+use crate::broadcast_frame::BroadcastFrame;
+use crate::error::{PayloadError, ReadError};
+use crate::flags::BcastFlags;
+use crate::sub_command::{PUBKEY_LEN, SubCommand};
+
+use super::{
+    Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
+};
+
+mod router;
+
+pub use router::{Route, ShardError, ShardRouter, ShardState};
+
+/// The end of a shard, as [`ShardedBroadcaster::read_frame`] reports it.
+///
+/// ```
+/// use broadcast_wire::broadcaster::sharded::ShardExit;
+///
+/// let exit = ShardExit { shard: 1, status: None, conns: vec![3, 5] };
+/// assert_eq!(exit.conns.len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardExit {
+    /// The shard's index.
+    pub shard: usize,
+    /// Its worker's exit status, once reaped: `None` while it is still
+    /// exiting (ask [`ShardedBroadcaster::exit_status`] later) or when the
+    /// handle has no child.
+    pub status: Option<ExitStatus>,
+    /// The connections it owned (ascending): they get no more frames. The
+    /// relay decides what to do with them (close them, typically).
+    pub conns: Vec<i32>,
+}
+
+/// One outcome of [`ShardedBroadcaster::read_frame`].
+///
+/// ```
+/// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
+/// use broadcast_wire::BroadcastFrame;
+///
+/// let f = ShardedIncoming::Frame { shard: 0, frame: BroadcastFrame { conn: 4, data: "x".into() } };
+/// assert!(!f.is_pending());
+/// assert!(ShardedIncoming::Pending.is_pending());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShardedIncoming {
+    /// A frame for the parent to write to connection `frame.conn`.
+    Frame {
+        /// The shard that wrote it.
+        shard: usize,
+        /// The frame.
+        frame: BroadcastFrame,
+    },
+    /// A channel-2 frame of `shard` whose payload does not decode (see
+    /// [`Incoming::InvalidFrame`]).
+    InvalidFrame {
+        /// The shard that wrote it.
+        shard: usize,
+        /// Why it does not decode.
+        error: PayloadError,
+    },
+    /// No shard has a complete frame: wait for a read fd.
+    Pending,
+    /// A shard's output ended (after all its frames), or it was killed
+    /// after a read error. Reported once per shard.
+    ShardExited(ShardExit),
+}
+
+impl ShardedIncoming {
+    /// Whether this is [`ShardedIncoming::Pending`].
+    ///
+    /// ```
+    /// assert!(broadcast_wire::broadcaster::sharded::ShardedIncoming::Pending.is_pending());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        matches!(self, ShardedIncoming::Pending)
+    }
+}
+
+/// The parent's handle on K broadcast workers: see the [module
+/// docs](self).
+///
+/// ```
+/// use broadcast_wire::broadcaster::sharded::ShardedBroadcaster;
+/// use broadcast_wire::broadcaster::{Options, Transport};
+/// use std::num::NonZeroUsize;
+/// use std::process::Command;
+///
+/// let k = NonZeroUsize::new(3).unwrap();
+/// let b = ShardedBroadcaster::spawn(k, |_| Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+/// assert_eq!(b.shard_count(), 3);
+/// assert_eq!(b.pids().len(), 3);
+/// ```
+#[derive(Debug)]
+pub struct ShardedBroadcaster {
+    router: ShardRouter,
+    shards: Vec<Broadcaster>,
+    /// A read error was returned for this shard and its worker killed: its
+    /// exit is reported by the next read.
+    failed: Vec<bool>,
+    /// Where the next round-robin read starts.
+    next: usize,
+    /// Shards that said `Pending` since this was last cleared: not asked
+    /// again (each ask is a `read` that fails with `EAGAIN`) until every
+    /// shard has said so, or [`REASK_AFTER`] items later.
+    idle: Vec<bool>,
+    /// Items returned since `idle` was last cleared.
+    since_reask: usize,
+}
+
+/// Most items read from the other shards before a shard that had nothing
+/// is asked again: bounds how long a frame that arrives meanwhile waits,
+/// while a busy shard is drained without a wasted `read` per frame.
+const REASK_AFTER: usize = 64;
+
+impl ShardedBroadcaster {
+    /// Spawns `shards` workers, shard `i` running `command(i)`, all over
+    /// `transport` with `opts`. If one fails to start, those already
+    /// started are dropped (and so reaped) and the error names the shard.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::sharded::ShardedBroadcaster;
+    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use std::num::NonZeroUsize;
+    /// use std::process::Command;
+    ///
+    /// let k = NonZeroUsize::new(2).unwrap();
+    /// let err = ShardedBroadcaster::spawn(
+    ///     k,
+    ///     |i| Command::new(if i == 0 { "cat" } else { "/nonexistent/worker" }),
+    ///     Transport::Stdio,
+    ///     &Options::new(),
+    /// )
+    /// .unwrap_err();
+    /// assert_eq!(err.shard, 1);
+    /// ```
+    pub fn spawn(
+        shards: NonZeroUsize,
+        mut command: impl FnMut(usize) -> Command,
+        transport: Transport,
+        opts: &Options,
+    ) -> Result<ShardedBroadcaster, ShardError<SpawnError>> {
+        let handles = (0..shards.get())
+            .map(|shard| {
+                Broadcaster::spawn_with(command(shard), transport, opts)
+                    .map_err(|error| ShardError { shard, error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ShardedBroadcaster {
+            router: ShardRouter::new(shards),
+            failed: vec![false; shards.get()],
+            shards: handles,
+            next: 0,
+            idle: vec![false; shards.get()],
+            since_reask: 0,
+        })
+    }
+
+    // ---- routing ----------------------------------------------------------
+
+    /// K, the number of shards.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert_eq!(b.shard_count(), 2);
+    /// ```
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard that owns `conn` ([`ShardRouter::shard_of`]).
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert_eq!(b.shard_of(17), 1);
+    /// ```
+    pub fn shard_of(&self, conn: i32) -> usize {
+        self.router.shard_of(conn)
+    }
+
+    /// The routing state: which shards are live, which conns each owns.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::{ShardState, ShardedBroadcaster}, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert_eq!(b.router().state(1), Some(ShardState::Live));
+    /// ```
+    pub fn router(&self) -> &ShardRouter {
+        &self.router
+    }
+
+    /// The connections `shard` owns (opened and not closed), ascending.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(8, false).unwrap();
+    /// b.on_connect(4, false).unwrap();
+    /// assert_eq!(b.conns_of(0), vec![4, 8]);
+    /// ```
+    pub fn conns_of(&self, shard: usize) -> Vec<i32> {
+        self.router.conns(shard).collect()
+    }
+
+    /// Shard `shard`'s own handle, to inspect it (queue, pid, stderr); `None`
+    /// for a bad index. Commands go through the sharded handle, so that
+    /// routing and bookkeeping stay right.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(3, false).unwrap();
+    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
+    /// assert!(b.shard(2).is_none());
+    /// ```
+    pub fn shard(&self, shard: usize) -> Option<&Broadcaster> {
+        self.shards.get(shard)
+    }
+
+    // ---- commands ---------------------------------------------------------
+
+    /// Validates `cmd` and queues it on its shard, or on every live shard
+    /// for a Bcast (all or none: see [`ShardedBroadcaster::fanout`]). On
+    /// error nothing was queued anywhere.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::SendError;
+    /// use broadcast_wire::{NewFlags, SubCommand};
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    ///
+    /// b.send(&SubCommand::New { conn: 6, flags: NewFlags::EMPTY }).unwrap();
+    /// let bad = b.send(&SubCommand::New { conn: -1, flags: NewFlags::EMPTY }).unwrap_err();
+    /// assert!(matches!(bad.error, SendError::Invalid(_)));
+    /// ```
+    pub fn send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
+        match cmd {
+            SubCommand::Bcast { .. } => self.send_all(cmd),
+            other => self.send_on_conn(other.conn(), |b| b.send(other), Some(other)),
+        }
+    }
+
+    /// Connection `conn` opened (New), on its shard: see
+    /// [`Broadcaster::on_connect`].
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(12, true).unwrap();
+    /// assert_eq!(b.conns_of(0), vec![12]);
+    /// ```
+    pub fn on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), ShardError<SendError>> {
+        let new = SubCommand::New {
+            conn,
+            flags: if whitelisted {
+                crate::flags::NewFlags::WHITELISTED
+            } else {
+                crate::flags::NewFlags::EMPTY
+            },
+        };
+        self.send(&new)
+    }
+
+    /// Connection `conn` closed (Close), on its shard: see
+    /// [`Broadcaster::on_disconnect`].
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(12, false).unwrap();
+    /// b.on_disconnect(12).unwrap();
+    /// assert!(b.conns_of(0).is_empty());
+    /// ```
+    pub fn on_disconnect(&mut self, conn: i32) -> Result<(), ShardError<SendError>> {
+        let close = SubCommand::Close {
+            conn,
+            flags: crate::flags::ReservedFlags::EMPTY,
+        };
+        self.send(&close)
+    }
+
+    /// Subscription `sub_id` on `conn` (Add), on its shard: see
+    /// [`Broadcaster::on_subscribe`].
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_subscribe(5, "s", r#"["REQ","s",{}]"#).unwrap();
+    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
+    /// ```
+    pub fn on_subscribe(
+        &mut self,
+        conn: i32,
+        sub_id: &str,
+        req: impl Into<Bytes>,
+    ) -> Result<(), ShardError<SendError>> {
+        self.send_on_conn(conn, |b| b.on_subscribe(conn, sub_id, req), None)
+    }
+
+    /// Subscription `sub_id` on `conn` closed (Remove), on its shard: see
+    /// [`Broadcaster::on_unsubscribe`].
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_unsubscribe(4, "s").unwrap();
+    /// assert_eq!(b.shard(0).unwrap().queued_commands(), 1);
+    /// ```
+    pub fn on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), ShardError<SendError>> {
+        self.send_on_conn(conn, |b| b.on_unsubscribe(conn, sub_id), None)
+    }
+
+    /// Connection `conn` authenticated `pubkey` (Auth), on its shard: see
+    /// [`Broadcaster::on_auth`].
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_auth(9, [1; 32]).unwrap();
+    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
+    /// ```
+    pub fn on_auth(&mut self, conn: i32, pubkey: [u8; PUBKEY_LEN]) -> Result<(), ShardError<SendError>> {
+        self.send_on_conn(conn, |b| b.on_auth(conn, pubkey), None)
+    }
+
+    /// Fans out an event (Bcast) to every live shard, or to none: the
+    /// command is checked against every shard's queue first, so a
+    /// [`SendError::Backpressure`] (naming the full shard) means no shard
+    /// got it. Flush and send it again. A shard found dead here is marked
+    /// down and left out (see [`ShardRouter::admit_all`]).
+    ///
+    /// ```
+    /// use broadcast_wire::BcastFlags;
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::EMPTY).unwrap();
+    /// assert_eq!(b.shard(0).unwrap().queued_commands(), 1);
+    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
+    /// ```
+    pub fn fanout(
+        &mut self,
+        event_msg: impl Into<Bytes>,
+        sender: i32,
+        flags: BcastFlags,
+    ) -> Result<(), ShardError<SendError>> {
+        self.send_all(&SubCommand::Bcast {
+            sender,
+            flags,
+            event: event_msg.into(),
+        })
+    }
+
+    fn send_all(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
+        let shards = &self.shards;
+        self.router.admit_all(|shard| shards[shard].check_send(cmd))?;
+        for shard in self.router.live_shards() {
+            // Cannot fail: every live shard just said it would take it, and
+            // nothing was queued since. Reported all the same if it does.
+            self.shards[shard]
+                .send(cmd)
+                .map_err(|error| ShardError { shard, error })?;
+        }
+        Ok(())
+    }
+
+    /// Sends a command on `conn` to its shard; `record` is the New or Close
+    /// to note on success.
+    fn send_on_conn(
+        &mut self,
+        conn: i32,
+        send: impl FnOnce(&mut Broadcaster) -> Result<(), SendError>,
+        record: Option<&SubCommand>,
+    ) -> Result<(), ShardError<SendError>> {
+        let shard = self.router.shard_for_conn(conn)?;
+        match send(&mut self.shards[shard]) {
+            Ok(()) => {
+                if let Some(cmd) = record {
+                    self.router.record(cmd);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if error == SendError::WorkerGone {
+                    self.router.mark_down(shard);
+                }
+                Err(ShardError { shard, error })
+            }
+        }
+    }
+
+    // ---- writing ----------------------------------------------------------
+
+    /// Flushes every live shard without blocking (see
+    /// [`Broadcaster::flush`]): [`FlushStatus::Flushed`] once all queues
+    /// are empty. Every shard is flushed even if one fails; the first error
+    /// is returned, and a shard found dead ([`FlushError::WorkerGone`],
+    /// with its unsent commands) is marked down.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::FlushStatus;
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(1, false).unwrap();
+    /// assert_eq!(b.flush().unwrap(), FlushStatus::Flushed);
+    /// ```
+    pub fn flush(&mut self) -> Result<FlushStatus, ShardError<FlushError>> {
+        self.flush_each(Broadcaster::flush)
+    }
+
+    /// Flushes every live shard completely, one after the other, waiting as
+    /// long as it takes (see [`Broadcaster::flush_blocking`]; while a shard
+    /// waits it reads that shard's frames, so no worker blocked on its
+    /// output can deadlock it). Errors as [`ShardedBroadcaster::flush`].
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// for conn in 0..1000 {
+    ///     b.on_connect(conn, false).unwrap();
+    /// }
+    /// b.flush_blocking().unwrap();
+    /// assert!(!b.wants_write());
+    /// ```
+    pub fn flush_blocking(&mut self) -> Result<(), ShardError<FlushError>> {
+        self.flush_each(|b| b.flush_blocking().map(|()| FlushStatus::Flushed))
+            .map(|_| ())
+    }
+
+    fn flush_each(
+        &mut self,
+        mut flush: impl FnMut(&mut Broadcaster) -> Result<FlushStatus, FlushError>,
+    ) -> Result<FlushStatus, ShardError<FlushError>> {
+        let mut status = FlushStatus::Flushed;
+        let mut first_error = None;
+        for shard in 0..self.shards.len() {
+            if self.router.state(shard) != Some(ShardState::Live) {
+                continue;
+            }
+            match flush(&mut self.shards[shard]) {
+                Ok(FlushStatus::Flushed) => {}
+                Ok(FlushStatus::WouldBlock) => status = FlushStatus::WouldBlock,
+                Err(error) => {
+                    if matches!(error, FlushError::WorkerGone { .. }) {
+                        self.router.mark_down(shard);
+                    }
+                    first_error.get_or_insert(ShardError { shard, error });
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(status),
+        }
+    }
+
+    /// Whether a live shard has commands queued: poll
+    /// [`ShardedBroadcaster::write_fds`] for writability and flush.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert!(!b.wants_write());
+    /// b.on_connect(1, false).unwrap();
+    /// assert!(b.wants_write());
+    /// ```
+    pub fn wants_write(&self) -> bool {
+        self.write_fds().next().is_some()
+    }
+
+    /// Bytes queued on all shards and not yet written.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.fanout("[1]", -1, Default::default()).unwrap();
+    /// assert_eq!(b.queued_bytes(), 2 * (5 + 14 + 3));
+    /// ```
+    pub fn queued_bytes(&self) -> usize {
+        self.shards.iter().map(Broadcaster::queued_bytes).sum()
+    }
+
+    /// Ends every live shard's command stream (see
+    /// [`Broadcaster::close_write`]): all or none, refused (naming a shard
+    /// with commands queued) unless every queue is empty.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(1, false).unwrap();
+    /// assert_eq!(b.close_write().unwrap_err().shard, 1);
+    /// b.flush_blocking().unwrap();
+    /// b.close_write().unwrap();
+    /// assert!(b.write_fds().next().is_none());
+    /// ```
+    pub fn close_write(&mut self) -> Result<(), ShardError<Unflushed>> {
+        let live: Vec<usize> = self.router.live_shards().collect();
+        if let Some(&shard) = live.iter().find(|&&s| self.shards[s].queued_bytes() > 0) {
+            return Err(ShardError {
+                shard,
+                error: Unflushed {
+                    queued_bytes: self.shards[shard].queued_bytes(),
+                },
+            });
+        }
+        for shard in live {
+            self.shards[shard]
+                .close_write()
+                .map_err(|error| ShardError { shard, error })?;
+        }
+        Ok(())
+    }
+
+    // ---- reading ----------------------------------------------------------
+
+    /// The next item from any shard, without blocking, round-robin: each
+    /// call starts after the shard that produced the last item, so every
+    /// shard with frames gets its turn. A shard that had nothing is not
+    /// asked again until every shard has had nothing or 64 items later
+    /// (asking costs a `read`). Per shard it is
+    /// [`Broadcaster::read_frame`] (heartbeats and other channels skipped),
+    /// with the shard named; [`ShardedIncoming::Pending`] means no shard
+    /// has a complete frame.
+    ///
+    /// A shard whose output ends is reported once as
+    /// [`ShardedIncoming::ShardExited`] and not read again. A read error
+    /// (a framing error, or I/O) is returned once, naming the shard; that
+    /// shard's worker is then killed (its stream cannot be trusted) and the
+    /// next call reports it as exited.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use std::num::NonZeroUsize;
+    /// use std::process::Command;
+    ///
+    /// let k = NonZeroUsize::new(2).unwrap();
+    /// let mut b = ShardedBroadcaster::spawn(k, |_| Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert_eq!(b.read_frame().unwrap(), ShardedIncoming::Pending);
+    /// ```
+    pub fn read_frame(&mut self) -> Result<ShardedIncoming, ShardError<ReadError>> {
+        let k = self.shards.len();
+        if self.since_reask >= REASK_AFTER {
+            self.reask_all();
+        }
+        for step in 0..k {
+            let shard = (self.next + step) % k;
+            if self.idle[shard] || self.router.state(shard) == Some(ShardState::Retired) {
+                continue;
+            }
+            if self.failed[shard] {
+                self.next = (shard + 1) % k;
+                return Ok(ShardedIncoming::ShardExited(self.retire(shard)));
+            }
+            let item = match self.shards[shard].read_frame() {
+                Ok(Incoming::Pending) => {
+                    self.idle[shard] = true;
+                    continue;
+                }
+                Ok(Incoming::Frame(frame)) => ShardedIncoming::Frame { shard, frame },
+                Ok(Incoming::InvalidFrame(error)) => ShardedIncoming::InvalidFrame { shard, error },
+                Ok(Incoming::WorkerExited(_)) => ShardedIncoming::ShardExited(self.retire(shard)),
+                Err(error) => {
+                    self.failed[shard] = true;
+                    self.router.mark_down(shard);
+                    // Already dead if this fails; the exit report says which.
+                    let _ = self.shards[shard].kill();
+                    self.next = shard;
+                    return Err(ShardError { shard, error });
+                }
+            };
+            self.next = (shard + 1) % k;
+            self.since_reask += 1;
+            return Ok(item);
+        }
+        // Every shard has said Pending since the last clear: the next call
+        // (after the caller's poll) asks them all again.
+        self.reask_all();
+        Ok(ShardedIncoming::Pending)
+    }
+
+    fn reask_all(&mut self) {
+        self.idle.iter_mut().for_each(|idle| *idle = false);
+        self.since_reask = 0;
+    }
+
+    fn retire(&mut self, shard: usize) -> ShardExit {
+        let conns = self.router.retire(shard);
+        ShardExit {
+            shard,
+            status: self.shards[shard].exit_status(),
+            conns,
+        }
+    }
+
+    /// Like [`ShardedBroadcaster::read_frame`], but waits up to `timeout`
+    /// for something other than [`ShardedIncoming::Pending`], flushing the
+    /// live shards while it waits (a flush error is left for the next
+    /// [`ShardedBroadcaster::flush`]). An error of `poll` itself, which
+    /// belongs to no shard, is reported as `ReadError::Io` of shard 0.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use std::num::NonZeroUsize;
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    ///
+    /// let k = NonZeroUsize::new(2).unwrap();
+    /// let mut b = ShardedBroadcaster::spawn(k, |_| Command::new("true"), Transport::Stdio, &Options::new()).unwrap();
+    /// let mut exited = Vec::new();
+    /// while exited.len() < 2 {
+    ///     match b.read_frame_timeout(Duration::from_secs(10)).unwrap() {
+    ///         ShardedIncoming::ShardExited(exit) => exited.push(exit.shard),
+    ///         other => panic!("unexpected {other:?}"),
+    ///     }
+    /// }
+    /// exited.sort();
+    /// assert_eq!(exited, [0, 1]);
+    /// ```
+    pub fn read_frame_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<ShardedIncoming, ShardError<ReadError>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let item = self.read_frame()?;
+            if !item.is_pending() {
+                return Ok(item);
+            }
+            if self.wants_write() {
+                // A dead shard is marked down here and reported by a read.
+                let _ = self.flush();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(ShardedIncoming::Pending);
+            }
+            self.wait(left).map_err(|e| ShardError {
+                shard: 0,
+                error: ReadError::Io(e),
+            })?;
+        }
+    }
+
+    /// Waits until a read fd is readable or a wanted write fd writable.
+    fn wait(&self, timeout: Duration) -> io::Result<()> {
+        let mut fds: Vec<PollFd<'_>> = self
+            .read_fds()
+            .map(|(_, fd)| PollFd::new(fd, PollFlags::POLLIN))
+            .chain(
+                self.write_fds()
+                    .map(|(_, fd)| PollFd::new(fd, PollFlags::POLLOUT)),
+            )
+            .collect();
+        let ms = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
+        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+            Ok(_) | Err(Errno::EINTR) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    // ---- fds --------------------------------------------------------------
+
+    /// The read fds of every shard not yet reported exited, with the
+    /// shard's index: watch each for readability, then call
+    /// [`ShardedBroadcaster::read_frame`] until it says `Pending`.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert_eq!(b.read_fds().map(|(shard, _)| shard).collect::<Vec<_>>(), [0, 1]);
+    /// ```
+    pub fn read_fds(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>)> + '_ {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|&(shard, _)| self.router.state(shard) != Some(ShardState::Retired))
+            .map(|(shard, b)| (shard, b.read_fd()))
+    }
+
+    /// The write fds of the live shards that have commands queued: watch
+    /// each for writability, then call [`ShardedBroadcaster::flush`]. With
+    /// a socketpair a shard's write fd is its read fd.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(2, false).unwrap();
+    /// let fds: Vec<_> = b.write_fds().map(|(shard, fd)| (shard, fd.as_raw_fd())).collect();
+    /// assert_eq!(fds, [(0, b.shard(0).unwrap().write_fd().unwrap().as_raw_fd())]);
+    /// ```
+    pub fn write_fds(&self) -> impl Iterator<Item = (usize, BorrowedFd<'_>)> + '_ {
+        self.shards
+            .iter()
+            .enumerate()
+            .filter(|&(shard, b)| self.router.state(shard) == Some(ShardState::Live) && b.wants_write())
+            .filter_map(|(shard, b)| b.write_fd().map(|fd| (shard, fd)))
+    }
+
+    // ---- the processes ----------------------------------------------------
+
+    /// Each shard's worker pid, by shard index.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert!(b.pids().iter().all(|p| p.is_some()));
+    /// ```
+    pub fn pids(&self) -> Vec<Option<u32>> {
+        self.shards.iter().map(Broadcaster::pid).collect()
+    }
+
+    /// Shard `shard`'s exit status if its worker has exited (reaping it),
+    /// without blocking; `None` while it runs, or for a bad index.
+    ///
+    /// ```
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert_eq!(b.exit_status(0), None);
+    /// ```
+    pub fn exit_status(&mut self, shard: usize) -> Option<ExitStatus> {
+        self.shards.get_mut(shard)?.exit_status()
+    }
+
+    /// Kills shard `shard`'s worker now (`SIGKILL`); its end is then
+    /// reported by [`ShardedBroadcaster::read_frame`] like any other. A bad
+    /// index is an `InvalidInput` error.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
+    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// b.on_connect(3, false).unwrap();
+    /// b.flush_blocking().unwrap();
+    /// b.kill_shard(1).unwrap();
+    /// let ShardedIncoming::ShardExited(exit) = b.read_frame_timeout(std::time::Duration::from_secs(10)).unwrap() else { panic!() };
+    /// assert_eq!((exit.shard, exit.conns), (1, vec![3]));
+    /// ```
+    pub fn kill_shard(&mut self, shard: usize) -> io::Result<()> {
+        match self.shards.get_mut(shard) {
+            Some(b) => b.kill(),
+            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no such shard")),
+        }
+    }
+}
+
+/// Dropping the handle ends every shard: first each shard with nothing
+/// queued gets end-of-file at once (so the workers' grace periods run side
+/// by side rather than one after the other), then each [`Broadcaster`] is
+/// dropped, which waits its grace period, kills and always reaps.
+impl Drop for ShardedBroadcaster {
+    fn drop(&mut self) {
+        for b in &mut self.shards {
+            if b.queued_bytes() == 0 {
+                let _ = b.close_write();
+            }
+        }
+    }
+}
