@@ -5,11 +5,15 @@
 //! - throughput: a pre-encoded stream (10,000 mixed subscriptions on 1,000
 //!   connections, then 100,000 events that each match a handful) piped
 //!   through the worker, its output drained, against `cat` of the same
-//!   bytes through the same pipes;
+//!   bytes through the same pipes, and against the same stream decoded and
+//!   applied in process (`FrameReader` over the bytes in memory, then
+//!   `Worker::handle` into a `Vec<BroadcastFrame>`, each frame built
+//!   whole), the arms alternating round by round;
 //! - memory: peak RSS (VmHWM) of a worker holding 100,000 single-filter
 //!   subscriptions, against the same worker holding none.
 //!
-//! Run: `cargo bench -p broadcast-conformance --bench e2e`
+//! Run: `cargo bench -p broadcast-worker --bench e2e` (`-- --rounds N`
+//! for more rounds than 3; `-- --throughput` skips the memory figures).
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -146,6 +150,22 @@ fn pipe_through(program: &str, input: &[u8]) -> (Duration, usize) {
     })
 }
 
+/// The in-process baseline: decode `input` and apply every command with
+/// `Worker::handle`, collecting the frames whole (cleared per command).
+fn in_process(input: &[u8]) -> (Duration, usize) {
+    let start = Instant::now();
+    let mut worker = broadcast_worker::Worker::new();
+    let mut reader = FrameReader::new(input);
+    let mut frames: Vec<BroadcastFrame> = Vec::new();
+    let mut bytes = 0;
+    while let ReadStatus::Ready(cmd) = reader.read_message::<SubCommand>().unwrap() {
+        frames.clear();
+        worker.handle(&cmd.unwrap(), &mut frames);
+        bytes += frames.iter().map(|f| f.data.len()).sum::<usize>();
+    }
+    (start.elapsed(), std::hint::black_box(bytes))
+}
+
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -229,17 +249,48 @@ fn main() {
         full.len() as f64 / (1 << 20) as f64
     );
 
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(ROUNDS);
     let (mut cat, mut worker_setup, mut worker_full) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut local_setup, mut local_full, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut out_bytes = 0;
-    for _ in 0..ROUNDS {
+    for round in 0..rounds {
+        // Alternate the order of the arms, so a change of load between them
+        // does not always favour the same one.
+        let mut arms: [&mut dyn FnMut(); 2] = [
+            &mut || {
+                worker_setup.push(pipe_through(BIN, &setup).0);
+                let (t, n) = pipe_through(BIN, &full);
+                worker_full.push(t);
+                out_bytes = n;
+            },
+            &mut || {
+                local_setup.push(in_process(&setup).0);
+                local_full.push(in_process(&full).0);
+            },
+        ];
+        if round % 2 == 1 {
+            arms.reverse();
+        }
+        for arm in arms {
+            arm();
+        }
         cat.push(pipe_through("cat", &full).0);
-        worker_setup.push(pipe_through(BIN, &setup).0);
-        let (t, n) = pipe_through(BIN, &full);
-        worker_full.push(t);
-        out_bytes = n;
+        let events = |setup: &[Duration], full: &[Duration]| full[round].saturating_sub(setup[round]);
+        ratios.push(
+            events(&worker_setup, &worker_full).as_secs_f64()
+                / events(&local_setup, &local_full).as_secs_f64(),
+        );
     }
+    ratios.sort_by(f64::total_cmp);
     let (cat, worker_setup, worker_full) = (median(cat), median(worker_setup), median(worker_full));
+    let (local_setup, local_full) = (median(local_setup), median(local_full));
     let events_time = worker_full.saturating_sub(worker_setup);
+    let local_events = local_full.saturating_sub(local_setup);
     // Frames per event, from one more run kept in memory.
     let frames = {
         let mut child = Command::new(BIN)
@@ -256,7 +307,7 @@ fn main() {
         child.wait().unwrap();
         count_frames(&out)
     };
-    println!("median of {ROUNDS} rounds:");
+    println!("median of {rounds} rounds:");
     println!(
         "  cat                       {:>9.1} ms  ({:.0} MiB/s)",
         cat.as_secs_f64() * 1e3,
@@ -279,6 +330,25 @@ fn main() {
         EVENTS as f64 / cat.as_secs_f64(),
         worker_full.as_secs_f64() / cat.as_secs_f64()
     );
+    println!(
+        "  in process (Worker::handle), subscriptions only {:.1} ms, whole stream {:.1} ms: {:.2} us per event",
+        local_setup.as_secs_f64() * 1e3,
+        local_full.as_secs_f64() * 1e3,
+        local_events.as_secs_f64() * 1e6 / EVENTS as f64
+    );
+    println!(
+        "  through the binary: {:.2} us per event; binary / in process, events only: median {:.2}x (per round: {})",
+        events_time.as_secs_f64() * 1e6 / EVENTS as f64,
+        ratios[ratios.len() / 2],
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if args.iter().any(|a| a == "--throughput") {
+        return;
+    }
 
     let empty = peak_rss_kib(&[]);
     let big = peak_rss_kib(&registry(RSS_SUBS, |i| {
