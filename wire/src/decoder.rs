@@ -57,6 +57,9 @@ pub struct FrameDecoder {
 /// left: the default capacity of a Linux pipe.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Below this much room, [`FrameDecoder::read_from`] adds room first.
+const MIN_ROOM: usize = 16 * 1024;
+
 impl Default for FrameDecoder {
     fn default() -> Self {
         Self::new()
@@ -115,9 +118,9 @@ impl FrameDecoder {
     /// number of bytes now buffered in addition, `Ok(0)` at the end of the
     /// stream, or the error (`WouldBlock` and `Interrupted` included).
     ///
-    /// Memory stays bounded as with [`FrameDecoder::feed`]: each call adds
-    /// at most 64 KiB of room, and room is only added when all of it is
-    /// used, which [`FrameDecoder::decode`] drains frame by frame (a frame
+    /// Memory stays bounded as with [`FrameDecoder::feed`]: a call adds room
+    /// only when less than 16 KiB is left, up to 64 KiB past the buffered
+    /// data, which [`FrameDecoder::decode`] drains frame by frame (a frame
     /// over the maximum fails at its header).
     ///
     /// ```
@@ -130,8 +133,10 @@ impl FrameDecoder {
     /// assert_eq!(dec.read_from(&mut stream).unwrap(), 0); // end of stream
     /// ```
     pub fn read_from<R: Read + ?Sized>(&mut self, reader: &mut R) -> io::Result<usize> {
-        if self.filled == self.buf.len() {
-            // No room left: add zeroed room once; reads fill it over calls.
+        if self.buf.len() - self.filled < MIN_ROOM {
+            // Little room left: add zeroed room, once; reads fill it over
+            // calls. Without a minimum, the read after a nearly full one
+            // would get only the last few bytes and cost a syscall.
             self.buf.resize(self.filled + READ_CHUNK, 0);
         }
         let n = reader.read(&mut self.buf[self.filled..])?;
