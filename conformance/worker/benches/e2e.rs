@@ -124,6 +124,24 @@ fn mixed_events(rng: &mut Rng) -> Vec<u8> {
 
 /// Pipes `input` through `program`, drains its stdout, and returns the wall
 /// time from spawn to exit and the number of output bytes.
+/// CPU time (user + system) of this process, or of its reaped children.
+fn cpu_time(who: nix::sys::resource::UsageWho) -> Duration {
+    let usage = nix::sys::resource::getrusage(who).expect("getrusage");
+    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
+}
+
+/// [`pipe_through`], also returning the child's CPU time.
+fn pipe_through_cpu(program: &str, input: &[u8]) -> (Duration, usize, Duration) {
+    let before = cpu_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    let (wall, n) = pipe_through(program, input);
+    (
+        wall,
+        n,
+        cpu_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) - before,
+    )
+}
+
 fn pipe_through(program: &str, input: &[u8]) -> (Duration, usize) {
     let start = Instant::now();
     let mut child = Command::new(program)
@@ -152,7 +170,8 @@ fn pipe_through(program: &str, input: &[u8]) -> (Duration, usize) {
 
 /// The in-process baseline: decode `input` and apply every command with
 /// `Worker::handle`, collecting the frames whole (cleared per command).
-fn in_process(input: &[u8]) -> (Duration, usize) {
+fn in_process(input: &[u8]) -> (Duration, Duration) {
+    let cpu = cpu_time(nix::sys::resource::UsageWho::RUSAGE_SELF);
     let start = Instant::now();
     let mut worker = broadcast_worker::Worker::new();
     let mut reader = FrameReader::new(input);
@@ -163,7 +182,11 @@ fn in_process(input: &[u8]) -> (Duration, usize) {
         worker.handle(&cmd.unwrap(), &mut frames);
         bytes += frames.iter().map(|f| f.data.len()).sum::<usize>();
     }
-    (start.elapsed(), std::hint::black_box(bytes))
+    std::hint::black_box(bytes);
+    (
+        start.elapsed(),
+        cpu_time(nix::sys::resource::UsageWho::RUSAGE_SELF) - cpu,
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -257,20 +280,26 @@ fn main() {
         .unwrap_or(ROUNDS);
     let (mut cat, mut worker_setup, mut worker_full) = (Vec::new(), Vec::new(), Vec::new());
     let (mut local_setup, mut local_full, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_worker, mut cpu_local, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut out_bytes = 0;
     for round in 0..rounds {
         // Alternate the order of the arms, so a change of load between them
         // does not always favour the same one.
         let mut arms: [&mut dyn FnMut(); 2] = [
             &mut || {
-                worker_setup.push(pipe_through(BIN, &setup).0);
-                let (t, n) = pipe_through(BIN, &full);
+                let (t, _, setup_cpu) = pipe_through_cpu(BIN, &setup);
+                worker_setup.push(t);
+                let (t, n, full_cpu) = pipe_through_cpu(BIN, &full);
                 worker_full.push(t);
+                cpu_worker.push(full_cpu.saturating_sub(setup_cpu));
                 out_bytes = n;
             },
             &mut || {
-                local_setup.push(in_process(&setup).0);
-                local_full.push(in_process(&full).0);
+                let (t, setup_cpu) = in_process(&setup);
+                local_setup.push(t);
+                let (t, full_cpu) = in_process(&full);
+                local_full.push(t);
+                cpu_local.push(full_cpu.saturating_sub(setup_cpu));
             },
         ];
         if round % 2 == 1 {
@@ -285,8 +314,11 @@ fn main() {
             events(&worker_setup, &worker_full).as_secs_f64()
                 / events(&local_setup, &local_full).as_secs_f64(),
         );
+        cpu_ratios.push(cpu_worker[round].as_secs_f64() / cpu_local[round].as_secs_f64());
     }
     ratios.sort_by(f64::total_cmp);
+    cpu_ratios.sort_by(f64::total_cmp);
+    let (cpu_worker, cpu_local) = (median(cpu_worker), median(cpu_local));
     let (cat, worker_setup, worker_full) = (median(cat), median(worker_setup), median(worker_full));
     let (local_setup, local_full) = (median(local_setup), median(local_full));
     let events_time = worker_full.saturating_sub(worker_setup);
@@ -341,6 +373,17 @@ fn main() {
         events_time.as_secs_f64() * 1e6 / EVENTS as f64,
         ratios[ratios.len() / 2],
         ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "  CPU time per event, events only: worker process {:.2} us, in process {:.2} us; worker / in process: median {:.2}x (per round: {})",
+        cpu_worker.as_secs_f64() * 1e6 / EVENTS as f64,
+        cpu_local.as_secs_f64() * 1e6 / EVENTS as f64,
+        cpu_ratios[cpu_ratios.len() / 2],
+        cpu_ratios
             .iter()
             .map(|r| format!("{r:.2}"))
             .collect::<Vec<_>>()
