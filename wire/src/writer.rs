@@ -193,14 +193,18 @@ impl<W: Write> FrameWriter<W> {
             Some(tail) if tail.len() >= SHARE_MIN => {
                 self.copied.reserve(len - tail.len() + HEADER_LEN);
                 self.put_header(M::CHANNEL, len);
+                // Counted, not assumed: the queue's layout stays right
+                // whatever an impl writes.
+                let before = self.copied.len();
                 msg.encode_head(&mut self.copied);
-                self.note_copied(len - tail.len());
+                self.note_copied(self.copied.len() - before);
                 self.put_shared(tail);
             }
             _ => {
                 self.copied.reserve(HEADER_LEN + len);
+                let before = self.copied.len();
                 msg.encode_framed(&mut self.copied);
-                self.note_copied(HEADER_LEN + len);
+                self.note_copied(self.copied.len() - before);
             }
         }
         Ok(())
@@ -328,12 +332,13 @@ impl<W: Write> FrameWriter<W> {
     /// ```
     pub fn flush(&mut self) -> io::Result<()> {
         while self.pending() > 0 {
-            let written = if self.chunks.is_empty() {
-                self.inner.write(&self.copied)
+            let (written, offered) = if self.chunks.is_empty() {
+                (self.inner.write(&self.copied), self.copied.len())
             } else {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let count = gather(&self.chunks, &self.copied, &mut iov);
-                self.inner.write_vectored(&iov[..count])
+                let offered = iov[..count].iter().map(|slice| slice.len()).sum();
+                (self.inner.write_vectored(&iov[..count]), offered)
             };
             match written {
                 Ok(0) => {
@@ -342,7 +347,8 @@ impl<W: Write> FrameWriter<W> {
                         "the frame stream accepted no bytes",
                     ));
                 }
-                Ok(n) => self.consume(n),
+                // A writer claiming more than it was given is not believed.
+                Ok(n) => self.consume(n.min(offered)),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
