@@ -408,3 +408,35 @@ fn worker_frames_queued_from_parts_are_byte_identical_to_frames_built_whole() {
     assert_eq!(delivered, 6 * 4);
     assert_eq!(sink.0.get_ref().out, *copied.get_ref());
 }
+
+/// A writer that takes everything it is given and claims 10 bytes more.
+struct Overclaims(Vec<u8>);
+
+impl io::Write for Overclaims {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len() + 10)
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut n = 0;
+        for buf in bufs {
+            self.0.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Ok(n + 10)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_writer_claiming_more_than_it_was_given_does_not_break_the_queue() {
+    let mut w = FrameWriter::new(Overclaims(Vec::new()));
+    let expected = queue_mixed(&mut w);
+    w.flush().unwrap();
+    assert_eq!(w.pending(), 0);
+    assert_eq!(w.get_ref().0, expected);
+}
