@@ -16,6 +16,13 @@
 //!   wire (5-byte header, 8 fixed bytes, 87 bytes of data), queued 640 at a
 //!   time (64,000 bytes) before each flush. Goal: at least 5 million frames/s.
 //!
+//! `FRAMING_ROUNDS=N cargo bench -p broadcast-wire --bench framing` skips
+//! criterion and alternates the two arms instead, N rounds, flipping the
+//! order every round, and prints the median of `raw time / framed time`
+//! (the framed path's throughput as a share of raw): on a shared machine
+//! the load changes between criterion's back-to-back functions more than
+//! the difference measured.
+//!
 //! The reader decodes each frame as a BroadcastFrame (`read_message`), the
 //! parent's real receive path, and checks the count at the end.
 
@@ -30,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use broadcast_wire::{BroadcastFrame, FrameReader, FrameWriter, Message, ReadStatus};
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 
 /// Data of a BroadcastFrame whose whole frame is 4 KiB + 13 bytes of
 /// header and fixed fields.
@@ -159,5 +166,86 @@ fn bench_framing(c: &mut Criterion) {
     );
 }
 
+/// CPU time (user + system) of the whole process so far, both threads of
+/// each arm included once they are joined.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage");
+    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
+}
+
+/// Wall and CPU time of one arm.
+fn timed(arm: impl FnOnce() -> Duration) -> (Duration, Duration) {
+    let before = cpu_time();
+    let wall = arm();
+    (wall, cpu_time() - before)
+}
+
+/// `FRAMING_ROUNDS` mode: the median over `rounds` alternating rounds of
+/// `raw / framed` wall time and of `raw / framed` CPU time (both threads),
+/// and the median times.
+fn alternate(name: &str, w: &Workload, rounds: usize) {
+    let (mut raw, mut framed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_cpu, mut framed_cpu, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let ((r, rc), (f, fc)) = if round % 2 == 0 {
+            let r = timed(|| raw_pipe(w));
+            (r, timed(|| frame_pipe(w)))
+        } else {
+            let f = timed(|| frame_pipe(w));
+            (timed(|| raw_pipe(w)), f)
+        };
+        ratios.push(r.as_secs_f64() / f.as_secs_f64());
+        cpu_ratios.push(rc.as_secs_f64() / fc.as_secs_f64());
+        raw.push(r);
+        framed.push(f);
+        raw_cpu.push(rc);
+        framed_cpu.push(fc);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ms = |v: &[Duration]| v.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>();
+    let (mut raw, mut framed) = (ms(&raw), ms(&framed));
+    let (mut raw_cpu, mut framed_cpu) = (ms(&raw_cpu), ms(&framed_cpu));
+    let (q1, q3) = {
+        let mut sorted = ratios.clone();
+        sorted.sort_by(f64::total_cmp);
+        (sorted[rounds / 4], sorted[rounds * 3 / 4])
+    };
+    println!(
+        "{name}: framed/raw throughput median {:.1}% (quartiles {:.1}%..{:.1}%) over {rounds} alternating rounds; median raw {:.2} ms, framed {:.2} ms",
+        median(&mut ratios) * 100.0,
+        q1 * 100.0,
+        q3 * 100.0,
+        median(&mut raw),
+        median(&mut framed)
+    );
+    println!(
+        "{name}: CPU time (both threads), raw/framed median {:.1}%; median raw {:.2} ms, framed {:.2} ms",
+        median(&mut cpu_ratios) * 100.0,
+        median(&mut raw_cpu),
+        median(&mut framed_cpu)
+    );
+}
+
 criterion_group!(benches, bench_framing);
-criterion_main!(benches);
+
+fn main() {
+    match std::env::var("FRAMING_ROUNDS").ok().and_then(|n| n.parse().ok()) {
+        Some(rounds) if rounds > 0 => {
+            alternate("framing/4KiB_frames", &Workload::new(2048, BIG_DATA, 16), rounds);
+            alternate(
+                "framing/100B_frames_coalesced",
+                &Workload::new(100_000, SMALL_DATA, 640),
+                rounds,
+            );
+        }
+        _ => {
+            benches();
+            Criterion::default().configure_from_args().final_summary();
+        }
+    }
+}

@@ -94,9 +94,14 @@ impl BroadcastFrame {
     /// assert_eq!(buf, [1, 0, 0, 0, 1, 0, 0, 0, b'a']);
     /// ```
     pub fn encode<B: BufMut>(&self, buf: &mut B) {
-        buf.put_i32_le(self.conn);
-        buf.put_u32_le(self.data.len() as u32);
+        Self::encode_head_of(self.conn, self.data.len(), buf);
         buf.put_slice(&self.data);
+    }
+
+    /// The fixed fields, `conn` and `data_len`: everything before the data.
+    pub(crate) fn encode_head_of<B: BufMut>(conn: i32, data_len: usize, buf: &mut B) {
+        buf.put_i32_le(conn);
+        buf.put_u32_le(data_len as u32);
     }
 
     /// Decodes one payload; `data` shares `payload`'s buffer.
@@ -147,5 +152,13 @@ impl Message for BroadcastFrame {
 
     fn decode(payload: Bytes) -> Result<Self, PayloadError> {
         BroadcastFrame::decode(payload)
+    }
+
+    fn data_tail(&self) -> Option<&Bytes> {
+        Some(&self.data)
+    }
+
+    fn encode_head<B: BufMut>(&self, buf: &mut B) {
+        Self::encode_head_of(self.conn, self.data.len(), buf);
     }
 }

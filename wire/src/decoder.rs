@@ -1,6 +1,8 @@
 //! A push-style, resumable frame decoder: feed it bytes as they arrive, take
 //! out whole frames. No I/O of its own, so it fits any event loop.
 
+use std::io::{self, Read};
+
 use byteorder::{ByteOrder, LittleEndian};
 use bytes::{Buf, BytesMut};
 
@@ -42,10 +44,21 @@ enum State {
 /// ```
 #[derive(Debug)]
 pub struct FrameDecoder {
+    /// `buf[..filled]` is stream data not yet returned; `buf[filled..]` is
+    /// zeroed room that [`FrameDecoder::read_from`] reads into, so a read
+    /// lands straight in the buffer frames are split from.
     buf: BytesMut,
+    filled: usize,
     max_payload: u32,
     state: State,
 }
+
+/// How much zeroed room [`FrameDecoder::read_from`] adds when it has none
+/// left: the default capacity of a Linux pipe.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Below this much room, [`FrameDecoder::read_from`] adds room first.
+const MIN_ROOM: usize = 16 * 1024;
 
 impl Default for FrameDecoder {
     fn default() -> Self {
@@ -71,6 +84,7 @@ impl FrameDecoder {
     pub fn with_max_payload(max_payload: u32) -> FrameDecoder {
         FrameDecoder {
             buf: BytesMut::new(),
+            filled: 0,
             max_payload,
             state: State::Header,
         }
@@ -94,7 +108,41 @@ impl FrameDecoder {
     /// assert_eq!(dec.buffered(), 2);
     /// ```
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.buf.truncate(self.filled);
         self.buf.extend_from_slice(bytes);
+        self.filled = self.buf.len();
+    }
+
+    /// Makes one `read` call on `reader`, straight into the decoder's
+    /// buffer (no intermediate copy), and returns what it returned: the
+    /// number of bytes now buffered in addition, `Ok(0)` at the end of the
+    /// stream, or the error (`WouldBlock` and `Interrupted` included).
+    ///
+    /// Memory stays bounded as with [`FrameDecoder::feed`]: a call adds room
+    /// only when less than 16 KiB is left, up to 64 KiB past the buffered
+    /// data, which [`FrameDecoder::decode`] drains frame by frame (a frame
+    /// over the maximum fails at its header).
+    ///
+    /// ```
+    /// use broadcast_wire::FrameDecoder;
+    ///
+    /// let mut stream = &[1u8, 2, 0, 0, 0, b'h', b'i'][..];
+    /// let mut dec = FrameDecoder::new();
+    /// assert_eq!(dec.read_from(&mut stream).unwrap(), 7);
+    /// assert_eq!(&dec.decode().unwrap().unwrap().payload[..], b"hi");
+    /// assert_eq!(dec.read_from(&mut stream).unwrap(), 0); // end of stream
+    /// ```
+    pub fn read_from<R: Read + ?Sized>(&mut self, reader: &mut R) -> io::Result<usize> {
+        if self.buf.len() - self.filled < MIN_ROOM {
+            // Little room left: add zeroed room, once; reads fill it over
+            // calls. Without a minimum, the read after a nearly full one
+            // would get only the last few bytes and cost a syscall.
+            self.buf.resize(self.filled + READ_CHUNK, 0);
+        }
+        let n = reader.read(&mut self.buf[self.filled..])?;
+        // A reader reporting more than it was given is not trusted.
+        self.filled += n.min(self.buf.len() - self.filled);
+        Ok(n)
     }
 
     /// Bytes received and not yet returned as a frame.
@@ -103,7 +151,7 @@ impl FrameDecoder {
     /// assert_eq!(broadcast_wire::FrameDecoder::new().buffered(), 0);
     /// ```
     pub fn buffered(&self) -> usize {
-        self.buf.len() + self.header_taken()
+        self.filled + self.header_taken()
     }
 
     fn header_taken(&self) -> usize {
@@ -123,7 +171,7 @@ impl FrameDecoder {
     /// assert!(!dec.at_boundary());
     /// ```
     pub fn at_boundary(&self) -> bool {
-        self.state == State::Header && self.buf.is_empty()
+        self.state == State::Header && self.filled == 0
     }
 
     /// The next complete frame, `Ok(None)` if more bytes are needed, or the
@@ -138,7 +186,7 @@ impl FrameDecoder {
     /// ```
     pub fn decode(&mut self) -> Result<Option<crate::Frame>, FramingError> {
         if let State::Header = self.state {
-            if self.buf.len() < HEADER_LEN {
+            if self.filled < HEADER_LEN {
                 return Ok(None);
             }
             let chan = self.buf[0];
@@ -154,6 +202,7 @@ impl FrameDecoder {
                 return Err(err);
             }
             self.buf.advance(HEADER_LEN);
+            self.filled -= HEADER_LEN;
             let len = len as usize;
             if self.buf.len() < len {
                 // Checked against the maximum above, so this is bounded.
@@ -162,8 +211,9 @@ impl FrameDecoder {
             self.state = State::Payload { chan, len };
         }
         match self.state {
-            State::Payload { chan, len } if self.buf.len() >= len => {
+            State::Payload { chan, len } if self.filled >= len => {
                 self.state = State::Header;
+                self.filled -= len;
                 Ok(Some(Frame::new(chan, self.buf.split_to(len).freeze())))
             }
             State::Failed(err) => Err(err),
@@ -207,7 +257,7 @@ impl FrameDecoder {
             _ if self.at_boundary() => Ok(()),
             // A complete header not yet looked at by `decode`: an oversize
             // length is still reported as such, not as a truncation.
-            State::Header if self.buf.len() >= HEADER_LEN => {
+            State::Header if self.filled >= HEADER_LEN => {
                 let len = LittleEndian::read_u32(&self.buf[1..HEADER_LEN]);
                 if len > self.max_payload {
                     Err(FramingError::FrameTooLarge {

@@ -74,7 +74,7 @@ pub use op::Op;
 pub use reader::{FrameReader, ReadStatus};
 pub use sub_command::{PUBKEY_LEN, SubCommand};
 pub use sub_id::SubId;
-pub use writer::FrameWriter;
+pub use writer::{DataPart, FrameWriter};
 
 /// Channel of [`SubCommand`] frames (parent → worker).
 pub const CHANNEL_SUB_COMMAND: u8 = 1;

@@ -71,4 +71,34 @@ pub trait Message: Sized {
         buf.put_u32_le(self.encoded_len() as u32);
         self.encode(buf);
     }
+
+    /// The payload's last field when it is a byte string written verbatim
+    /// (a BroadcastFrame's `data`, an Add's `req`, a Bcast's `event`), so a
+    /// writer can send that field by handle instead of copying it. `None`
+    /// (the default) means the whole payload is written by
+    /// [`encode_head`](Message::encode_head).
+    ///
+    /// ```
+    /// use broadcast_wire::{BroadcastFrame, Message};
+    /// let f = BroadcastFrame { conn: 0, data: "xy".into() };
+    /// assert_eq!(f.data_tail().map(|d| &d[..]), Some(&b"xy"[..]));
+    /// ```
+    fn data_tail(&self) -> Option<&Bytes> {
+        None
+    }
+
+    /// Writes the payload up to, not including, [`data_tail`](Message::data_tail):
+    /// the head followed by the tail's bytes is exactly
+    /// [`encode`](Message::encode)'s output.
+    ///
+    /// ```
+    /// use broadcast_wire::{BroadcastFrame, Message};
+    /// let f = BroadcastFrame { conn: 1, data: "xy".into() };
+    /// let mut head = Vec::new();
+    /// f.encode_head(&mut head);
+    /// assert_eq!(head, [1, 0, 0, 0, 2, 0, 0, 0]);
+    /// ```
+    fn encode_head<B: BufMut>(&self, buf: &mut B) {
+        self.encode(buf);
+    }
 }

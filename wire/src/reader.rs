@@ -7,10 +7,6 @@ use crate::error::{PayloadError, ReadError};
 use crate::frame::Frame;
 use crate::message::Message;
 
-/// Size of each `read` call into the reader's scratch buffer (the default
-/// capacity of a Linux pipe).
-const READ_CHUNK: usize = 64 * 1024;
-
 /// What a non-blocking read produced.
 ///
 /// ```
@@ -50,7 +46,6 @@ pub enum ReadStatus<T> {
 pub struct FrameReader<R> {
     inner: R,
     decoder: FrameDecoder,
-    scratch: Vec<u8>,
     eof: bool,
 }
 
@@ -87,7 +82,6 @@ impl<R: Read> FrameReader<R> {
         FrameReader {
             inner,
             decoder,
-            scratch: Vec::new(),
             eof: false,
         }
     }
@@ -110,12 +104,10 @@ impl<R: Read> FrameReader<R> {
                 self.decoder.finish()?;
                 return Ok(ReadStatus::Closed);
             }
-            if self.scratch.is_empty() {
-                self.scratch = vec![0; READ_CHUNK];
-            }
-            match self.inner.read(&mut self.scratch) {
+            // Straight into the decoder's buffer (FrameDecoder::read_from).
+            match self.decoder.read_from(&mut self.inner) {
                 Ok(0) => self.eof = true,
-                Ok(n) => self.decoder.feed(&self.scratch[..n]),
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadStatus::Pending),
                 Err(e) => return Err(ReadError::Io(e)),

@@ -352,15 +352,29 @@ impl SubCommand {
     /// assert_eq!(&buf[..], &[2, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     /// ```
     pub fn encode<B: BufMut>(&self, buf: &mut B) {
+        self.encode_fixed(buf);
+        buf.put_slice(self.data());
+    }
+
+    /// Every field before the data: op, flags, conn, sub_id, data_len.
+    fn encode_fixed<B: BufMut>(&self, buf: &mut B) {
         let sub_id = self.sub_id_bytes();
-        let data = self.data();
         buf.put_u8(self.op().as_u8());
         buf.put_u8(self.flags_bits());
         buf.put_i32_le(self.conn());
         buf.put_u32_le(sub_id.len() as u32);
         buf.put_slice(sub_id);
-        buf.put_u32_le(data.len() as u32);
-        buf.put_slice(data);
+        buf.put_u32_le(self.data().len() as u32);
+    }
+
+    /// The data field as a handle, when it is one (Add's `req`, Bcast's
+    /// `event`).
+    fn data_bytes(&self) -> Option<&Bytes> {
+        match self {
+            SubCommand::Add { req, .. } => Some(req),
+            SubCommand::Bcast { event, .. } => Some(event),
+            _ => None,
+        }
     }
 
     /// Decodes one payload (no frame header). `sub_id`, `req` and `event`
@@ -424,5 +438,16 @@ impl Message for SubCommand {
 
     fn decode(payload: Bytes) -> Result<Self, PayloadError> {
         SubCommand::decode(payload)
+    }
+
+    fn data_tail(&self) -> Option<&Bytes> {
+        self.data_bytes()
+    }
+
+    fn encode_head<B: BufMut>(&self, buf: &mut B) {
+        match self.data_bytes() {
+            Some(_) => self.encode_fixed(buf),
+            None => SubCommand::encode(self, buf),
+        }
     }
 }

@@ -91,7 +91,8 @@ pub enum WriteStep {
     Interrupted,
 }
 
-/// A writer that follows `steps`, one per `write` call; once the script is
+/// A writer that follows `steps`, one per `write` or `write_vectored` call
+/// (a step's limit spans the slices, like `writev`); once the script is
 /// used up it accepts everything.
 #[derive(Debug, Default)]
 pub struct ScriptedWriter {
@@ -112,18 +113,39 @@ impl ScriptedWriter {
     }
 }
 
-impl Write for ScriptedWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl ScriptedWriter {
+    /// The next step's byte limit, or the error it scripts.
+    fn next_limit(&mut self) -> io::Result<usize> {
         let step = self.steps.get(self.next).copied();
         self.next += 1;
-        let limit = match step {
-            Some(WriteStep::WouldBlock) => return Err(io::ErrorKind::WouldBlock.into()),
-            Some(WriteStep::Interrupted) => return Err(io::ErrorKind::Interrupted.into()),
-            Some(WriteStep::Accept(n)) => n.max(1),
-            None => usize::MAX,
-        };
-        let n = limit.min(buf.len());
-        self.out.extend_from_slice(&buf[..n]);
+        match step {
+            Some(WriteStep::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
+            Some(WriteStep::Interrupted) => Err(io::ErrorKind::Interrupted.into()),
+            Some(WriteStep::Accept(n)) => Ok(n.max(1)),
+            None => Ok(usize::MAX),
+        }
+    }
+}
+
+impl Write for ScriptedWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_vectored(&[io::IoSlice::new(buf)])
+    }
+
+    /// Like `writev`: one scripted step per call, its limit spread over the
+    /// slices in order, so a step can end inside any slice.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        let mut left = self.next_limit()?;
+        let mut n = 0;
+        for buf in bufs {
+            let take = left.min(buf.len());
+            self.out.extend_from_slice(&buf[..take]);
+            left -= take;
+            n += take;
+            if left == 0 {
+                break;
+            }
+        }
         if n > 0 {
             self.accepted_writes += 1;
         }

@@ -5,11 +5,15 @@
 //! - throughput: a pre-encoded stream (10,000 mixed subscriptions on 1,000
 //!   connections, then 100,000 events that each match a handful) piped
 //!   through the worker, its output drained, against `cat` of the same
-//!   bytes through the same pipes;
+//!   bytes through the same pipes, and against the same stream decoded and
+//!   applied in process (`FrameReader` over the bytes in memory, then
+//!   `Worker::handle` into a `Vec<BroadcastFrame>`, each frame built
+//!   whole), the arms alternating round by round;
 //! - memory: peak RSS (VmHWM) of a worker holding 100,000 single-filter
 //!   subscriptions, against the same worker holding none.
 //!
-//! Run: `cargo bench -p broadcast-conformance --bench e2e`
+//! Run: `cargo bench -p broadcast-worker --bench e2e` (`-- --rounds N`
+//! for more rounds than 3; `-- --throughput` skips the memory figures).
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -120,6 +124,24 @@ fn mixed_events(rng: &mut Rng) -> Vec<u8> {
 
 /// Pipes `input` through `program`, drains its stdout, and returns the wall
 /// time from spawn to exit and the number of output bytes.
+/// CPU time (user + system) of this process, or of its reaped children.
+fn cpu_time(who: nix::sys::resource::UsageWho) -> Duration {
+    let usage = nix::sys::resource::getrusage(who).expect("getrusage");
+    let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+    Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
+}
+
+/// [`pipe_through`], also returning the child's CPU time.
+fn pipe_through_cpu(program: &str, input: &[u8]) -> (Duration, usize, Duration) {
+    let before = cpu_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    let (wall, n) = pipe_through(program, input);
+    (
+        wall,
+        n,
+        cpu_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) - before,
+    )
+}
+
 fn pipe_through(program: &str, input: &[u8]) -> (Duration, usize) {
     let start = Instant::now();
     let mut child = Command::new(program)
@@ -144,6 +166,27 @@ fn pipe_through(program: &str, input: &[u8]) -> (Duration, usize) {
         assert!(status.success(), "{program} failed: {status}");
         (start.elapsed(), total)
     })
+}
+
+/// The in-process baseline: decode `input` and apply every command with
+/// `Worker::handle`, collecting the frames whole (cleared per command).
+fn in_process(input: &[u8]) -> (Duration, Duration) {
+    let cpu = cpu_time(nix::sys::resource::UsageWho::RUSAGE_SELF);
+    let start = Instant::now();
+    let mut worker = broadcast_worker::Worker::new();
+    let mut reader = FrameReader::new(input);
+    let mut frames: Vec<BroadcastFrame> = Vec::new();
+    let mut bytes = 0;
+    while let ReadStatus::Ready(cmd) = reader.read_message::<SubCommand>().unwrap() {
+        frames.clear();
+        worker.handle(&cmd.unwrap(), &mut frames);
+        bytes += frames.iter().map(|f| f.data.len()).sum::<usize>();
+    }
+    std::hint::black_box(bytes);
+    (
+        start.elapsed(),
+        cpu_time(nix::sys::resource::UsageWho::RUSAGE_SELF) - cpu,
+    )
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -229,17 +272,57 @@ fn main() {
         full.len() as f64 / (1 << 20) as f64
     );
 
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(ROUNDS);
     let (mut cat, mut worker_setup, mut worker_full) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut local_setup, mut local_full, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut cpu_worker, mut cpu_local, mut cpu_ratios) = (Vec::new(), Vec::new(), Vec::new());
     let mut out_bytes = 0;
-    for _ in 0..ROUNDS {
+    for round in 0..rounds {
+        // Alternate the order of the arms, so a change of load between them
+        // does not always favour the same one.
+        let mut arms: [&mut dyn FnMut(); 2] = [
+            &mut || {
+                let (t, _, setup_cpu) = pipe_through_cpu(BIN, &setup);
+                worker_setup.push(t);
+                let (t, n, full_cpu) = pipe_through_cpu(BIN, &full);
+                worker_full.push(t);
+                cpu_worker.push(full_cpu.saturating_sub(setup_cpu));
+                out_bytes = n;
+            },
+            &mut || {
+                let (t, setup_cpu) = in_process(&setup);
+                local_setup.push(t);
+                let (t, full_cpu) = in_process(&full);
+                local_full.push(t);
+                cpu_local.push(full_cpu.saturating_sub(setup_cpu));
+            },
+        ];
+        if round % 2 == 1 {
+            arms.reverse();
+        }
+        for arm in arms {
+            arm();
+        }
         cat.push(pipe_through("cat", &full).0);
-        worker_setup.push(pipe_through(BIN, &setup).0);
-        let (t, n) = pipe_through(BIN, &full);
-        worker_full.push(t);
-        out_bytes = n;
+        let events = |setup: &[Duration], full: &[Duration]| full[round].saturating_sub(setup[round]);
+        ratios.push(
+            events(&worker_setup, &worker_full).as_secs_f64()
+                / events(&local_setup, &local_full).as_secs_f64(),
+        );
+        cpu_ratios.push(cpu_worker[round].as_secs_f64() / cpu_local[round].as_secs_f64());
     }
+    ratios.sort_by(f64::total_cmp);
+    cpu_ratios.sort_by(f64::total_cmp);
+    let (cpu_worker, cpu_local) = (median(cpu_worker), median(cpu_local));
     let (cat, worker_setup, worker_full) = (median(cat), median(worker_setup), median(worker_full));
+    let (local_setup, local_full) = (median(local_setup), median(local_full));
     let events_time = worker_full.saturating_sub(worker_setup);
+    let local_events = local_full.saturating_sub(local_setup);
     // Frames per event, from one more run kept in memory.
     let frames = {
         let mut child = Command::new(BIN)
@@ -256,7 +339,7 @@ fn main() {
         child.wait().unwrap();
         count_frames(&out)
     };
-    println!("median of {ROUNDS} rounds:");
+    println!("median of {rounds} rounds:");
     println!(
         "  cat                       {:>9.1} ms  ({:.0} MiB/s)",
         cat.as_secs_f64() * 1e3,
@@ -279,6 +362,36 @@ fn main() {
         EVENTS as f64 / cat.as_secs_f64(),
         worker_full.as_secs_f64() / cat.as_secs_f64()
     );
+    println!(
+        "  in process (Worker::handle), subscriptions only {:.1} ms, whole stream {:.1} ms: {:.2} us per event",
+        local_setup.as_secs_f64() * 1e3,
+        local_full.as_secs_f64() * 1e3,
+        local_events.as_secs_f64() * 1e6 / EVENTS as f64
+    );
+    println!(
+        "  through the binary: {:.2} us per event; binary / in process, events only: median {:.2}x (per round: {})",
+        events_time.as_secs_f64() * 1e6 / EVENTS as f64,
+        ratios[ratios.len() / 2],
+        ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "  CPU time per event, events only: worker process {:.2} us, in process {:.2} us; worker / in process: median {:.2}x (per round: {})",
+        cpu_worker.as_secs_f64() * 1e6 / EVENTS as f64,
+        cpu_local.as_secs_f64() * 1e6 / EVENTS as f64,
+        cpu_ratios[cpu_ratios.len() / 2],
+        cpu_ratios
+            .iter()
+            .map(|r| format!("{r:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if args.iter().any(|a| a == "--throughput") {
+        return;
+    }
 
     let empty = peak_rss_kib(&[]);
     let big = peak_rss_kib(&registry(RSS_SUBS, |i| {

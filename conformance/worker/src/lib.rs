@@ -1,5 +1,5 @@
 //! The reference broadcast worker of the broadcast-wire protocol (v1) as a
-//! library type: one [`SubCommand`] in, the [`BroadcastFrame`]s it causes
+//! library type: one [`SubCommand`] in, the [`BroadcastFrame`](broadcast_wire::BroadcastFrame)s it causes
 //! out ([`Worker::handle`]), with its subscription registry, indexed NIP-01
 //! filter matching (and a linear oracle, [`LinearMatcher`]) and the access
 //! rules. The `broadcast-worker` binary runs this same state machine over
@@ -25,7 +25,8 @@ mod subscription;
 use std::collections::HashMap;
 use std::fmt;
 
-use broadcast_wire::{BroadcastFrame, SubCommand, SubId};
+use broadcast_wire::{SubCommand, SubId};
+use bytes::Bytes;
 
 pub use access::{Access, MARMOT_OPEN_KINDS, PRIVILEGED_KINDS};
 pub use bucket::{Bucket, FilterRef};
@@ -37,7 +38,7 @@ pub use index::{IndexKey, IndexMatcher};
 pub use json::{MAX_DEPTH, nests_deeper_than};
 pub use linear::LinearMatcher;
 pub use matcher::Matcher;
-pub use output::{closed_frame, event_frame, event_prefix, write_json_string};
+pub use output::{FrameSink, closed_frame, event_data_parts, event_frame, event_prefix, write_json_string};
 pub use req::{ReqError, parse_req};
 pub use subscription::{SubSlot, Subscription, Subscriptions};
 
@@ -133,7 +134,7 @@ impl<M: Matcher> Worker<M> {
     /// order they must be written. Never fails: a command that cannot apply
     /// is dropped as PROTOCOL.md#worker-semantics says, and the [`Outcome`]
     /// tells why.
-    pub fn handle(&mut self, cmd: &SubCommand, out: &mut Vec<BroadcastFrame>) -> Outcome {
+    pub fn handle(&mut self, cmd: &SubCommand, out: &mut impl FrameSink) -> Outcome {
         match cmd {
             SubCommand::New { conn, flags } => {
                 if let Some(old) = self.conns.remove(conn) {
@@ -172,13 +173,13 @@ impl<M: Matcher> Worker<M> {
                 None => Outcome::UnknownConn,
             },
             SubCommand::Bcast { flags, event, .. } => match Event::parse(event) {
-                Ok(ev) => Outcome::Delivered(self.deliver(&ev, Access::for_event(*flags, &ev), out)),
+                Ok(ev) => Outcome::Delivered(self.deliver(event, &ev, Access::for_event(*flags, &ev), out)),
                 Err(e) => Outcome::InvalidEvent(e),
             },
         }
     }
 
-    fn add(&mut self, conn: i32, sub_id: &SubId, req: &[u8], out: &mut Vec<BroadcastFrame>) -> Outcome {
+    fn add(&mut self, conn: i32, sub_id: &SubId, req: &[u8], out: &mut impl FrameSink) -> Outcome {
         let Some(c) = self.conns.get_mut(&conn) else {
             return Outcome::UnknownConn;
         };
@@ -200,7 +201,7 @@ impl<M: Matcher> Worker<M> {
                 Outcome::Applied
             }
             Err(e) => {
-                out.push(closed_frame(conn, sub_id.as_str(), &e));
+                out.frame(closed_frame(conn, sub_id.as_str(), &e));
                 Outcome::Refused(e)
             }
         };
@@ -210,11 +211,19 @@ impl<M: Matcher> Worker<M> {
         outcome
     }
 
-    fn deliver(&mut self, event: &Event, access: Access, out: &mut Vec<BroadcastFrame>) -> usize {
+    /// Delivers `event`, parsed from `data`, to every matching subscription
+    /// the access rules let see it.
+    fn deliver(&mut self, data: &Bytes, event: &Event, access: Access, out: &mut impl FrameSink) -> usize {
         let mut found = std::mem::take(&mut self.found);
         found.clear();
         self.matcher.find(&self.subs, event, &mut found);
-        let before = out.len();
+        // One handle to the event's bytes, shared by all of its frames.
+        let raw = if found.is_empty() {
+            Bytes::new()
+        } else {
+            subslice_handle(data, event.raw())
+        };
+        let mut delivered = 0;
         for slot in &found {
             let Some(sub) = self.subs.get(*slot) else { continue };
             if !access.is_open() {
@@ -226,10 +235,11 @@ impl<M: Matcher> Worker<M> {
                     continue;
                 }
             }
-            out.push(event_frame(sub.conn, &sub.event_prefix, event.raw()));
+            out.event(sub.conn, &sub.event_prefix, &raw);
+            delivered += 1;
         }
         self.found = found;
-        out.len() - before
+        delivered
     }
 
     fn drop_subscriptions(&mut self, conn: Connection) {
@@ -263,5 +273,16 @@ impl<M: Matcher> Worker<M> {
     /// The matcher (to inspect the index in tests).
     pub fn matcher(&self) -> &M {
         &self.matcher
+    }
+}
+
+/// A handle to `part`, which [`Event::parse`] borrows from `data`: the same
+/// bytes without a copy. Were it ever not inside `data`, a copy (never a
+/// panic, as `Bytes::slice_ref` would).
+fn subslice_handle(data: &Bytes, part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(data.as_ptr() as usize);
+    match data.get(start..start.wrapping_add(part.len())) {
+        Some(inside) if inside.as_ptr() == part.as_ptr() => data.slice(start..start + part.len()),
+        _ => Bytes::copy_from_slice(part),
     }
 }

@@ -11,8 +11,9 @@
 use std::process::ExitCode;
 
 use broadcast_wire::worker_io::{self, WorkerChannel, WorkerTransport};
-use broadcast_wire::{BroadcastFrame, ReadError, ReadStatus};
-use broadcast_worker::{Outcome, Worker};
+use broadcast_wire::{BroadcastFrame, OversizeFrame, ReadError, ReadStatus};
+use broadcast_worker::{FrameSink, Outcome, Worker, event_data_parts};
+use bytes::Bytes;
 
 const USAGE: &str = "\
 usage: broadcast-worker [--fd N] [-v]
@@ -97,7 +98,6 @@ fn run<R: std::io::Read, W: std::io::Write>(
     verbose: bool,
 ) -> Result<(), String> {
     let mut worker = Worker::new();
-    let mut frames: Vec<BroadcastFrame> = Vec::new();
     let mut seq: u64 = 0;
     loop {
         let cmd = match channel.read_command() {
@@ -121,24 +121,55 @@ fn run<R: std::io::Read, W: std::io::Write>(
             }
         };
         seq += 1;
-        frames.clear();
-        let outcome = worker.handle(&cmd, &mut frames);
+        // Frames go straight into the output queue; an EVENT frame shares
+        // the event's bytes instead of copying them per subscription.
+        let outcome = worker.handle(
+            &cmd,
+            &mut Queue {
+                channel: &mut channel,
+                seq,
+            },
+        );
         log_outcome(seq, &cmd, &outcome, verbose);
-        for frame in &frames {
-            if let Err(e) = channel.queue(frame) {
-                // Only an event near the 16 MiB limit plus a long escaped
-                // sub_id can get here; the parent could not accept it.
-                eprintln!(
-                    "broadcast-worker: command #{seq}: frame for conn {} not sent: {e}",
-                    frame.conn
-                );
-            }
-        }
         if channel.pending() > FLUSH_ABOVE {
             channel
                 .flush()
                 .map_err(|e| format!("writing frames failed: {e}"))?;
         }
+    }
+}
+
+/// The worker's output: frames are queued on the channel as the worker
+/// makes them.
+struct Queue<'a, R, W> {
+    channel: &'a mut WorkerChannel<R, W>,
+    seq: u64,
+}
+
+impl<R: std::io::Read, W: std::io::Write> Queue<'_, R, W> {
+    fn queued(&self, conn: i32, result: Result<(), OversizeFrame>) {
+        if let Err(e) = result {
+            // Only an event near the 16 MiB limit plus a long escaped
+            // sub_id can get here; the parent could not accept it.
+            eprintln!(
+                "broadcast-worker: command #{}: frame for conn {conn} not sent: {e}",
+                self.seq
+            );
+        }
+    }
+}
+
+impl<R: std::io::Read, W: std::io::Write> FrameSink for Queue<'_, R, W> {
+    fn frame(&mut self, frame: BroadcastFrame) {
+        let result = self.channel.queue(&frame);
+        self.queued(frame.conn, result);
+    }
+
+    fn event(&mut self, conn: i32, prefix: &[u8], raw_event: &Bytes) {
+        let result = self
+            .channel
+            .queue_parts(conn, &event_data_parts(prefix, raw_event));
+        self.queued(conn, result);
     }
 }
 

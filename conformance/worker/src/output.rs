@@ -11,7 +11,7 @@
 //! against the oracle (broadcast-testkit's `worker_commands` tests and the
 //! `worker_commands` fuzz check). Do not add a third.
 
-use broadcast_wire::BroadcastFrame;
+use broadcast_wire::{BroadcastFrame, DataPart};
 use bytes::Bytes;
 
 use super::req::ReqError;
@@ -79,8 +79,33 @@ pub fn event_prefix(sub_id: &str) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
-/// The frame delivering an event: `prefix` (from [`event_prefix`]), the
-/// event's bytes verbatim, then `]`, with no other whitespace.
+/// The data of the frame delivering an event, as the parts it is made of:
+/// `prefix` (from [`event_prefix`]), the event's bytes verbatim, then `]`,
+/// with no other whitespace. The event is a shared part, so a writer can
+/// send the same bytes to every subscription without copying them
+/// ([`broadcast_wire::FrameWriter::queue_broadcast_parts`]).
+///
+/// ```
+/// use broadcast_worker::{event_data_parts, event_prefix};
+/// let event = bytes::Bytes::from_static(b"{}");
+/// let prefix = event_prefix("s");
+/// let data: Vec<u8> = event_data_parts(&prefix, &event).iter().flat_map(|p| p.as_slice().to_vec()).collect();
+/// assert_eq!(data, br#"["EVENT","s",{}]"#);
+/// ```
+pub fn event_data_parts<'a>(prefix: &'a [u8], raw_event: &'a Bytes) -> [DataPart<'a>; 3] {
+    [
+        DataPart::Copied(prefix),
+        DataPart::Shared(raw_event),
+        DataPart::Copied(EVENT_SUFFIX),
+    ]
+}
+
+/// What follows the event in an EVENT message.
+const EVENT_SUFFIX: &[u8] = b"]";
+
+/// The frame delivering an event, built whole: `prefix` (from
+/// [`event_prefix`]), the event's bytes verbatim, then `]`, with no other
+/// whitespace (the data of [`event_data_parts`], joined).
 ///
 /// ```
 /// use broadcast_worker::{event_frame, event_prefix};
@@ -88,13 +113,48 @@ pub fn event_prefix(sub_id: &str) -> Box<[u8]> {
 /// assert_eq!((f.conn, &f.data[..]), (4, &br#"["EVENT","s",{}]"#[..]));
 /// ```
 pub fn event_frame(conn: i32, prefix: &[u8], raw_event: &[u8]) -> BroadcastFrame {
-    let mut data = Vec::with_capacity(prefix.len() + raw_event.len() + 1);
+    let mut data = Vec::with_capacity(prefix.len() + raw_event.len() + EVENT_SUFFIX.len());
     data.extend_from_slice(prefix);
     data.extend_from_slice(raw_event);
-    data.push(b']');
+    data.extend_from_slice(EVENT_SUFFIX);
     BroadcastFrame {
         conn,
         data: Bytes::from(data),
+    }
+}
+
+/// Where [`Worker::handle`](crate::Worker::handle) puts the frames a
+/// command causes, in the order they must be written.
+///
+/// A `Vec<BroadcastFrame>` collects them built whole (each EVENT frame
+/// with its own copy of the event); a writer can instead queue an EVENT
+/// frame from its parts ([`event_data_parts`]) and share the event's bytes
+/// between subscriptions, as the `broadcast-worker` binary does.
+///
+/// ```
+/// use broadcast_worker::{FrameSink, event_prefix};
+/// use broadcast_wire::BroadcastFrame;
+///
+/// let mut out: Vec<BroadcastFrame> = Vec::new();
+/// out.event(2, &event_prefix("s"), &bytes::Bytes::from_static(b"{}"));
+/// assert_eq!(&out[0].data[..], br#"["EVENT","s",{}]"#);
+/// ```
+pub trait FrameSink {
+    /// A frame built whole (a `CLOSED` refusal).
+    fn frame(&mut self, frame: BroadcastFrame);
+
+    /// The frame delivering `raw_event` to a subscription of `conn`, whose
+    /// [`event_prefix`] is `prefix`: its data is [`event_data_parts`].
+    fn event(&mut self, conn: i32, prefix: &[u8], raw_event: &Bytes);
+}
+
+impl FrameSink for Vec<BroadcastFrame> {
+    fn frame(&mut self, frame: BroadcastFrame) {
+        self.push(frame);
+    }
+
+    fn event(&mut self, conn: i32, prefix: &[u8], raw_event: &Bytes) {
+        self.push(event_frame(conn, prefix, raw_event));
     }
 }
 
@@ -169,6 +229,17 @@ mod tests {
         let f = event_frame(9, &event_prefix("sub\"1"), raw);
         assert_eq!(f.conn, 9);
         assert_eq!(&f.data[..], br#"["EVENT","sub\"1",{"id":"x" , "content":"a b"}]"#);
+    }
+
+    #[test]
+    fn event_data_parts_join_to_event_frame_data() {
+        let raw = Bytes::from_static(br#"{"id":"x"}"#);
+        let prefix = event_prefix("s\u{1}");
+        let joined: Vec<u8> = event_data_parts(&prefix, &raw)
+            .iter()
+            .flat_map(|part| part.as_slice().to_vec())
+            .collect();
+        assert_eq!(joined, event_frame(0, &prefix, &raw).data);
     }
 
     #[test]

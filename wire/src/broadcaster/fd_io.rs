@@ -2,14 +2,15 @@
 //! non-blocking fds, so the crate's [`FrameReader`](crate::FrameReader) and
 //! [`FrameWriter`](crate::FrameWriter) do all the framing.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::socket::{MsgFlags, Shutdown, send, shutdown};
+use nix::sys::socket::{MsgFlags, Shutdown, UnixAddr, send, sendmsg, shutdown};
 use nix::sys::stat::{SFlag, fstat};
+use nix::sys::uio::writev;
 
 use super::sigpipe;
 
@@ -133,17 +134,28 @@ const NO_SIGNAL: MsgFlags = MsgFlags::MSG_NOSIGNAL;
 )))]
 const NO_SIGNAL: MsgFlags = MsgFlags::empty();
 
+impl FdWriter {
+    fn open_fd(&self) -> io::Result<&OwnedFd> {
+        self.fd
+            .as_deref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "the command stream was closed"))
+    }
+}
+
 impl Write for FdWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let Some(fd) = &self.fd else {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the command stream was closed",
-            ));
-        };
+        let fd = self.open_fd()?;
         Ok(match self.kind {
             FdKind::Socket => send(fd.as_raw_fd(), buf, NO_SIGNAL)?,
             FdKind::Pipe | FdKind::Other => nix::unistd::write(fd.as_fd(), buf)?,
+        })
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let fd = self.open_fd()?;
+        Ok(match self.kind {
+            FdKind::Socket => sendmsg::<UnixAddr>(fd.as_raw_fd(), bufs, &[], NO_SIGNAL, None)?,
+            FdKind::Pipe | FdKind::Other => writev(fd.as_fd(), bufs)?,
         })
     }
 

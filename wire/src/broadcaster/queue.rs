@@ -1,6 +1,6 @@
 //! The bounded outbound queue: commands are validated and encoded into a
-//! [`FrameWriter`] (one contiguous buffer, coalesced writes, partial writes
-//! kept), refused with a typed error when the byte limit would be passed,
+//! [`FrameWriter`] (short frames coalesced in one buffer, long payloads
+//! queued by handle, vectored writes, partial writes kept), refused with a typed error when the byte limit would be passed,
 //! and counted, so that when the worker goes away the caller learns how many
 //! commands never reached it.
 

@@ -5,7 +5,8 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 use crate::{
-    BroadcastFrame, FrameReader, FrameWriter, OversizeFrame, PayloadError, ReadError, ReadStatus, SubCommand,
+    BroadcastFrame, DataPart, FrameReader, FrameWriter, OversizeFrame, PayloadError, ReadError, ReadStatus,
+    SubCommand,
 };
 
 /// A pause before retrying a descriptor that was handed over in
@@ -108,6 +109,24 @@ impl<R: Read, W: Write> WorkerChannel<R, W> {
     /// nothing is queued.
     pub fn queue(&mut self, frame: &BroadcastFrame) -> Result<(), OversizeFrame> {
         self.reader.get_mut().output.queue_message(frame)
+    }
+
+    /// Queues one frame for the parent whose data is the concatenation of
+    /// `data` (see [`FrameWriter::queue_broadcast_parts`]): long shared
+    /// parts are written from their handles, not copied. An oversize frame
+    /// is refused and nothing is queued.
+    ///
+    /// ```
+    /// use broadcast_wire::worker_io::WorkerChannel;
+    /// use broadcast_wire::DataPart;
+    ///
+    /// let mut channel = WorkerChannel::new(std::io::empty(), Vec::new());
+    /// let event = bytes::Bytes::from_static(b"{}");
+    /// channel.queue_parts(3, &[DataPart::Copied(b"["), DataPart::Shared(&event), DataPart::Copied(b"]")]).unwrap();
+    /// assert_eq!(channel.pending(), 5 + 8 + 4);
+    /// ```
+    pub fn queue_parts(&mut self, conn: i32, data: &[DataPart<'_>]) -> Result<(), OversizeFrame> {
+        self.reader.get_mut().output.queue_broadcast_parts(conn, data)
     }
 
     /// The frame writer, to queue raw frames or bytes (tests, heartbeats).
