@@ -473,20 +473,9 @@ impl ShardedBroadcaster {
         record: Option<&SubCommand>,
     ) -> Result<(), ShardError<SendError>> {
         let shard = self.router.shard_for_conn(conn)?;
-        match send(&mut self.shards[shard]) {
-            Ok(()) => {
-                if let Some(cmd) = record {
-                    self.router.record(cmd);
-                }
-                Ok(())
-            }
-            Err(error) => {
-                if error == SendError::WorkerGone {
-                    self.router.mark_down(shard);
-                }
-                Err(ShardError { shard, error })
-            }
-        }
+        let outcome = send(&mut self.shards[shard]);
+        self.router
+            .settle(shard, record, outcome, |e| *e == SendError::WorkerGone)
     }
 
     // ---- writing ----------------------------------------------------------

@@ -235,6 +235,51 @@ impl ShardRouter {
         }
     }
 
+    /// Settles the outcome of queueing a connection-scoped command on
+    /// `shard` (the shard [`ShardRouter::shard_for_conn`] gave): on success
+    /// `new_or_close` (the New or Close that was queued, if it was one) is
+    /// [recorded](ShardRouter::record); an error for which `gone` says the
+    /// worker is gone marks the shard down. Either way the error comes back
+    /// naming the shard. Every handle, blocking or async, ends a conn
+    /// command with this.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::SendError;
+    /// use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+    /// use broadcast_wire::{NewFlags, SubCommand};
+    /// use std::num::NonZeroUsize;
+    ///
+    /// let mut r = ShardRouter::new(NonZeroUsize::new(2).unwrap());
+    /// let new = SubCommand::New { conn: 3, flags: NewFlags::EMPTY };
+    /// let gone = |e: &SendError| *e == SendError::WorkerGone;
+    /// assert_eq!(r.settle(1, Some(&new), Ok(()), gone), Ok(()));
+    /// assert_eq!(r.conns(1).collect::<Vec<_>>(), [3]);
+    /// let err = r.settle(1, None, Err(SendError::WorkerGone), gone).unwrap_err();
+    /// assert_eq!((err.shard, r.state(1)), (1, Some(ShardState::Down)));
+    /// ```
+    pub fn settle<E>(
+        &mut self,
+        shard: usize,
+        new_or_close: Option<&SubCommand>,
+        outcome: Result<(), E>,
+        gone: impl FnOnce(&E) -> bool,
+    ) -> Result<(), ShardError<E>> {
+        match outcome {
+            Ok(()) => {
+                if let Some(cmd) = new_or_close {
+                    self.record(cmd);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if gone(&error) {
+                    self.mark_down(shard);
+                }
+                Err(ShardError { shard, error })
+            }
+        }
+    }
+
     /// Admits a Bcast to every live shard or to none: `check(shard)` says
     /// whether that shard's queue would take it now (for example
     /// [`Broadcaster::check_send`](crate::broadcaster::Broadcaster::check_send)).
