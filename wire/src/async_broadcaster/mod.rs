@@ -93,8 +93,10 @@ use crate::sub_command::{PUBKEY_LEN, SubCommand};
 mod error;
 mod reaper;
 mod registration;
+pub mod sharded;
 
 pub use error::QueueError;
+pub use sharded::AsyncShardedBroadcaster;
 
 use reaper::ReapInBackground;
 use registration::Registration;
