@@ -33,8 +33,9 @@
 use std::future::poll_fn;
 use std::io;
 use std::num::NonZeroUsize;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -805,7 +806,7 @@ impl AsyncShardedBroadcaster {
         }
     }
 
-    fn retire(&mut self, shard: usize, status: Option<std::process::ExitStatus>) -> ShardExit {
+    fn retire(&mut self, shard: usize, status: Option<ExitStatus>) -> ShardExit {
         ShardExit {
             shard,
             status,
@@ -829,6 +830,27 @@ impl AsyncShardedBroadcaster {
     /// ```
     pub fn pids(&self) -> Vec<Option<u32>> {
         self.shards.iter().map(AsyncBroadcaster::pid).collect()
+    }
+
+    /// Waits up to `timeout` for shard `shard`'s worker to exit, and reaps
+    /// it, without blocking the runtime (see
+    /// [`AsyncBroadcaster::wait_exit`]): for a [`ShardExit`] reported with
+    /// no status yet. `None` if it is still running, or for a bad index.
+    ///
+    /// ```
+    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use std::time::Duration;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("true"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert!(b.wait_exit(1, Duration::from_secs(10)).await.unwrap().success());
+    /// assert_eq!(b.wait_exit(2, Duration::ZERO).await, None);
+    /// # }
+    /// ```
+    pub async fn wait_exit(&mut self, shard: usize, timeout: Duration) -> Option<ExitStatus> {
+        self.shards.get_mut(shard)?.wait_exit(timeout).await
     }
 
     /// Kills shard `shard`'s worker now (`SIGKILL`); its end is then
