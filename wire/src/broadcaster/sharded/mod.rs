@@ -29,9 +29,10 @@
 //!   [`ShardError`] naming the shard), and Bcasts go to the other shards.
 //!
 //! The rules live in [`ShardRouter`], which does no I/O; this handle is the
-//! router plus one blocking [`Broadcaster`] per shard. An async handle can
-//! wrap one async broadcaster per shard around the same router, with the
-//! same guarantees.
+//! router plus one blocking [`Broadcaster`] per shard. The tokio handle,
+//! `async_broadcaster::AsyncShardedBroadcaster` (feature `tokio`), is the
+//! same router plus one `AsyncBroadcaster` per shard, with the same
+//! guarantees (and `async` waiting where this one says `Backpressure`).
 //!
 //! # When it pays
 //!

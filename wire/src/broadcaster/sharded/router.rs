@@ -2,8 +2,9 @@
 //! connection, which connections each shard owns, which shards still take
 //! commands, and the all-or-none admission of a Bcast. The blocking
 //! [`ShardedBroadcaster`](super::ShardedBroadcaster) is these rules plus one
-//! [`Broadcaster`](crate::broadcaster::Broadcaster) per shard; an async
-//! handle can wrap one async handle per shard around the same type.
+//! [`Broadcaster`](crate::broadcaster::Broadcaster) per shard, and the tokio
+//! `async_broadcaster::AsyncShardedBroadcaster` (feature `tokio`) is these
+//! rules plus one `AsyncBroadcaster` per shard.
 
 use std::collections::BTreeSet;
 use std::fmt;
