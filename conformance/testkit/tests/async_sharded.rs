@@ -5,7 +5,8 @@
 //! admitted to every shard or none (refused at once by `try_fanout`, waited
 //! for by `fanout`, queued nowhere if that wait is dropped), a shard that
 //! dies (reported once, after its frames, with its conns; the others carry
-//! on), and drop reaping every worker.
+//! on), `recv` taking turns between shards that all have frames, and drop
+//! reaping every worker.
 #![cfg(target_os = "linux")]
 
 use broadcast_testkit::broadcaster_support;
@@ -493,6 +494,43 @@ async fn drop_reaps_every_shard_even_those_that_ignore_eof_or_have_commands_queu
         // Reaped in the background: each within PATIENCE.
         for pid in pids {
             assert_reaped(pid);
+        }
+    }
+}
+
+#[tokio::test]
+async fn recv_takes_turns_between_shards_that_all_have_frames() {
+    const PER_SHARD: i32 = 50;
+    for transport in TRANSPORTS {
+        let mut b = spawn(2, transport, |_| Vec::new(), &test_options());
+        for conn in 0..2 * PER_SHARD {
+            b.try_on_connect(conn, false).unwrap();
+        }
+        b.flush().await.unwrap();
+        b.close_write().unwrap();
+        // Both workers have written every echo (they exit after the last
+        // one), so both shards have frames waiting from the first recv on.
+        for shard in 0..2 {
+            let status = b.wait_exit(shard, PATIENCE).await.expect("the worker exits");
+            assert!(status.success(), "{transport:?}: {:?}", stderr_all(&b));
+        }
+        let mut shards = Vec::new();
+        let mut got = Collected::new(2);
+        while shards.len() < 2 * PER_SHARD as usize {
+            let item = next_item(&mut b).await;
+            if let ShardedIncoming::Frame { shard, .. } = &item {
+                shards.push(*shard);
+            }
+            got.take(item);
+        }
+        // Strict turns: neither shard starves the other.
+        assert!(
+            shards.windows(2).all(|w| w[0] != w[1]),
+            "{transport:?}: {shards:?}"
+        );
+        got.drain(&mut b).await;
+        for shard in 0..2 {
+            assert_eq!(got.echoes[shard].len(), PER_SHARD as usize, "{transport:?}");
         }
     }
 }
