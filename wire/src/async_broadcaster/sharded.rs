@@ -40,7 +40,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::broadcaster::sharded::{ShardError, ShardExit, ShardRouter, ShardState, ShardedIncoming};
-use crate::broadcaster::{FlushError, Incoming, Options, SendError, SpawnError, Transport, Unflushed};
+use crate::broadcaster::{FlushError, Options, SendError, SpawnError, Transport, Unflushed};
 use crate::error::ReadError;
 use crate::flags::{BcastFlags, NewFlags, ReservedFlags};
 use crate::sub_command::{PUBKEY_LEN, SubCommand};
@@ -767,26 +767,15 @@ impl AsyncShardedBroadcaster {
             if self.failed[shard] {
                 self.next = (shard + 1) % k;
                 let status = self.shards[shard].inner.exit_status();
-                return Poll::Ready(Ok(ShardedIncoming::ShardExited(self.retire(shard, status))));
+                let exit = ShardExit::retire(&mut self.router, shard, status);
+                return Poll::Ready(Ok(ShardedIncoming::ShardExited(exit)));
             }
-            let item = match self.shards[shard].poll_recv(cx) {
+            let incoming = match self.shards[shard].poll_recv(cx) {
                 Poll::Pending => {
                     waiting = true;
                     continue;
                 }
-                Poll::Ready(Ok(Incoming::Frame(frame))) => ShardedIncoming::Frame { shard, frame },
-                Poll::Ready(Ok(Incoming::InvalidFrame(error))) => {
-                    ShardedIncoming::InvalidFrame { shard, error }
-                }
-                Poll::Ready(Ok(Incoming::WorkerExited(status))) => {
-                    ShardedIncoming::ShardExited(self.retire(shard, status))
-                }
-                // `recv` of one shard waits instead; treated as "nothing
-                // yet" all the same (its waker is registered).
-                Poll::Ready(Ok(Incoming::Pending)) => {
-                    waiting = true;
-                    continue;
-                }
+                Poll::Ready(Ok(incoming)) => incoming,
                 Poll::Ready(Err(error)) => {
                     self.failed[shard] = true;
                     self.router.mark_down(shard);
@@ -796,6 +785,15 @@ impl AsyncShardedBroadcaster {
                     return Poll::Ready(Err(ShardError { shard, error }));
                 }
             };
+            let b = &mut self.shards[shard];
+            let status_now = || b.inner.exit_status();
+            let Some(item) = ShardedIncoming::from_shard(&mut self.router, shard, incoming, status_now)
+            else {
+                // The shard's `recv` waits rather than say Pending; treated
+                // as "nothing yet" all the same.
+                waiting = true;
+                continue;
+            };
             self.next = (shard + 1) % k;
             return Poll::Ready(Ok(item));
         }
@@ -803,14 +801,6 @@ impl AsyncShardedBroadcaster {
             Poll::Pending
         } else {
             Poll::Ready(Ok(ShardedIncoming::Pending)) // every shard retired
-        }
-    }
-
-    fn retire(&mut self, shard: usize, status: Option<ExitStatus>) -> ShardExit {
-        ShardExit {
-            shard,
-            status,
-            conns: self.router.retire(shard),
         }
     }
 

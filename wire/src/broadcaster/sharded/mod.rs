@@ -120,6 +120,18 @@ pub struct ShardExit {
     pub conns: Vec<i32>,
 }
 
+impl ShardExit {
+    /// Retires `shard` in `router` and reports its end, with the conns it
+    /// owned: the one place either sharded handle builds a `ShardExit`.
+    pub(crate) fn retire(router: &mut ShardRouter, shard: usize, status: Option<ExitStatus>) -> ShardExit {
+        ShardExit {
+            shard,
+            status,
+            conns: router.retire(shard),
+        }
+    }
+}
+
 /// One outcome of [`ShardedBroadcaster::read_frame`].
 ///
 /// ```
@@ -162,6 +174,26 @@ impl ShardedIncoming {
     /// ```
     pub fn is_pending(&self) -> bool {
         matches!(self, ShardedIncoming::Pending)
+    }
+
+    /// What `incoming`, read from `shard`, is for either sharded handle:
+    /// `None` for [`Incoming::Pending`]; the worker's end retires the shard
+    /// in `router` ([`ShardExit::retire`]), with the status it was reported
+    /// with, else `status_now()`.
+    pub(crate) fn from_shard(
+        router: &mut ShardRouter,
+        shard: usize,
+        incoming: Incoming,
+        status_now: impl FnOnce() -> Option<ExitStatus>,
+    ) -> Option<ShardedIncoming> {
+        Some(match incoming {
+            Incoming::Pending => return None,
+            Incoming::Frame(frame) => ShardedIncoming::Frame { shard, frame },
+            Incoming::InvalidFrame(error) => ShardedIncoming::InvalidFrame { shard, error },
+            Incoming::WorkerExited(status) => {
+                ShardedIncoming::ShardExited(ShardExit::retire(router, shard, status.or_else(status_now)))
+            }
+        })
     }
 }
 
@@ -645,16 +677,12 @@ impl ShardedBroadcaster {
             }
             if self.failed[shard] {
                 self.next = (shard + 1) % k;
-                return Ok(ShardedIncoming::ShardExited(self.retire(shard)));
+                let status = self.shards[shard].exit_status();
+                let exit = ShardExit::retire(&mut self.router, shard, status);
+                return Ok(ShardedIncoming::ShardExited(exit));
             }
-            let item = match self.shards[shard].read_frame() {
-                Ok(Incoming::Pending) => {
-                    self.idle[shard] = true;
-                    continue;
-                }
-                Ok(Incoming::Frame(frame)) => ShardedIncoming::Frame { shard, frame },
-                Ok(Incoming::InvalidFrame(error)) => ShardedIncoming::InvalidFrame { shard, error },
-                Ok(Incoming::WorkerExited(_)) => ShardedIncoming::ShardExited(self.retire(shard)),
+            let incoming = match self.shards[shard].read_frame() {
+                Ok(incoming) => incoming,
                 Err(error) => {
                     self.failed[shard] = true;
                     self.router.mark_down(shard);
@@ -663,6 +691,13 @@ impl ShardedBroadcaster {
                     self.next = shard;
                     return Err(ShardError { shard, error });
                 }
+            };
+            let b = &mut self.shards[shard];
+            let Some(item) =
+                ShardedIncoming::from_shard(&mut self.router, shard, incoming, || b.exit_status())
+            else {
+                self.idle[shard] = true;
+                continue;
             };
             self.next = (shard + 1) % k;
             self.since_reask += 1;
@@ -677,15 +712,6 @@ impl ShardedBroadcaster {
     fn reask_all(&mut self) {
         self.idle.iter_mut().for_each(|idle| *idle = false);
         self.since_reask = 0;
-    }
-
-    fn retire(&mut self, shard: usize) -> ShardExit {
-        let conns = self.router.retire(shard);
-        ShardExit {
-            shard,
-            status: self.shards[shard].exit_status(),
-            conns,
-        }
     }
 
     /// Like [`ShardedBroadcaster::read_frame`], but waits up to `timeout`
