@@ -99,7 +99,8 @@ mod router;
 
 pub use router::{Route, ShardError, ShardRouter, ShardState};
 
-/// The end of a shard, as [`ShardedBroadcaster::read_frame`] reports it.
+/// The end of a shard, as [`ShardedBroadcaster::read_frame`] (and the tokio
+/// handle's `recv`) reports it.
 ///
 /// ```
 /// use broadcast_wire::broadcaster::sharded::ShardExit;
@@ -112,8 +113,8 @@ pub struct ShardExit {
     /// The shard's index.
     pub shard: usize,
     /// Its worker's exit status, once reaped: `None` while it is still
-    /// exiting (ask [`ShardedBroadcaster::exit_status`] later) or when the
-    /// handle has no child.
+    /// exiting (ask [`ShardedBroadcaster::exit_status`], or the tokio
+    /// handle's `wait_exit`, later) or when the handle has no child.
     pub status: Option<ExitStatus>,
     /// The connections it owned (ascending): they get no more frames. The
     /// relay decides what to do with them (close them, typically).
@@ -132,7 +133,8 @@ impl ShardExit {
     }
 }
 
-/// One outcome of [`ShardedBroadcaster::read_frame`].
+/// One outcome of [`ShardedBroadcaster::read_frame`], or of the tokio
+/// handle's `recv` (`async_broadcaster::AsyncShardedBroadcaster`).
 ///
 /// ```
 /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
