@@ -5,8 +5,9 @@
 //! admitted to every shard or none (refused at once by `try_fanout`, waited
 //! for by `fanout`, queued nowhere if that wait is dropped), a shard that
 //! dies (reported once, after its frames, with its conns; the others carry
-//! on), `recv` taking turns between shards that all have frames, and drop
-//! reaping every worker.
+//! on; one whose output breaks the framing is an error once, then killed
+//! and reported exited), `recv` taking turns between shards that all have
+//! frames, and drop reaping every worker.
 #![cfg(target_os = "linux")]
 
 use broadcast_testkit::broadcaster_support;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use broadcast_wire::async_broadcaster::{AsyncShardedBroadcaster, QueueError};
 use broadcast_wire::broadcaster::sharded::{ShardExit, ShardState, ShardedIncoming};
 use broadcast_wire::broadcaster::{Options, SendError, Transport};
-use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand, SubId};
+use broadcast_wire::{BcastFlags, NewFlags, ReadError, ReservedFlags, SubCommand, SubId};
 use broadcaster_support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -532,5 +533,45 @@ async fn recv_takes_turns_between_shards_that_all_have_frames() {
         for shard in 0..2 {
             assert_eq!(got.echoes[shard].len(), PER_SHARD as usize, "{transport:?}");
         }
+    }
+}
+
+#[tokio::test]
+async fn a_shard_whose_output_breaks_the_framing_is_reported_once_then_killed_and_reported_exited() {
+    // Shard 1 announces a frame of 2 GiB (over the payload maximum), then
+    // would read its input forever.
+    let mut b = AsyncShardedBroadcaster::spawn(
+        NonZeroUsize::new(2).unwrap(),
+        |i| {
+            if i == 0 {
+                echo_worker(&[])
+            } else {
+                let mut sh = std::process::Command::new("sh");
+                sh.args(["-c", r"printf '\002\377\377\377\177'; exec cat >/dev/null"]);
+                sh
+            }
+        },
+        Transport::Stdio,
+        &test_options(),
+    )
+    .unwrap();
+    b.on_connect(3, false).await.unwrap();
+    b.flush().await.unwrap();
+    let err = match timeout(PATIENCE, b.recv()).await {
+        Ok(Err(e)) => e,
+        other => panic!("expected a read error, got {other:?}"),
+    };
+    assert_eq!(err.shard, 1);
+    assert!(matches!(err.error, ReadError::Framing(_)), "{err}");
+    let ShardedIncoming::ShardExited(exit) = next_item(&mut b).await else {
+        panic!("expected the broken shard's exit");
+    };
+    assert_eq!((exit.shard, exit.conns.clone()), (1, vec![3]));
+    assert_eq!(status_of(&mut b, &exit).await.signal(), Some(9));
+    // Shard 0 is untouched.
+    b.on_connect(4, false).await.unwrap();
+    match next_item(&mut b).await {
+        ShardedIncoming::Frame { shard: 0, frame } => assert_eq!(frame.conn, 4),
+        other => panic!("unexpected {other:?}"),
     }
 }
