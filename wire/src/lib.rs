@@ -11,7 +11,8 @@
 //!   [`Frame::message`].
 //! - Feature `tokio`: `tokio_codec::FrameCodec` for tokio-util's
 //!   `FramedRead`/`FramedWrite`, and (unix) `async_broadcaster::AsyncBroadcaster`,
-//!   the parent side for tokio relays (see `docs/ASYNC.md`).
+//!   the parent side for tokio relays, and `async_broadcaster::AsyncShardedBroadcaster`,
+//!   K workers behind one tokio handle (see `docs/ASYNC.md`).
 //! - Errors by phase: [`PayloadError`] (non-fatal, drop one message),
 //!   [`FramingError`] (fatal for the stream), [`ReadError`] and
 //!   [`DecodeFromError`] (with I/O).

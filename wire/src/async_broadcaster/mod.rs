@@ -38,6 +38,11 @@
 //! The handle is used by one task (`&mut self`); connection tasks reach it
 //! through a channel, as in `docs/ASYNC.md`.
 //!
+//! For K workers behind one handle, [`AsyncShardedBroadcaster`] (module
+//! [`sharded`]) is one `AsyncBroadcaster` per shard around the
+//! [`ShardRouter`](crate::broadcaster::sharded::ShardRouter) of the blocking
+//! [`ShardedBroadcaster`](crate::broadcaster::sharded::ShardedBroadcaster).
+//!
 //! Why the fds and not `tokio::process`: the child is a
 //! [`std::process::Child`] owned by the sync lifecycle, which reaps it
 //! deterministically at drop; tokio's `kill_on_drop` reaps only on a best
@@ -93,8 +98,10 @@ use crate::sub_command::{PUBKEY_LEN, SubCommand};
 mod error;
 mod reaper;
 mod registration;
+pub mod sharded;
 
 pub use error::QueueError;
+pub use sharded::AsyncShardedBroadcaster;
 
 use reaper::ReapInBackground;
 use registration::Registration;

@@ -29,9 +29,10 @@
 //!   [`ShardError`] naming the shard), and Bcasts go to the other shards.
 //!
 //! The rules live in [`ShardRouter`], which does no I/O; this handle is the
-//! router plus one blocking [`Broadcaster`] per shard. An async handle can
-//! wrap one async broadcaster per shard around the same router, with the
-//! same guarantees.
+//! router plus one blocking [`Broadcaster`] per shard. The tokio handle,
+//! `async_broadcaster::AsyncShardedBroadcaster` (feature `tokio`), is the
+//! same router plus one `AsyncBroadcaster` per shard, with the same
+//! guarantees (and `async` waiting where this one says `Backpressure`).
 //!
 //! # When it pays
 //!
@@ -98,7 +99,8 @@ mod router;
 
 pub use router::{Route, ShardError, ShardRouter, ShardState};
 
-/// The end of a shard, as [`ShardedBroadcaster::read_frame`] reports it.
+/// The end of a shard, as [`ShardedBroadcaster::read_frame`] (and the tokio
+/// handle's `recv`) reports it.
 ///
 /// ```
 /// use broadcast_wire::broadcaster::sharded::ShardExit;
@@ -111,15 +113,28 @@ pub struct ShardExit {
     /// The shard's index.
     pub shard: usize,
     /// Its worker's exit status, once reaped: `None` while it is still
-    /// exiting (ask [`ShardedBroadcaster::exit_status`] later) or when the
-    /// handle has no child.
+    /// exiting (ask [`ShardedBroadcaster::exit_status`], or the tokio
+    /// handle's `wait_exit`, later) or when the handle has no child.
     pub status: Option<ExitStatus>,
     /// The connections it owned (ascending): they get no more frames. The
     /// relay decides what to do with them (close them, typically).
     pub conns: Vec<i32>,
 }
 
-/// One outcome of [`ShardedBroadcaster::read_frame`].
+impl ShardExit {
+    /// Retires `shard` in `router` and reports its end, with the conns it
+    /// owned: the one place either sharded handle builds a `ShardExit`.
+    pub(crate) fn retire(router: &mut ShardRouter, shard: usize, status: Option<ExitStatus>) -> ShardExit {
+        ShardExit {
+            shard,
+            status,
+            conns: router.retire(shard),
+        }
+    }
+}
+
+/// One outcome of [`ShardedBroadcaster::read_frame`], or of the tokio
+/// handle's `recv` (`async_broadcaster::AsyncShardedBroadcaster`).
 ///
 /// ```
 /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
@@ -161,6 +176,26 @@ impl ShardedIncoming {
     /// ```
     pub fn is_pending(&self) -> bool {
         matches!(self, ShardedIncoming::Pending)
+    }
+
+    /// What `incoming`, read from `shard`, is for either sharded handle:
+    /// `None` for [`Incoming::Pending`]; the worker's end retires the shard
+    /// in `router` ([`ShardExit::retire`]), with the status it was reported
+    /// with, else `status_now()`.
+    pub(crate) fn from_shard(
+        router: &mut ShardRouter,
+        shard: usize,
+        incoming: Incoming,
+        status_now: impl FnOnce() -> Option<ExitStatus>,
+    ) -> Option<ShardedIncoming> {
+        Some(match incoming {
+            Incoming::Pending => return None,
+            Incoming::Frame(frame) => ShardedIncoming::Frame { shard, frame },
+            Incoming::InvalidFrame(error) => ShardedIncoming::InvalidFrame { shard, error },
+            Incoming::WorkerExited(status) => {
+                ShardedIncoming::ShardExited(ShardExit::retire(router, shard, status.or_else(status_now)))
+            }
+        })
     }
 }
 
@@ -473,20 +508,9 @@ impl ShardedBroadcaster {
         record: Option<&SubCommand>,
     ) -> Result<(), ShardError<SendError>> {
         let shard = self.router.shard_for_conn(conn)?;
-        match send(&mut self.shards[shard]) {
-            Ok(()) => {
-                if let Some(cmd) = record {
-                    self.router.record(cmd);
-                }
-                Ok(())
-            }
-            Err(error) => {
-                if error == SendError::WorkerGone {
-                    self.router.mark_down(shard);
-                }
-                Err(ShardError { shard, error })
-            }
-        }
+        let outcome = send(&mut self.shards[shard]);
+        self.router
+            .settle(shard, record, outcome, |e| *e == SendError::WorkerGone)
     }
 
     // ---- writing ----------------------------------------------------------
@@ -655,16 +679,12 @@ impl ShardedBroadcaster {
             }
             if self.failed[shard] {
                 self.next = (shard + 1) % k;
-                return Ok(ShardedIncoming::ShardExited(self.retire(shard)));
+                let status = self.shards[shard].exit_status();
+                let exit = ShardExit::retire(&mut self.router, shard, status);
+                return Ok(ShardedIncoming::ShardExited(exit));
             }
-            let item = match self.shards[shard].read_frame() {
-                Ok(Incoming::Pending) => {
-                    self.idle[shard] = true;
-                    continue;
-                }
-                Ok(Incoming::Frame(frame)) => ShardedIncoming::Frame { shard, frame },
-                Ok(Incoming::InvalidFrame(error)) => ShardedIncoming::InvalidFrame { shard, error },
-                Ok(Incoming::WorkerExited(_)) => ShardedIncoming::ShardExited(self.retire(shard)),
+            let incoming = match self.shards[shard].read_frame() {
+                Ok(incoming) => incoming,
                 Err(error) => {
                     self.failed[shard] = true;
                     self.router.mark_down(shard);
@@ -673,6 +693,13 @@ impl ShardedBroadcaster {
                     self.next = shard;
                     return Err(ShardError { shard, error });
                 }
+            };
+            let b = &mut self.shards[shard];
+            let Some(item) =
+                ShardedIncoming::from_shard(&mut self.router, shard, incoming, || b.exit_status())
+            else {
+                self.idle[shard] = true;
+                continue;
             };
             self.next = (shard + 1) % k;
             self.since_reask += 1;
@@ -687,15 +714,6 @@ impl ShardedBroadcaster {
     fn reask_all(&mut self) {
         self.idle.iter_mut().for_each(|idle| *idle = false);
         self.since_reask = 0;
-    }
-
-    fn retire(&mut self, shard: usize) -> ShardExit {
-        let conns = self.router.retire(shard);
-        ShardExit {
-            shard,
-            status: self.shards[shard].exit_status(),
-            conns,
-        }
     }
 
     /// Like [`ShardedBroadcaster::read_frame`], but waits up to `timeout`

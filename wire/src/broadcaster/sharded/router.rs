@@ -2,8 +2,9 @@
 //! connection, which connections each shard owns, which shards still take
 //! commands, and the all-or-none admission of a Bcast. The blocking
 //! [`ShardedBroadcaster`](super::ShardedBroadcaster) is these rules plus one
-//! [`Broadcaster`](crate::broadcaster::Broadcaster) per shard; an async
-//! handle can wrap one async handle per shard around the same type.
+//! [`Broadcaster`](crate::broadcaster::Broadcaster) per shard, and the tokio
+//! `async_broadcaster::AsyncShardedBroadcaster` (feature `tokio`) is these
+//! rules plus one `AsyncBroadcaster` per shard.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -232,6 +233,51 @@ impl ShardRouter {
                 self.conns[shard].remove(&conn);
             }
             _ => {}
+        }
+    }
+
+    /// Settles the outcome of queueing a connection-scoped command on
+    /// `shard` (the shard [`ShardRouter::shard_for_conn`] gave): on success
+    /// `new_or_close` (the New or Close that was queued, if it was one) is
+    /// [recorded](ShardRouter::record); an error for which `gone` says the
+    /// worker is gone marks the shard down. Either way the error comes back
+    /// naming the shard. Every handle, blocking or async, ends a conn
+    /// command with this.
+    ///
+    /// ```
+    /// use broadcast_wire::broadcaster::SendError;
+    /// use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+    /// use broadcast_wire::{NewFlags, SubCommand};
+    /// use std::num::NonZeroUsize;
+    ///
+    /// let mut r = ShardRouter::new(NonZeroUsize::new(2).unwrap());
+    /// let new = SubCommand::New { conn: 3, flags: NewFlags::EMPTY };
+    /// let gone = |e: &SendError| *e == SendError::WorkerGone;
+    /// assert_eq!(r.settle(1, Some(&new), Ok(()), gone), Ok(()));
+    /// assert_eq!(r.conns(1).collect::<Vec<_>>(), [3]);
+    /// let err = r.settle(1, None, Err(SendError::WorkerGone), gone).unwrap_err();
+    /// assert_eq!((err.shard, r.state(1)), (1, Some(ShardState::Down)));
+    /// ```
+    pub fn settle<E>(
+        &mut self,
+        shard: usize,
+        new_or_close: Option<&SubCommand>,
+        outcome: Result<(), E>,
+        gone: impl FnOnce(&E) -> bool,
+    ) -> Result<(), ShardError<E>> {
+        match outcome {
+            Ok(()) => {
+                if let Some(cmd) = new_or_close {
+                    self.record(cmd);
+                }
+                Ok(())
+            }
+            Err(error) => {
+                if gone(&error) {
+                    self.mark_down(shard);
+                }
+                Err(ShardError { shard, error })
+            }
         }
     }
 
