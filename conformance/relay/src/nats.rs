@@ -34,14 +34,17 @@ use crate::hub::HubCommand;
 pub const DEFAULT_SUBJECT: &str = "nostr.relay.events";
 
 /// The header that names the node that published a message (its
-/// [`NatsConfig::node_id`]). A node skips messages bearing its own id
-/// before parsing them; the [`DedupWindow`] would drop them anyway.
+/// [`NatsConfig::node_id`]). Each node connects with `no_echo`, so the
+/// server does not send its own events back; a message bearing its own id
+/// (another connection configured with the same id) is skipped before
+/// parsing, and the [`DedupWindow`] would drop it anyway.
 pub const NODE_HEADER: &str = "Relay-Node";
 
 /// Events waiting to be published before the hub starts dropping (and
-/// counting) them: about 4 s of a busy node's events at the rates of
-/// docs/PERFORMANCE.md; past that, a NATS outage costs remote nodes those
-/// events rather than the local clients their latency.
+/// counting) them: 8192 events of about 400 bytes, some 3 MiB, which covers
+/// a burst or a short stall of the server; async-nats buffers more behind it
+/// (its client capacity). Past that, a NATS outage costs the other nodes
+/// those events rather than the local clients their latency.
 pub const DEFAULT_PUBLISH_QUEUE: usize = 8192;
 
 /// How many event ids the de-duplication window remembers.
@@ -185,6 +188,9 @@ pub async fn start(config: &NatsConfig, hub: mpsc::Sender<HubCommand>) -> Result
         // keeps retrying (and reconnects after any later loss) forever.
         .retry_on_initial_connect()
         .max_reconnects(None)
+        // The server keeps a node's own events from coming back to it:
+        // delivered locally already, they would only cost bandwidth.
+        .no_echo()
         .event_callback(|event| async move { eprintln!("relay: nats: {event}") })
         .connect(config.url.as_str())
         .await
