@@ -35,6 +35,10 @@ const relayBin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, '
 const STEP_TIMEOUT_MS = 20_000;
 // async-nats waits at most 4 s between reconnection attempts.
 const RECONNECT_TIMEOUT_MS = 30_000;
+const NODE_A_QUEUE = 16;
+// More than async-nats's 2048-message buffer, node A's queue and the one
+// message in flight between them.
+const FLOOD = 2048 + NODE_A_QUEUE + 400;
 const children = [];
 const openRelays = [];
 let natsPort;
@@ -53,11 +57,15 @@ function withTimeout(promise, what, ms = STEP_TIMEOUT_MS) {
 /// Spawns `cmd` and resolves with the first capture of `pattern` in a line
 /// of `stream` (its stdout or stderr).
 async function startAndWait(cmd, args, stream, pattern, what) {
-  const child = spawn(cmd, args, {
-    cwd: repoRoot,
-    stdio: ['ignore', stream === 'stdout' ? 'pipe' : 'inherit', stream === 'stderr' ? 'pipe' : 'inherit'],
-  });
+  const child = spawn(cmd, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
+  // Every stderr line is kept (a test reads the relay's log) and shown.
+  child.log = [];
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    child.log.push(line);
+    if (stream !== 'stderr') process.stderr.write(`${line}\n`);
+  });
+  if (stream !== 'stdout') child.stdout.resume();
   const lines = createInterface({ input: child[stream] });
   const value = await withTimeout(
     new Promise((resolve, reject) => {
@@ -90,10 +98,10 @@ async function stop(child, signal = 'SIGTERM') {
   await withTimeout(exited, `pid ${child.pid} exits on ${signal}`, 10_000).catch(() => child.kill('SIGKILL'));
 }
 
-async function startNode(name) {
+async function startNode(name, extra = []) {
   const { child, value } = await startAndWait(
     relayBin,
-    ['--listen', '127.0.0.1:0', '--nats', `nats://127.0.0.1:${natsPort}`, '--node-id', name],
+    ['--listen', '127.0.0.1:0', '--nats', `nats://127.0.0.1:${natsPort}`, '--node-id', name, ...extra],
     'stdout', /listening on (ws:\/\/\S+)/, `relay node ${name} listens`,
   );
   return { child, url: value };
@@ -102,7 +110,9 @@ async function startNode(name) {
 before(async () => {
   nats = await startNats(-1); // -1: nats-server picks a free port
   natsPort = nats.port;
-  nodeA = await startNode('node-a');
+  // A small publish queue, so that the outage test can fill it: async-nats
+  // holds 2048 messages while disconnected, then this queue 16 more.
+  nodeA = await startNode('node-a', ['--nats-queue', String(NODE_A_QUEUE)]);
   nodeB = await startNode('node-b');
 });
 
@@ -218,10 +228,23 @@ test('with NATS down each node serves its own clients; after NATS restarts cross
   await stop(nats.child);
   const local = sign(sk, 'published while NATS is down', 'outage');
   await withTimeout(pubA.publish(local), 'publish on A while NATS is down');
+  // Enough events to fill every buffer on the way to NATS: the rest are
+  // dropped and counted, and local delivery must not wait for NATS.
+  const flood = [];
+  for (let i = 0; i < FLOOD; i++) flood.push(sign(sk, `flood ${i}`, 'flood'));
+  await withTimeout(Promise.all(flood.map((e) => pubA.publish(e))), 'publish the flood on A', 60_000);
   const localSentinel = sign(sk, 'local sentinel while NATS is down', 'outage');
   await withTimeout(pubA.publish(localSentinel), 'publish the sentinel on A');
   await onA.until((g) => g.ids().includes(localSentinel.id), 'A delivers locally with NATS down');
   assert.deepEqual(onA.ids(), [local.id, localSentinel.id]);
+  // The drops are counted and logged (once a second while they grow).
+  const dropLine = /publish queue was full: (\d+) events not published \((\d+) since start\)/;
+  const dropped = () => nodeA.child.log.map((l) => l.match(dropLine)).filter(Boolean).map((m) => Number(m[2]));
+  await withTimeout((async () => {
+    while (dropped().length === 0) await new Promise((resolve) => setTimeout(resolve, 100));
+  })(), 'node A logs the events its full NATS queue dropped', 5_000);
+  const total = Math.max(...dropped());
+  assert.ok(total > 0 && total <= FLOOD + 2, `dropped ${total} of ${FLOOD + 2}`);
 
   nats = await startNats(natsPort);
   await awaitPath(pubA, probesB, sk, 'node B hears node A again after NATS restarts', RECONNECT_TIMEOUT_MS);
