@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use crate::auth;
 use crate::client_message::{self, ClientMessage};
 use crate::event;
 use crate::hub::HubCommand;
@@ -265,7 +266,12 @@ async fn receive_loop(
             continue;
         };
         let checked = match client_message::parse(text) {
-            Ok(ClientMessage::Event(value)) => event::verify(&value),
+            // No node publishes an AUTH event (clients' are refused), so one
+            // here did not come from a relay node.
+            Ok(ClientMessage::Event(value)) => event::verify(&value).and_then(|e| match e.kind {
+                auth::AUTH_KIND => Err(format!("kind {} is never published", auth::AUTH_KIND)),
+                _ => Ok(e),
+            }),
             _ => Err("not an [\"EVENT\", {...}] message".into()),
         };
         let id = match checked.map(|e| hex_id(&e.id)) {
