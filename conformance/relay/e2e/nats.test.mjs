@@ -1,6 +1,8 @@
 // Two example relay nodes joined by a real nats-server (`--nats`,
 // docs/SCALING.md): events published on node A reach node B's subscribers
-// exactly once, duplicates are not delivered twice, and while NATS is down
+// exactly once, duplicates (from clients, or from a bare NATS client posing
+// as a third node) are not delivered twice, forged events from the bus not
+// at all, and while NATS is down
 // each node keeps serving its own clients, then cross-node delivery resumes.
 // Run with `bash run.sh`, which makes sure nats-server is installed.
 //
@@ -21,6 +23,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import net from 'node:net';
 
 import WebSocket from 'ws';
 import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
@@ -215,6 +218,76 @@ test('the same event published on both nodes is delivered once on each', async (
     assert.deepEqual(got.ids().filter((id) => id === twice.id), [twice.id], `node ${name}: the event exactly once`);
     assert.equal(got.ids().length, 3, `node ${name}: ${JSON.stringify(got.ids())}`);
   }
+});
+
+/// A bare NATS client speaking the text protocol: publishes as a third
+/// node would, so a test decides what reaches the bus and in which order.
+async function rawNats(nodeId) {
+  const socket = net.connect(natsPort, '127.0.0.1');
+  let buffered = '';
+  const waiters = [];
+  socket.on('data', (chunk) => {
+    buffered += chunk.toString();
+    for (const w of waiters.splice(0)) w();
+  });
+  await withTimeout(new Promise((resolve, reject) => { socket.once('connect', resolve); socket.once('error', reject); }), 'raw NATS connect');
+  socket.write('CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":false}\r\n');
+  return {
+    publish(payload) {
+      const headers = `NATS/1.0\r\nRelay-Node: ${nodeId}\r\n\r\n`;
+      const body = Buffer.from(payload);
+      const hlen = Buffer.byteLength(headers);
+      socket.write(`HPUB nostr.relay.events ${hlen} ${hlen + body.length}\r\n${headers}`);
+      socket.write(body);
+      socket.write('\r\n');
+    },
+    /// PING/PONG: the server has processed everything sent before.
+    async flush() {
+      const before = (buffered.match(/PONG/g) ?? []).length;
+      socket.write('PING\r\n');
+      await withTimeout((async () => {
+        while ((buffered.match(/PONG/g) ?? []).length <= before) {
+          if (/-ERR/.test(buffered)) throw new Error(`NATS said: ${buffered}`);
+          await new Promise((resolve) => waiters.push(resolve));
+        }
+      })(), 'raw NATS PONG');
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+test('an event from NATS that a node already delivered, or that comes twice, or is forged, is not delivered', async () => {
+  const [pubB, subA, subB] = [await connect(nodeB), await connect(nodeA), await connect(nodeB)];
+  const onA = record(subA, [{ kinds: [1], '#t': ['bus'] }]);
+  const onB = record(subB, [{ kinds: [1], '#t': ['bus'] }]);
+  await withTimeout(Promise.all([onA.eose, onB.eose]), 'EOSE');
+  const sk = generateSecretKey();
+  const x = sign(sk, 'on B, then twice on the bus', 'bus');
+  // Node B has x from its own client first (B publishes it to NATS too).
+  await withTimeout(pubB.publish(x), 'publish x on B');
+  const forged = { ...sign(sk, 'original', 'bus') };
+  forged.content = 'forged';
+  const sentinel = sign(sk, 'bus sentinel', 'bus');
+  const bus = await rawNats('node-c');
+  try {
+    // Then "node C" sends x twice and a forged event; then the sentinel.
+    // One connection: every node receives these in this order.
+    bus.publish(JSON.stringify(['EVENT', x]));
+    bus.publish(JSON.stringify(['EVENT', x]));
+    bus.publish(JSON.stringify(['EVENT', forged]));
+    bus.publish(JSON.stringify(['EVENT', sentinel]));
+    await bus.flush();
+  } finally {
+    bus.close();
+  }
+  await onA.until((g) => g.ids().includes(sentinel.id), 'A gets the sentinel');
+  await onB.until((g) => g.ids().includes(sentinel.id), 'B gets the sentinel');
+  // B: x from its client only, never again from the bus. A: x once, from
+  // B or from node C, whichever came first (B's copy may come after C's).
+  assert.deepEqual(onB.ids(), [x.id, sentinel.id], 'node B');
+  assert.deepEqual(onA.ids().filter((id) => id === x.id), [x.id], 'node A: x once');
+  assert.deepEqual(onA.ids().filter((id) => id !== x.id), [sentinel.id], 'node A: nothing forged');
+  assert.deepEqual([...onA.invalid, ...onB.invalid], []);
 });
 
 test('with NATS down each node serves its own clients; after NATS restarts cross-node delivery resumes', async () => {
