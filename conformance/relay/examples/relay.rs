@@ -50,7 +50,8 @@ struct Args {
     #[arg(long, default_value_t = 600)]
     auth_window_secs: u64,
     /// Share events with other relay nodes through this NATS server
-    /// (e.g. nats://127.0.0.1:4222); see docs/SCALING.md.
+    /// (e.g. nats://127.0.0.1:4222; a cluster's servers comma-separated);
+    /// see docs/SCALING.md.
     #[arg(long, value_name = "URL")]
     nats: Option<String>,
     /// The NATS subject all nodes publish and subscribe to.

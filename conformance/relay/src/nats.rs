@@ -59,7 +59,8 @@ pub const DEDUP_TTL: Duration = Duration::from_secs(600);
 /// How the relay reaches NATS.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
-    /// The server, e.g. `nats://127.0.0.1:4222` (several, comma-separated).
+    /// The server, e.g. `nats://127.0.0.1:4222`; servers of one cluster
+    /// comma-separated.
     pub url: String,
     /// The subject ([`DEFAULT_SUBJECT`]).
     pub subject: String,
@@ -193,7 +194,8 @@ pub async fn start(config: &NatsConfig, hub: mpsc::Sender<HubCommand>) -> Result
         // delivered locally already, they would only cost bandwidth.
         .no_echo()
         .event_callback(|event| async move { eprintln!("relay: nats: {event}") })
-        .connect(config.url.as_str())
+        // Several servers of one NATS cluster: comma-separated.
+        .connect(config.url.split(',').map(str::trim).collect::<Vec<_>>())
         .await
         .map_err(|e| format!("cannot use NATS at {}: {e}", config.url))?;
     // A subscription made while disconnected is sent on (re)connection.
