@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use broadcast_conformance::harness::reference_worker;
+use broadcast_example_relay::nats::{self, NatsConfig};
 use broadcast_example_relay::server::{DEFAULT_CLIENT_QUEUE, DEFAULT_MAX_MESSAGE_BYTES};
 use broadcast_example_relay::{Config, Relay};
 use broadcast_wire::broadcaster::Transport;
@@ -48,6 +49,20 @@ struct Args {
     /// Largest clock difference accepted in a NIP-42 AUTH event, in seconds.
     #[arg(long, default_value_t = 600)]
     auth_window_secs: u64,
+    /// Share events with other relay nodes through this NATS server
+    /// (e.g. nats://127.0.0.1:4222; a cluster's servers comma-separated);
+    /// see docs/SCALING.md.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The NATS subject all nodes publish and subscribe to.
+    #[arg(long, default_value = nats::DEFAULT_SUBJECT, requires = "nats")]
+    nats_subject: String,
+    /// This node's id in the Relay-Node header (default: 16 random hex digits).
+    #[arg(long, requires = "nats")]
+    node_id: Option<String>,
+    /// Events waiting for NATS before new ones are dropped (and counted).
+    #[arg(long, default_value_t = nats::DEFAULT_PUBLISH_QUEUE, requires = "nats")]
+    nats_queue: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -91,6 +106,17 @@ async fn main() -> ExitCode {
     config.client_queue = args.client_queue;
     config.max_message_bytes = args.max_message_bytes;
     config.auth_window = Duration::from_secs(args.auth_window_secs);
+    config.nats = args.nats.map(|url| {
+        let mut nats = NatsConfig::new(url);
+        nats.subject = args.nats_subject;
+        nats.node_id = args.node_id.unwrap_or(nats.node_id);
+        nats.publish_queue = args.nats_queue;
+        nats
+    });
+    let nats_line = config
+        .nats
+        .as_ref()
+        .map(|n| format!("node {} on NATS {} subject {}", n.node_id, n.url, n.subject));
 
     let relay = match Relay::start(config).await {
         Ok(relay) => relay,
@@ -99,6 +125,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(line) = nats_line {
+        println!("broadcast-example-relay: {line}");
+    }
     println!("broadcast-example-relay: listening on {}", relay.url());
     let _ = std::io::stdout().flush();
     // Ctrl-C (SIGINT): stop accepting, end the worker's input, reap it.

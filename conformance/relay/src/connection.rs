@@ -195,12 +195,13 @@ impl Session {
             Ok(e) if e.is_protected() && !self.authed.contains(&e.pubkey) => {
                 Err("auth-required: this event is protected and may be published only by its authenticated author".into())
             }
-            Ok(_) => Ok(()),
+            Ok(e) => crate::nats::hex_id(&e.id).ok_or_else(|| "invalid: id is not hex".to_owned()),
         };
         match verdict {
-            Ok(()) => {
+            Ok(event_id) => {
                 self.to_hub(HubCommand::Publish {
                     conn: self.conn,
+                    id: event_id,
                     event_msg: Bytes::copy_from_slice(text.as_bytes()),
                 })
                 .await?;

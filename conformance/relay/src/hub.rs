@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use broadcast_wire::async_broadcaster::{AsyncBroadcaster, QueueError};
 use broadcast_wire::broadcaster::{Incoming, SendError};
@@ -17,6 +17,8 @@ use broadcast_wire::{BcastFlags, BroadcastFrame, SubId};
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::nats::Federation;
 
 /// How the hub reaches one connection's task.
 #[derive(Debug)]
@@ -40,8 +42,16 @@ pub enum HubCommand {
     Unsubscribe { conn: i32, sub_id: SubId },
     /// A successful NIP-42 AUTH (Auth).
     Auth { conn: i32, pubkey: [u8; 32] },
-    /// An accepted EVENT (Bcast), with the raw `["EVENT", {...}]` message.
-    Publish { conn: i32, event_msg: Bytes },
+    /// An accepted EVENT (Bcast), with its id and the raw
+    /// `["EVENT", {...}]` message.
+    Publish {
+        conn: i32,
+        id: [u8; 32],
+        event_msg: Bytes,
+    },
+    /// A checked event another node published through NATS (Bcast with
+    /// sender −1), with its id and the raw `["EVENT", {...}]` message.
+    Remote { id: [u8; 32], event_msg: Bytes },
     /// Stop: end the worker's input, let it finish, reap it, return `Ok`.
     Shutdown,
 }
@@ -50,11 +60,19 @@ pub enum HubCommand {
 /// before it is killed.
 const WORKER_GRACE: Duration = Duration::from_secs(5);
 
+/// The flags of every fan-out, local or from another node: the worker
+/// checks the subscriptions' filters and NIP-70 (PROTOCOL.md#bcast-event).
+const FANOUT_FLAGS: BcastFlags =
+    BcastFlags::from_bits(BcastFlags::NEED_FILTER.bits() | BcastFlags::NIP70_ENFORCE.bits());
+
 /// Runs until every connection sender is gone (`Ok`) or the worker is
-/// (`Err`, with why).
+/// (`Err`, with why). With `federation` (`--nats`), accepted events are
+/// also published to NATS, and every event, local or remote, is fanned out
+/// only the first time its id is seen.
 pub async fn run(
     mut worker: AsyncBroadcaster,
     mut commands: mpsc::Receiver<HubCommand>,
+    mut federation: Option<Federation>,
 ) -> Result<(), String> {
     let mut clients: HashMap<i32, ClientHandle> = HashMap::new();
     loop {
@@ -73,7 +91,7 @@ pub async fn run(
             },
             command = commands.recv() => match command {
                 Some(HubCommand::Shutdown) | None => return stop(worker).await,
-                Some(command) => apply(&mut worker, &mut clients, command).await?,
+                Some(command) => apply(&mut worker, &mut clients, federation.as_mut(), command).await?,
             },
         }
     }
@@ -137,6 +155,7 @@ fn deliver(clients: &mut HashMap<i32, ClientHandle>, frame: BroadcastFrame) {
 async fn apply(
     worker: &mut AsyncBroadcaster,
     clients: &mut HashMap<i32, ClientHandle>,
+    federation: Option<&mut Federation>,
     command: HubCommand,
 ) -> Result<(), String> {
     let result = match command {
@@ -152,15 +171,31 @@ async fn apply(
         HubCommand::Unsubscribe { conn, sub_id } => worker.on_unsubscribe(conn, sub_id.as_str()).await,
         HubCommand::Auth { conn, pubkey } => worker.on_auth(conn, pubkey).await,
         HubCommand::Shutdown => unreachable!("handled by run"),
-        HubCommand::Publish { conn, event_msg } => {
-            worker
-                .fanout(
-                    event_msg,
-                    conn,
-                    BcastFlags::NEED_FILTER | BcastFlags::NIP70_ENFORCE,
-                )
-                .await
-        }
+        HubCommand::Publish { conn, id, event_msg } => match federation {
+            None => worker.fanout(event_msg, conn, FANOUT_FLAGS).await,
+            Some(fed) => {
+                if !fed.dedup.insert(id, Instant::now()) {
+                    // Already delivered here (it came from another node
+                    // first, or a client sent it twice): neither fanned out
+                    // nor published again.
+                    return Ok(());
+                }
+                // Queued for NATS first: it never waits, and the other
+                // nodes get it as soon as possible.
+                fed.publish(event_msg.clone());
+                worker.fanout(event_msg, conn, FANOUT_FLAGS).await
+            }
+        },
+        HubCommand::Remote { id, event_msg } => match federation {
+            // −1: no local connection sent it, so none is skipped.
+            Some(fed) => {
+                if !fed.dedup.insert(id, Instant::now()) {
+                    return Ok(()); // delivered here already
+                }
+                worker.fanout(event_msg, -1, FANOUT_FLAGS).await
+            }
+            None => Ok(()), // only the NATS task sends these
+        },
     };
     match result {
         Ok(()) => Ok(()),

@@ -7,6 +7,7 @@
 //! - [`server`]: the listener, one task per WebSocket, and the start-up.
 //! - [`hub`]: the task that owns the worker and routes its frames.
 //! - `connection`: one client's messages and answers.
+//! - [`nats`]: `--nats`, sharing events with relay nodes on other machines.
 //! - [`client_message`], [`event`], [`auth`]: parsing and checking what
 //!   clients send (NIP-01 events, NIP-42 AUTH).
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod client_message;
 mod connection;
 pub mod event;
 pub mod hub;
+pub mod nats;
 pub mod server;
 
 pub use server::{Config, Relay};

@@ -17,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection;
 use crate::hub::{self, HubCommand};
+use crate::nats::{self, NatsConfig};
 
 /// Messages a client may have waiting in its outbox before it counts as
 /// fallen behind and is disconnected.
@@ -46,6 +47,9 @@ pub struct Config {
     pub max_message_bytes: usize,
     /// How far an AUTH event's `created_at` may be from the relay's clock.
     pub auth_window: Duration,
+    /// `--nats`: share events with the other nodes through NATS
+    /// ([`crate::nats`]). `None`: a single node.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Config {
@@ -60,6 +64,7 @@ impl Config {
             client_queue: DEFAULT_CLIENT_QUEUE,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             auth_window: Duration::from_secs(600),
+            nats: None,
         }
     }
 }
@@ -118,7 +123,11 @@ impl Relay {
         // Commands from connections wait here for the hub; a full queue
         // slows the clients' readers down (nothing is dropped).
         let (hub_tx, hub_rx) = mpsc::channel(1024);
-        let hub = tokio::spawn(hub::run(worker, hub_rx));
+        let federation = match &config.nats {
+            Some(nats) => Some(nats::start(nats, hub_tx.clone()).await?),
+            None => None,
+        };
+        let hub = tokio::spawn(hub::run(worker, hub_rx, federation));
         let shared = Arc::new(Shared {
             config: SharedConfig {
                 relay_url: config.relay_url.clone().unwrap_or_else(|| url.clone()),
