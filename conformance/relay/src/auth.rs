@@ -19,15 +19,35 @@ pub fn new_challenge() -> String {
 
 /// Compares relay URLs as NIP-42 clients write them: scheme and host are
 /// case-insensitive, and a trailing `/` does not matter (nostr-tools
-/// normalises `ws://host:port` to `ws://host:port/`).
+/// normalises `ws://host:port` to `ws://host:port/`). The loopback names
+/// `localhost`, `127.0.0.1` and `[::1]` are one host: a client on the same
+/// machine reaches a relay listening on 127.0.0.1 by any of them, and they
+/// cannot name another machine's relay, so accepting them all keeps the
+/// point of the `relay` tag (an AUTH event made for one relay is refused by
+/// another).
 ///
 /// ```
 /// use broadcast_example_relay::auth::same_relay_url;
 /// assert!(same_relay_url("ws://127.0.0.1:7447/", "WS://127.0.0.1:7447"));
+/// assert!(same_relay_url("ws://localhost:7447/", "ws://127.0.0.1:7447"));
 /// assert!(!same_relay_url("ws://127.0.0.1:7448", "ws://127.0.0.1:7447"));
+/// assert!(!same_relay_url("ws://relay.example:7447", "ws://127.0.0.1:7447"));
 /// ```
 pub fn same_relay_url(a: &str, b: &str) -> bool {
-    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+    let norm = |s: &str| {
+        let url = s.trim().trim_end_matches('/').to_ascii_lowercase();
+        let (scheme, rest) = url.split_once("://").unwrap_or(("", url.as_str()));
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let authority = ["localhost:", "[::1]:"]
+            .iter()
+            .find_map(|name| {
+                authority
+                    .strip_prefix(name)
+                    .map(|port| format!("127.0.0.1:{port}"))
+            })
+            .unwrap_or_else(|| authority.to_owned());
+        format!("{scheme}://{authority}/{path}")
+    };
     norm(a) == norm(b)
 }
 
