@@ -18,6 +18,8 @@
 //! under `cargo test --benches`) it runs one small round as a smoke test;
 //! with no nats-server it says so and does nothing.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,8 +30,6 @@ use broadcast_example_relay::event;
 use broadcast_example_relay::nats::NODE_HEADER;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use secp256k1::hashes::{Hash, sha256};
-use secp256k1::{Keypair, SECP256K1};
 
 const PATIENCE: Duration = Duration::from_secs(120);
 
@@ -69,27 +69,6 @@ fn start_server() -> Option<(Server, String)> {
     // Keep reading so the server never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
     Some((server, format!("nats://{addr}")))
-}
-
-/// Signed `["EVENT", {...}]` messages as a client would send them (as in
-/// relay_fanout), about 400 bytes each.
-fn event_messages(count: usize) -> Vec<Bytes> {
-    let keypair = Keypair::from_seckey_slice(SECP256K1, &[7; 32]).expect("key");
-    let pubkey = hex::encode(keypair.x_only_public_key().0.serialize());
-    (0..count)
-        .map(|i| {
-            let content = format!("benchmark event {i} {}", "x".repeat(100));
-            let tags = serde_json::json!([["t", "bench"]]);
-            let canonical = serde_json::json!([0, pubkey, 1_700_000_000, 1, tags, content]).to_string();
-            let id = sha256::Hash::hash(canonical.as_bytes()).to_byte_array();
-            let sig = SECP256K1.sign_schnorr_no_aux_rand(&id, &keypair);
-            let event = serde_json::json!({
-                "id": hex::encode(id), "pubkey": pubkey, "created_at": 1_700_000_000, "kind": 1,
-                "tags": tags, "content": content, "sig": hex::encode(sig.to_byte_array()),
-            });
-            Bytes::from(serde_json::json!(["EVENT", event]).to_string())
-        })
-        .collect()
 }
 
 /// What a node does to each message from NATS before its hub sees it
@@ -167,7 +146,10 @@ async fn main() {
         },
     };
     // Distinct events, as the relay would see them; sizes differ by a byte or two.
-    let messages = event_messages(events);
+    let messages: Vec<Bytes> = support::signed_event_messages(events)
+        .into_iter()
+        .map(Bytes::from)
+        .collect();
     let size = messages.iter().map(Bytes::len).sum::<usize>() / messages.len().max(1);
     let check = check_rate(&messages[..messages.len().min(20_000)]);
     println!("parse + id + signature check: {check:.0} events/s on one core");

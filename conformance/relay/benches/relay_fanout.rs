@@ -19,6 +19,8 @@
 //! runtime, so the clients' cost is in both arms alike. Without `--bench`
 //! (as under `cargo test --benches`) it runs one small round as a smoke test.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,33 +28,11 @@ use std::time::{Duration, Instant};
 use broadcast_conformance::harness::reference_worker;
 use broadcast_example_relay::{Config, Relay};
 use futures_util::{SinkExt, StreamExt};
-use secp256k1::hashes::{Hash, sha256};
-use secp256k1::{Keypair, SECP256K1};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 const PATIENCE: Duration = Duration::from_secs(120);
-
-/// `["EVENT", {...}]` messages, signed, ready to send.
-fn events(count: usize) -> Vec<String> {
-    let keypair = Keypair::from_seckey_slice(SECP256K1, &[7; 32]).expect("key");
-    let pubkey = hex::encode(keypair.x_only_public_key().0.serialize());
-    (0..count)
-        .map(|i| {
-            let content = format!("benchmark event {i} {}", "x".repeat(100));
-            let tags = serde_json::json!([["t", "bench"]]);
-            let canonical = serde_json::json!([0, pubkey, 1_700_000_000, 1, tags, content]).to_string();
-            let id = sha256::Hash::hash(canonical.as_bytes()).to_byte_array();
-            let sig = SECP256K1.sign_schnorr_no_aux_rand(&id, &keypair);
-            let event = serde_json::json!({
-                "id": hex::encode(id), "pubkey": pubkey, "created_at": 1_700_000_000, "kind": 1,
-                "tags": tags, "content": content, "sig": hex::encode(sig.to_byte_array()),
-            });
-            serde_json::json!(["EVENT", event]).to_string()
-        })
-        .collect()
-}
 
 /// The baseline: accepts WebSockets; every `["EVENT", e]` a client sends is
 /// answered with OK and forwarded as `["EVENT","s",e]` to every client. No
@@ -231,7 +211,7 @@ fn main() {
         let relay_url = relay.url().to_owned();
         tokio::spawn(async move { relay.serve().await });
         let baseline_url = format!("ws://{}", forwarding_server().await);
-        let events = events(n_events);
+        let events = support::signed_event_messages(n_events);
 
         let (mut shares, mut base_rates, mut relay_rates) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..rounds {
