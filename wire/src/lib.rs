@@ -10,9 +10,9 @@
 //!   partial-write safe `io::Write`), and the receive rules in
 //!   [`Frame::message`].
 //! - Feature `tokio`: `tokio_codec::FrameCodec` for tokio-util's
-//!   `FramedRead`/`FramedWrite`, and (unix) `async_broadcaster::AsyncBroadcaster`,
-//!   the parent side for tokio relays, and `async_broadcaster::AsyncShardedBroadcaster`,
-//!   K workers behind one tokio handle (see `docs/ASYNC.md`).
+//!   `FramedRead`/`FramedWrite` (it pulls in tokio-util, nothing else).
+//! - The process layer (spawning workers, the parent's handles, a worker's
+//!   transport) is the separate crate `broadcast-process`.
 //! - Errors by phase: [`PayloadError`] (non-fatal, drop one message),
 //!   [`FramingError`] (fatal for the stream), [`ReadError`] and
 //!   [`DecodeFromError`] (with I/O).
@@ -33,13 +33,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
-#[cfg(all(unix, feature = "tokio"))]
-#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "tokio"))))]
-pub mod async_broadcaster;
 mod broadcast_frame;
-#[cfg(all(unix, feature = "broadcaster"))]
-#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "broadcaster"))))]
-pub mod broadcaster;
 mod decoder;
 mod error;
 mod fields;
@@ -53,9 +47,6 @@ mod sub_id;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod tokio_codec;
-#[cfg(all(unix, feature = "worker-io"))]
-#[cfg_attr(docsrs, doc(cfg(all(unix, feature = "worker-io"))))]
-pub mod worker_io;
 mod writer;
 
 #[cfg(feature = "arbitrary")]

@@ -21,7 +21,7 @@ use broadcast_conformance::harness::reference_worker;
 use broadcast_example_relay::nats::{self, NatsConfig};
 use broadcast_example_relay::server::{DEFAULT_CLIENT_QUEUE, DEFAULT_MAX_MESSAGE_BYTES};
 use broadcast_example_relay::{Config, Relay};
-use broadcast_wire::broadcaster::Transport;
+use broadcast_process::broadcaster::Transport;
 use clap::{Parser, ValueEnum};
 
 #[derive(Parser)]

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use broadcast_wire::async_broadcaster::{AsyncBroadcaster, QueueError};
-use broadcast_wire::broadcaster::{Incoming, SendError};
+use broadcast_process::async_broadcaster::{AsyncBroadcaster, QueueError};
+use broadcast_process::broadcaster::{Incoming, SendError};
 use broadcast_wire::{BcastFlags, BroadcastFrame, SubId};
 use bytes::Bytes;
 use tokio::sync::{Notify, mpsc};

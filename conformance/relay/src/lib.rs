@@ -1,5 +1,5 @@
 //! An example NIP-01 relay on tokio whose parent side is broadcast-wire's
-//! [`AsyncBroadcaster`](broadcast_wire::async_broadcaster::AsyncBroadcaster)
+//! [`AsyncBroadcaster`](broadcast_process::async_broadcaster::AsyncBroadcaster)
 //! and whose worker is the reference `broadcast-worker`. Run it with
 //! `cargo run --release --example relay -- --listen 127.0.0.1:7447`;
 //! `docs/ASYNC.md` describes what it does and why.

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-use broadcast_wire::broadcaster::{Options, Transport};
+use broadcast_process::async_broadcaster::AsyncBroadcaster;
+use broadcast_process::broadcaster::{Options, Transport};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;

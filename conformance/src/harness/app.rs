@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use broadcast_wire::broadcaster::Transport;
+use broadcast_process::broadcaster::Transport;
 
 use super::cli::{Cli, Command, DecodeArgs, EncodeArgs, ReportArgs, RunArgs, TransportArg, VectorsArgs};
 use super::known_failing::KnownFailing;

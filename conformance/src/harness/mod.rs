@@ -5,7 +5,7 @@
 //! - [`vectors_source`]: where vectors come from and loading the suite;
 //! - [`select`], [`known_failing`]: which cases run and which may fail;
 //! - [`probe`], [`runner`]: one worker per case through the
-//!   [`Broadcaster`](broadcast_wire::broadcaster::Broadcaster), the probe as
+//!   [`Broadcaster`](broadcast_process::broadcaster::Broadcaster), the probe as
 //!   the step barrier, hangs and crashes charged to the right case;
 //! - [`escape`], [`matching`]: expected frames built from the spec's rules
 //!   and compared with what the worker wrote;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use broadcast_wire::broadcaster::{
+use broadcast_process::broadcaster::{
     Broadcaster, FlushError, Incoming, Options, SendError, StderrMode, Transport,
 };
 use broadcast_wire::{BroadcastFrame, PayloadError, ReadError, SubCommand};

@@ -57,8 +57,10 @@ mod unix {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
-    use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    use broadcast_wire::broadcaster::{Broadcaster, FlushStatus, Options, SendError, StderrMode, Transport};
+    use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    use broadcast_process::broadcaster::{
+        Broadcaster, FlushStatus, Options, SendError, StderrMode, Transport,
+    };
     use broadcast_wire::{BcastFlags, Message, SubCommand};
     use bytes::Bytes;
     use command_fds::{CommandFdExt, FdMapping};

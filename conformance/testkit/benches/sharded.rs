@@ -29,9 +29,9 @@
 mod linux {
     use std::time::{Duration, Instant};
 
+    use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+    use broadcast_process::broadcaster::{Options, StderrMode, Transport};
     use broadcast_wire::BcastFlags;
-    use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
-    use broadcast_wire::broadcaster::{Options, StderrMode, Transport};
     use bytes::Bytes;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 

@@ -6,7 +6,7 @@ use std::os::fd::AsFd;
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use broadcast_wire::broadcaster::{Broadcaster, Incoming, Options, StderrMode, Transport};
+use broadcast_process::broadcaster::{Broadcaster, Incoming, Options, StderrMode, Transport};
 use broadcast_wire::{BroadcastFrame, SubCommand};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 

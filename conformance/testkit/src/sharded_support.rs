@@ -6,9 +6,9 @@ use std::num::NonZeroUsize;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use broadcast_process::broadcaster::sharded::{ShardExit, ShardState, ShardedBroadcaster, ShardedIncoming};
+use broadcast_process::broadcaster::{Options, Transport};
 use broadcast_wire::SubCommand;
-use broadcast_wire::broadcaster::sharded::{ShardExit, ShardState, ShardedBroadcaster, ShardedIncoming};
-use broadcast_wire::broadcaster::{Options, Transport};
 
 use crate::broadcaster_support::{PATIENCE, echo_worker, echoed};
 

@@ -11,8 +11,8 @@ use broadcast_testkit::broadcaster_support;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use broadcast_wire::async_broadcaster::{AsyncBroadcaster, QueueError};
-use broadcast_wire::broadcaster::{FlushError, Incoming, Options, SendError, Transport};
+use broadcast_process::async_broadcaster::{AsyncBroadcaster, QueueError};
+use broadcast_process::broadcaster::{FlushError, Incoming, Options, SendError, Transport};
 use broadcast_wire::{BcastFlags, BroadcastFrame, NewFlags, ReservedFlags, SubCommand, SubId};
 use broadcaster_support::*;
 use bytes::Bytes;

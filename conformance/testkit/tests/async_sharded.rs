@@ -20,9 +20,9 @@ use std::process::ExitStatus;
 use std::task::Poll;
 use std::time::Duration;
 
-use broadcast_wire::async_broadcaster::{AsyncShardedBroadcaster, QueueError};
-use broadcast_wire::broadcaster::sharded::{ShardExit, ShardState, ShardedIncoming};
-use broadcast_wire::broadcaster::{Options, SendError, Transport};
+use broadcast_process::async_broadcaster::{AsyncShardedBroadcaster, QueueError};
+use broadcast_process::broadcaster::sharded::{ShardExit, ShardState, ShardedIncoming};
+use broadcast_process::broadcaster::{Options, SendError, Transport};
 use broadcast_wire::{BcastFlags, NewFlags, ReadError, ReservedFlags, SubCommand, SubId};
 use broadcaster_support::*;
 use nix::sys::signal::{Signal, kill};

@@ -8,8 +8,8 @@ use broadcast_testkit::broadcaster_support;
 
 use std::time::{Duration, Instant};
 
+use broadcast_process::broadcaster::{Broadcaster, FlushStatus, SendError, Transport};
 use broadcast_wire::BcastFlags;
-use broadcast_wire::broadcaster::{Broadcaster, FlushStatus, SendError, Transport};
 use broadcaster_support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

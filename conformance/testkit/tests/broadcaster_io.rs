@@ -8,7 +8,7 @@ use broadcast_testkit::broadcaster_support;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use broadcast_wire::broadcaster::{
+use broadcast_process::broadcaster::{
     Broadcaster, FlushStatus, Incoming, Options, SendError, SpawnError, Transport,
 };
 use broadcast_wire::{
@@ -417,7 +417,7 @@ fn raw_bytes_respect_the_queue_limit() {
 fn the_handle_can_move_to_another_thread() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Broadcaster>();
-    assert_send_sync::<broadcast_wire::broadcaster::StderrTail>();
+    assert_send_sync::<broadcast_process::broadcaster::StderrTail>();
 
     let mut b = spawn_echo(Transport::Stdio, &[], &test_options());
     let conn = std::thread::spawn(move || {

@@ -8,10 +8,10 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broadcast_wire::BcastFlags;
-use broadcast_wire::broadcaster::{
+use broadcast_process::broadcaster::{
     Broadcaster, FlushError, Incoming, Options, SendError, StderrMode, Transport,
 };
+use broadcast_wire::BcastFlags;
 use broadcaster_support::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;

@@ -12,7 +12,7 @@ use broadcast_testkit::broadcaster_support;
 use std::sync::Once;
 use std::time::Duration;
 
-use broadcast_wire::broadcaster::{FlushError, Incoming};
+use broadcast_process::broadcaster::{FlushError, Incoming};
 use broadcaster_support::*;
 use nix::sys::signal::{SigHandler, Signal, signal};
 

@@ -10,8 +10,8 @@ use broadcast_testkit::{broadcaster_support, sharded_support};
 
 use std::time::{Duration, Instant};
 
-use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
-use broadcast_wire::broadcaster::{SendError, Transport};
+use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+use broadcast_process::broadcaster::{SendError, Transport};
 use broadcast_wire::{BcastFlags, SubCommand};
 use broadcaster_support::*;
 use nix::sys::signal::{Signal, kill};

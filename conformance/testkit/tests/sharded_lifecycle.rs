@@ -10,8 +10,8 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
-use broadcast_wire::broadcaster::sharded::{ShardState, ShardedBroadcaster, ShardedIncoming};
-use broadcast_wire::broadcaster::{SendError, Transport};
+use broadcast_process::broadcaster::sharded::{ShardState, ShardedBroadcaster, ShardedIncoming};
+use broadcast_process::broadcaster::{SendError, Transport};
 use broadcast_wire::{BcastFlags, ReadError, SubCommand};
 use broadcaster_support::*;
 use sharded_support::*;

@@ -9,8 +9,8 @@ use broadcast_testkit::{broadcaster_support, sharded_support};
 
 use std::time::Instant;
 
-use broadcast_wire::broadcaster::sharded::ShardedIncoming;
-use broadcast_wire::broadcaster::{SendError, Transport};
+use broadcast_process::broadcaster::sharded::ShardedIncoming;
+use broadcast_process::broadcaster::{SendError, Transport};
 use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand, SubId};
 use broadcaster_support::*;
 use sharded_support::*;

@@ -333,7 +333,7 @@ fn bad_usage_exits_2_with_a_reason() {
     }
 }
 
-/// The fd-safety policy of `broadcast_wire::worker_io`: the worker takes
+/// The fd-safety policy of `broadcast_process::worker_io`: the worker takes
 /// only a descriptor it inherited, never stdio, and only a socket.
 #[test]
 fn fd_that_is_not_an_inherited_socket_is_refused() {

@@ -3,7 +3,7 @@
 //! out ([`Worker::handle`]), with its subscription registry, indexed NIP-01
 //! filter matching (and a linear oracle, [`LinearMatcher`]) and the access
 //! rules. The `broadcast-worker` binary runs this same state machine over
-//! stdio or an inherited socketpair fd (`broadcast_wire::worker_io`); the
+//! stdio or an inherited socketpair fd (`broadcast_process::worker_io`); the
 //! tests, benchmarks and fuzz targets drive it directly.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use broadcast_wire::worker_io::{self, WorkerChannel, WorkerTransport};
+use broadcast_process::worker_io::{self, WorkerChannel, WorkerTransport};
 use broadcast_wire::{BroadcastFrame, OversizeFrame, ReadError, ReadStatus};
 use broadcast_worker::{FrameSink, Outcome, Worker, event_data_parts};
 use bytes::Bytes;

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use broadcast_conformance::harness::escape::sub_id_json;
-use broadcast_wire::worker_io::{self, WorkerTransport};
+use broadcast_process::worker_io::{self, WorkerTransport};
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, Frame, FrameReader, FrameWriter, NewFlags, ReadError, ReadStatus,
     ReservedFlags, SubCommand, SubId,
@@ -788,7 +788,7 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
 
 fn main() -> ExitCode {
     // SAFETY: the first statement of main, before anything takes a
-    // descriptor (the fd-safety policy of broadcast_wire::worker_io).
+    // descriptor (the fd-safety policy of broadcast_process::worker_io).
     #[allow(unsafe_code)]
     let _ = unsafe { worker_io::init_inherited_fds() };
     let cfg = match parse_args() {

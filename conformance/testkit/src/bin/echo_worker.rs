@@ -48,7 +48,7 @@ mod unix {
     use std::thread;
     use std::time::Duration;
 
-    use broadcast_wire::worker_io::{self, WorkerTransport};
+    use broadcast_process::worker_io::{self, WorkerTransport};
     use broadcast_wire::{BroadcastFrame, Frame, FrameReader, ReadError, ReadStatus, SubCommand};
     use bytes::Bytes;
 
@@ -231,7 +231,7 @@ mod unix {
 
     pub(super) fn main() -> ExitCode {
         // SAFETY: the first statement of main, before anything takes a
-        // descriptor (the fd-safety policy of broadcast_wire::worker_io).
+        // descriptor (the fd-safety policy of broadcast_process::worker_io).
         #[allow(unsafe_code)]
         let _ = unsafe { worker_io::init_inherited_fds() };
         let cfg = match Config::parse(std::env::args().skip(1)) {

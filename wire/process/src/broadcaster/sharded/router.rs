@@ -10,15 +10,15 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::num::NonZeroUsize;
 
-use crate::sub_command::SubCommand;
+use broadcast_wire::SubCommand;
 
 use super::super::error::SendError;
 
 /// An error of one shard, with the shard's index.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::SendError;
-/// use broadcast_wire::broadcaster::sharded::ShardError;
+/// use broadcast_process::broadcaster::SendError;
+/// use broadcast_process::broadcaster::sharded::ShardError;
 ///
 /// let e = ShardError { shard: 1, error: SendError::WorkerGone };
 /// assert!(e.to_string().starts_with("shard 1: "));
@@ -46,7 +46,7 @@ impl<E: std::error::Error + 'static> std::error::Error for ShardError<E> {
 /// Where a command goes.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::sharded::{Route, ShardRouter};
+/// use broadcast_process::broadcaster::sharded::{Route, ShardRouter};
 /// use broadcast_wire::{NewFlags, SubCommand};
 /// use std::num::NonZeroUsize;
 ///
@@ -66,7 +66,7 @@ pub enum Route {
 /// What a shard is doing, as far as the router knows.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+/// use broadcast_process::broadcaster::sharded::{ShardRouter, ShardState};
 /// use std::num::NonZeroUsize;
 ///
 /// let r = ShardRouter::new(NonZeroUsize::MIN);
@@ -106,7 +106,7 @@ pub enum ShardState {
 ///   the connections it took down ([`ShardRouter::retire`]).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::sharded::ShardRouter;
+/// use broadcast_process::broadcaster::sharded::ShardRouter;
 /// use broadcast_wire::{NewFlags, ReservedFlags, SubCommand};
 /// use std::num::NonZeroUsize;
 ///
@@ -128,7 +128,7 @@ impl ShardRouter {
     /// A router over `shards` shards, all live and owning no connection.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// use broadcast_process::broadcaster::sharded::ShardRouter;
     /// use std::num::NonZeroUsize;
     ///
     /// assert_eq!(ShardRouter::new(NonZeroUsize::new(3).unwrap()).shard_count(), 3);
@@ -143,7 +143,7 @@ impl ShardRouter {
     /// How many shards there are.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// # use broadcast_process::broadcaster::sharded::ShardRouter;
     /// assert_eq!(ShardRouter::new(std::num::NonZeroUsize::MIN).shard_count(), 1);
     /// ```
     pub fn shard_count(&self) -> usize {
@@ -154,7 +154,7 @@ impl ShardRouter {
     /// every `i32` (a negative conn is refused later, by validation).
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// use broadcast_process::broadcaster::sharded::ShardRouter;
     /// use std::num::NonZeroUsize;
     ///
     /// let r = ShardRouter::new(NonZeroUsize::new(2).unwrap());
@@ -170,7 +170,7 @@ impl ShardRouter {
     /// Where `cmd` goes.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::{Route, ShardRouter};
+    /// use broadcast_process::broadcaster::sharded::{Route, ShardRouter};
     /// use broadcast_wire::{BcastFlags, SubCommand};
     /// use std::num::NonZeroUsize;
     ///
@@ -190,8 +190,8 @@ impl ShardRouter {
     /// [`SendError::WorkerGone`].
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::SendError;
-    /// use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// use broadcast_process::broadcaster::SendError;
+    /// use broadcast_process::broadcaster::sharded::ShardRouter;
     /// use std::num::NonZeroUsize;
     ///
     /// let mut r = ShardRouter::new(NonZeroUsize::new(2).unwrap());
@@ -214,7 +214,7 @@ impl ShardRouter {
     /// owner's set, Close removes it; other commands change nothing.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// use broadcast_process::broadcaster::sharded::ShardRouter;
     /// use broadcast_wire::{NewFlags, SubCommand};
     /// use std::num::NonZeroUsize;
     ///
@@ -245,8 +245,8 @@ impl ShardRouter {
     /// command with this.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::SendError;
-    /// use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+    /// use broadcast_process::broadcaster::SendError;
+    /// use broadcast_process::broadcaster::sharded::{ShardRouter, ShardState};
     /// use broadcast_wire::{NewFlags, SubCommand};
     /// use std::num::NonZeroUsize;
     ///
@@ -291,8 +291,8 @@ impl ShardRouter {
     /// refuse it if nothing was queued in between.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Backpressure, SendError};
-    /// use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+    /// use broadcast_process::broadcaster::{Backpressure, SendError};
+    /// use broadcast_process::broadcaster::sharded::{ShardRouter, ShardState};
     /// use std::num::NonZeroUsize;
     ///
     /// let mut r = ShardRouter::new(NonZeroUsize::new(3).unwrap());
@@ -325,7 +325,7 @@ impl ShardRouter {
     /// The shards that take commands, in index order.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// # use broadcast_process::broadcaster::sharded::ShardRouter;
     /// let r = ShardRouter::new(std::num::NonZeroUsize::new(2).unwrap());
     /// assert_eq!(r.live_shards().collect::<Vec<_>>(), [0, 1]);
     /// ```
@@ -336,7 +336,7 @@ impl ShardRouter {
     /// The state of `shard`, `None` if there is no such shard.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+    /// # use broadcast_process::broadcaster::sharded::{ShardRouter, ShardState};
     /// let mut r = ShardRouter::new(std::num::NonZeroUsize::MIN);
     /// r.retire(0);
     /// assert_eq!(r.state(0), Some(ShardState::Retired));
@@ -349,7 +349,7 @@ impl ShardRouter {
     /// may still be read). No effect on a retired shard or a bad index.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::sharded::{ShardRouter, ShardState};
+    /// # use broadcast_process::broadcaster::sharded::{ShardRouter, ShardState};
     /// let mut r = ShardRouter::new(std::num::NonZeroUsize::MIN);
     /// r.mark_down(0);
     /// assert_eq!(r.state(0), Some(ShardState::Down));
@@ -365,7 +365,7 @@ impl ShardRouter {
     /// Empty for a bad index.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// use broadcast_process::broadcaster::sharded::ShardRouter;
     /// use broadcast_wire::{NewFlags, SubCommand};
     ///
     /// let mut r = ShardRouter::new(std::num::NonZeroUsize::MIN);
@@ -384,7 +384,7 @@ impl ShardRouter {
     /// The connections `shard` owns now, in ascending order.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::sharded::ShardRouter;
+    /// # use broadcast_process::broadcaster::sharded::ShardRouter;
     /// let r = ShardRouter::new(std::num::NonZeroUsize::MIN);
     /// assert_eq!(r.conns(0).count(), 0);
     /// assert_eq!(r.conns(5).count(), 0); // no such shard
@@ -397,7 +397,7 @@ impl ShardRouter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::{NewFlags, ReservedFlags};
+    use broadcast_wire::{NewFlags, ReservedFlags};
 
     fn router(k: usize) -> ShardRouter {
         ShardRouter::new(NonZeroUsize::new(k).unwrap())

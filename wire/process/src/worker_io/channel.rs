@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use crate::{
+use broadcast_wire::{
     BroadcastFrame, DataPart, FrameReader, FrameWriter, OversizeFrame, PayloadError, ReadError, ReadStatus,
     SubCommand,
 };
@@ -23,7 +23,7 @@ const NOT_READY_PAUSE: Duration = Duration::from_millis(1);
 /// before the worker blocks for the next one.
 ///
 /// ```
-/// use broadcast_wire::worker_io::WorkerChannel;
+/// use broadcast_process::worker_io::WorkerChannel;
 /// use broadcast_wire::{BroadcastFrame, FrameWriter, NewFlags, ReadStatus, SubCommand};
 ///
 /// let mut commands = FrameWriter::new(Vec::new());
@@ -117,7 +117,7 @@ impl<R: Read, W: Write> WorkerChannel<R, W> {
     /// is refused and nothing is queued.
     ///
     /// ```
-    /// use broadcast_wire::worker_io::WorkerChannel;
+    /// use broadcast_process::worker_io::WorkerChannel;
     /// use broadcast_wire::DataPart;
     ///
     /// let mut channel = WorkerChannel::new(std::io::empty(), Vec::new());

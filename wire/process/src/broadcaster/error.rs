@@ -5,14 +5,14 @@ use std::ffi::OsString;
 use std::fmt;
 use std::io;
 
-use crate::error::{OversizeFrame, PayloadError};
+use broadcast_wire::{OversizeFrame, PayloadError};
 
 /// The outbound queue is full: the command was **not** queued.
 ///
 /// Flush (when the write fd is writable) and send the same command again.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::Backpressure;
+/// use broadcast_process::broadcaster::Backpressure;
 ///
 /// let b = Backpressure { queued: 100, needed: 40, limit: 128 };
 /// assert!(b.to_string().contains("not queued"));
@@ -43,7 +43,7 @@ impl std::error::Error for Backpressure {}
 /// caller knows exactly which command did not go out.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::SendError;
+/// use broadcast_process::broadcaster::SendError;
 /// use broadcast_wire::PayloadError;
 ///
 /// let e = SendError::Invalid(PayloadError::InvalidConn { conn: -2, min: 0 });
@@ -73,7 +73,7 @@ impl SendError {
     /// [`SendError::Backpressure`], once the queue has drained).
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Backpressure, SendError};
+    /// use broadcast_process::broadcaster::{Backpressure, SendError};
     /// let e = SendError::Backpressure(Backpressure { queued: 9, needed: 9, limit: 10 });
     /// assert!(e.is_retryable());
     /// assert!(!SendError::WorkerGone.is_retryable());
@@ -119,7 +119,7 @@ impl std::error::Error for SendError {
 /// Why the outbound queue could not be written.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::FlushError;
+/// use broadcast_process::broadcaster::FlushError;
 ///
 /// let e = FlushError::WorkerGone { unsent_commands: 2, unsent_bytes: 80 };
 /// assert!(e.to_string().contains("2 command"));
@@ -169,7 +169,7 @@ impl std::error::Error for FlushError {
 /// closed. Flush first.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::Unflushed;
+/// use broadcast_process::broadcaster::Unflushed;
 /// assert!(Unflushed { queued_bytes: 7 }.to_string().contains("7 bytes"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -193,7 +193,7 @@ impl std::error::Error for Unflushed {}
 /// Why a worker could not be started or adopted.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, SpawnError, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, SpawnError, Transport};
 /// use std::process::Command;
 ///
 /// let err = Broadcaster::spawn(Command::new("/nonexistent/worker"), Transport::Stdio).unwrap_err();

@@ -37,7 +37,7 @@
 //! its input back (on channel 1, which the parent skips):
 //!
 //! ```
-//! use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+//! use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
 //! use std::process::Command;
 //! use std::time::Duration;
 //!
@@ -85,12 +85,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use crate::broadcast_frame::BroadcastFrame;
-use crate::error::{PayloadError, ReadError};
-use crate::flags::{BcastFlags, NewFlags, ReservedFlags};
-use crate::reader::{FrameReader, ReadStatus};
-use crate::sub_command::{PUBKEY_LEN, SubCommand};
-use crate::sub_id::SubId;
+use broadcast_wire::BroadcastFrame;
+use broadcast_wire::SubId;
+use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags};
+use broadcast_wire::{FrameReader, ReadStatus};
+use broadcast_wire::{PUBKEY_LEN, SubCommand};
+use broadcast_wire::{PayloadError, ReadError};
 
 mod error;
 mod fd_io;
@@ -135,7 +135,7 @@ const MAX_FRAMES_PER_PUMP: usize = 1024;
 /// it can live in whichever thread runs the relay's event loop.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, Transport};
 /// use std::process::Command;
 ///
 /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
@@ -169,7 +169,7 @@ impl Broadcaster {
     /// happen right after the spawn for the worker's exit to be seen.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// use std::process::Command;
     ///
     /// let b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
@@ -182,7 +182,7 @@ impl Broadcaster {
     /// Spawns `command` as a worker over `transport`.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
     /// use std::process::Command;
     ///
     /// let opts = Options::new().max_queued_bytes(1 << 16).stderr(StderrMode::Null);
@@ -205,7 +205,7 @@ impl Broadcaster {
     /// stderr if that was piped.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Options};
+    /// use broadcast_process::broadcaster::{Broadcaster, Options};
     /// use std::process::{Command, Stdio};
     ///
     /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
@@ -231,7 +231,7 @@ impl Broadcaster {
     /// on `socket`); otherwise as [`Broadcaster::from_fds`].
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Options};
+    /// use broadcast_process::broadcaster::{Broadcaster, Options};
     /// use std::os::unix::net::UnixStream;
     ///
     /// let (ours, _theirs) = UnixStream::pair().unwrap();
@@ -264,7 +264,7 @@ impl Broadcaster {
     /// Validates `cmd` and queues it. On error nothing was queued.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, SendError, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
     /// use broadcast_wire::{NewFlags, SubCommand};
     /// use std::process::Command;
     ///
@@ -285,7 +285,7 @@ impl Broadcaster {
     /// admit a Bcast to every shard or to none).
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Options, SendError, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Options, SendError, Transport};
     /// use broadcast_wire::{BcastFlags, SubCommand};
     /// use std::process::Command;
     ///
@@ -310,7 +310,7 @@ impl Broadcaster {
     /// empty `bytes` queue nothing.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
     /// use std::process::Command;
     /// use std::time::Duration;
     ///
@@ -330,7 +330,7 @@ impl Broadcaster {
     /// and protected events.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_connect(12, false).unwrap();
     /// assert_eq!(b.queued_bytes(), 5 + 14);
@@ -348,7 +348,7 @@ impl Broadcaster {
     /// subscriptions.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_disconnect(12).unwrap();
     /// assert_eq!(b.queued_commands(), 1);
@@ -364,7 +364,7 @@ impl Broadcaster {
     /// `["REQ", sub_id, filter...]` message.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, SendError, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
     /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_subscribe(12, "s1", r#"["REQ","s1",{"kinds":[1]}]"#).unwrap();
     /// // sub_ids are 1 to 64 bytes: refused, not queued.
@@ -383,7 +383,7 @@ impl Broadcaster {
     /// Subscription `sub_id` on `conn` closed by the client (Remove).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_unsubscribe(12, "s1").unwrap();
     /// assert_eq!(b.queued_bytes(), 5 + 14 + 2);
@@ -401,7 +401,7 @@ impl Broadcaster {
     /// bytes.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_auth(12, [0xab; 32]).unwrap();
     /// assert_eq!(b.queued_bytes(), 5 + 14 + 32);
@@ -418,7 +418,7 @@ impl Broadcaster {
     /// `["EVENT", {...}]` message, `sender` the publishing connection or −1.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, SendError, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
     /// use broadcast_wire::BcastFlags;
     /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::NEED_FILTER).unwrap();
@@ -449,7 +449,7 @@ impl Broadcaster {
     /// coalesced into as few writes as possible; a partial write is kept.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, FlushStatus, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, FlushStatus, Transport};
     /// # use std::process::Command;
     ///
     /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
@@ -471,7 +471,7 @@ impl Broadcaster {
     /// first.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// for conn in 0..1000 {
     ///     b.on_connect(conn, false).unwrap();
@@ -487,7 +487,7 @@ impl Broadcaster {
     /// returning [`FlushStatus::WouldBlock`] with the rest still queued.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, FlushStatus, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, FlushStatus, Transport};
     /// use std::process::Command;
     /// use std::time::Duration;
     ///
@@ -583,7 +583,7 @@ impl Broadcaster {
     /// and call [`Broadcaster::flush`] when it is.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert!(!b.wants_write());
     /// b.on_connect(1, false).unwrap();
@@ -596,7 +596,7 @@ impl Broadcaster {
     /// Bytes queued and not yet written.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert_eq!(b.queued_bytes(), 0);
     /// ```
@@ -607,7 +607,7 @@ impl Broadcaster {
     /// Commands queued and not completely written.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_disconnect(4).unwrap();
     /// assert_eq!(b.queued_commands(), 1);
@@ -621,7 +621,7 @@ impl Broadcaster {
     /// that dies may leave the last of them unread in the pipe.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_disconnect(4).unwrap();
     /// b.flush_blocking().unwrap();
@@ -634,7 +634,7 @@ impl Broadcaster {
     /// The outbound queue's byte limit ([`Options::max_queued_bytes`]).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert_eq!(b.queue_limit(), 8 << 20);
     /// ```
@@ -645,7 +645,7 @@ impl Broadcaster {
     /// The payload maximum in both directions ([`Options::max_payload`]).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert_eq!(b.max_payload(), 16 << 20);
     /// ```
@@ -660,7 +660,7 @@ impl Broadcaster {
     /// commands are refused with [`SendError::WriteClosed`].
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, SendError, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
     /// # use std::process::Command;
     ///
     /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
@@ -689,7 +689,7 @@ impl Broadcaster {
     /// cannot be resynchronised. I/O errors are `Err(ReadError::Io(_))`.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
     /// # use std::process::Command;
     ///
     /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
@@ -728,7 +728,7 @@ impl Broadcaster {
     /// [`Broadcaster::flush`] reports it.)
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
     /// use std::process::Command;
     /// use std::time::Duration;
     ///
@@ -764,7 +764,7 @@ impl Broadcaster {
     /// partial frame, or frames not yet read).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert_eq!(b.inbound_buffered(), 0);
     /// ```
@@ -777,7 +777,7 @@ impl Broadcaster {
     /// The fd to watch for readability (the worker's frames).
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// use std::os::fd::AsRawFd;
     ///
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -792,7 +792,7 @@ impl Broadcaster {
     /// after [`Broadcaster::close_write`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert!(b.write_fd().is_some());
     /// ```
@@ -807,7 +807,7 @@ impl Broadcaster {
     /// output is still open and no write has found it gone.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # use std::time::Duration;
     /// let mut b = Broadcaster::spawn(std::process::Command::new("true"), Transport::Stdio).unwrap();
     /// b.wait_exit(Duration::from_secs(10));
@@ -823,7 +823,7 @@ impl Broadcaster {
     /// The worker's process id, if the handle has a child.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert!(b.pid().unwrap() > 0);
     /// ```
@@ -835,7 +835,7 @@ impl Broadcaster {
     /// blocking.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert_eq!(b.exit_status(), None); // cat waits for input
     /// ```
@@ -847,7 +847,7 @@ impl Broadcaster {
     /// it is still running (or the handle has no child).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # use std::process::Command;
     /// # use std::time::Duration;
     /// let mut cmd = Command::new("sh");
@@ -863,7 +863,7 @@ impl Broadcaster {
     /// check, or at drop.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// # use std::time::Duration;
     /// use std::os::unix::process::ExitStatusExt;
     ///
@@ -878,7 +878,7 @@ impl Broadcaster {
     /// The captured stderr, with [`StderrMode::Capture`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert!(b.stderr_tail().is_none()); // inherited by default
     /// ```
@@ -890,7 +890,7 @@ impl Broadcaster {
     /// [`Broadcaster::from_fds`]).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// assert!(b.has_child());
     /// ```
@@ -902,7 +902,7 @@ impl Broadcaster {
 /// The read side: the fd an event loop always watches.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, Transport};
 /// use std::os::fd::{AsFd, AsRawFd};
 ///
 /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -917,7 +917,7 @@ impl AsFd for Broadcaster {
 /// The read side's raw fd, for APIs that take one (mio's `SourceFd`).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, Transport};
 /// use std::os::fd::AsRawFd;
 ///
 /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();

@@ -36,7 +36,7 @@ mod unix {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
-    use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+    use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
     use broadcast_wire::{BcastFlags, BroadcastFrame, FrameReader, FrameWriter, ReadStatus, SubCommand};
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 

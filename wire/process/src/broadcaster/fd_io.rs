@@ -1,6 +1,6 @@
 //! The parent's ends of the transport as `io::Read` / `io::Write` over
-//! non-blocking fds, so the crate's [`FrameReader`](crate::FrameReader) and
-//! [`FrameWriter`](crate::FrameWriter) do all the framing.
+//! non-blocking fds, so the crate's [`FrameReader`](broadcast_wire::FrameReader) and
+//! [`FrameWriter`](broadcast_wire::FrameWriter) do all the framing.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

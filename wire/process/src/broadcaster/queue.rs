@@ -8,10 +8,10 @@ use std::collections::VecDeque;
 use std::io;
 use std::os::fd::BorrowedFd;
 
-use crate::error::OversizeFrame;
-use crate::frame::HEADER_LEN;
-use crate::sub_command::SubCommand;
-use crate::writer::FrameWriter;
+use broadcast_wire::FrameWriter;
+use broadcast_wire::HEADER_LEN;
+use broadcast_wire::OversizeFrame;
+use broadcast_wire::SubCommand;
 
 use super::error::{Backpressure, FlushError, SendError, Unflushed};
 use super::fd_io::{self, FdWriter};
@@ -19,7 +19,7 @@ use super::fd_io::{self, FdWriter};
 /// What a non-blocking flush achieved.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::FlushStatus;
+/// use broadcast_process::broadcaster::FlushStatus;
 /// assert!(FlushStatus::Flushed.is_flushed());
 /// assert!(!FlushStatus::WouldBlock.is_flushed());
 /// ```
@@ -36,7 +36,7 @@ impl FlushStatus {
     /// Whether the queue is now empty.
     ///
     /// ```
-    /// assert!(broadcast_wire::broadcaster::FlushStatus::Flushed.is_flushed());
+    /// assert!(broadcast_process::broadcaster::FlushStatus::Flushed.is_flushed());
     /// ```
     pub fn is_flushed(self) -> bool {
         self == FlushStatus::Flushed

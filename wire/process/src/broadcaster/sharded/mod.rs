@@ -58,8 +58,8 @@
 //! by the parent):
 //!
 //! ```
-//! use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
-//! use broadcast_wire::broadcaster::{Options, Transport};
+//! use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+//! use broadcast_process::broadcaster::{Options, Transport};
 //! use broadcast_wire::BcastFlags;
 //! use std::num::NonZeroUsize;
 //! use std::process::Command;
@@ -86,10 +86,10 @@ use bytes::Bytes;
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-use crate::broadcast_frame::BroadcastFrame;
-use crate::error::{PayloadError, ReadError};
-use crate::flags::BcastFlags;
-use crate::sub_command::{PUBKEY_LEN, SubCommand};
+use broadcast_wire::BcastFlags;
+use broadcast_wire::BroadcastFrame;
+use broadcast_wire::{PUBKEY_LEN, SubCommand};
+use broadcast_wire::{PayloadError, ReadError};
 
 use super::{
     Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
@@ -103,7 +103,7 @@ pub use router::{Route, ShardError, ShardRouter, ShardState};
 /// handle's `recv`) reports it.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::sharded::ShardExit;
+/// use broadcast_process::broadcaster::sharded::ShardExit;
 ///
 /// let exit = ShardExit { shard: 1, status: None, conns: vec![3, 5] };
 /// assert_eq!(exit.conns.len(), 2);
@@ -137,7 +137,7 @@ impl ShardExit {
 /// handle's `recv` (`async_broadcaster::AsyncShardedBroadcaster`).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
+/// use broadcast_process::broadcaster::sharded::ShardedIncoming;
 /// use broadcast_wire::BroadcastFrame;
 ///
 /// let f = ShardedIncoming::Frame { shard: 0, frame: BroadcastFrame { conn: 4, data: "x".into() } };
@@ -172,7 +172,7 @@ impl ShardedIncoming {
     /// Whether this is [`ShardedIncoming::Pending`].
     ///
     /// ```
-    /// assert!(broadcast_wire::broadcaster::sharded::ShardedIncoming::Pending.is_pending());
+    /// assert!(broadcast_process::broadcaster::sharded::ShardedIncoming::Pending.is_pending());
     /// ```
     pub fn is_pending(&self) -> bool {
         matches!(self, ShardedIncoming::Pending)
@@ -203,8 +203,8 @@ impl ShardedIncoming {
 /// docs](self).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::sharded::ShardedBroadcaster;
-/// use broadcast_wire::broadcaster::{Options, Transport};
+/// use broadcast_process::broadcaster::sharded::ShardedBroadcaster;
+/// use broadcast_process::broadcaster::{Options, Transport};
 /// use std::num::NonZeroUsize;
 /// use std::process::Command;
 ///
@@ -241,8 +241,8 @@ impl ShardedBroadcaster {
     /// started are dropped (and so reaped) and the error names the shard.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardedBroadcaster;
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::broadcaster::sharded::ShardedBroadcaster;
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::num::NonZeroUsize;
     /// use std::process::Command;
     ///
@@ -283,7 +283,7 @@ impl ShardedBroadcaster {
     /// K, the number of shards.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert_eq!(b.shard_count(), 2);
@@ -295,7 +295,7 @@ impl ShardedBroadcaster {
     /// The shard that owns `conn` ([`ShardRouter::shard_of`]).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert_eq!(b.shard_of(17), 1);
@@ -307,7 +307,7 @@ impl ShardedBroadcaster {
     /// The routing state: which shards are live, which conns each owns.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::{ShardState, ShardedBroadcaster}, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::{ShardState, ShardedBroadcaster}, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert_eq!(b.router().state(1), Some(ShardState::Live));
@@ -319,7 +319,7 @@ impl ShardedBroadcaster {
     /// The connections `shard` owns (opened and not closed), ascending.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(8, false).unwrap();
@@ -335,7 +335,7 @@ impl ShardedBroadcaster {
     /// routing and bookkeeping stay right.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(3, false).unwrap();
@@ -353,9 +353,9 @@ impl ShardedBroadcaster {
     /// error nothing was queued anywhere.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::SendError;
+    /// use broadcast_process::broadcaster::SendError;
     /// use broadcast_wire::{NewFlags, SubCommand};
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     ///
@@ -374,7 +374,7 @@ impl ShardedBroadcaster {
     /// [`Broadcaster::on_connect`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(12, true).unwrap();
@@ -384,9 +384,9 @@ impl ShardedBroadcaster {
         let new = SubCommand::New {
             conn,
             flags: if whitelisted {
-                crate::flags::NewFlags::WHITELISTED
+                broadcast_wire::NewFlags::WHITELISTED
             } else {
-                crate::flags::NewFlags::EMPTY
+                broadcast_wire::NewFlags::EMPTY
             },
         };
         self.send(&new)
@@ -396,7 +396,7 @@ impl ShardedBroadcaster {
     /// [`Broadcaster::on_disconnect`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(12, false).unwrap();
@@ -406,7 +406,7 @@ impl ShardedBroadcaster {
     pub fn on_disconnect(&mut self, conn: i32) -> Result<(), ShardError<SendError>> {
         let close = SubCommand::Close {
             conn,
-            flags: crate::flags::ReservedFlags::EMPTY,
+            flags: broadcast_wire::ReservedFlags::EMPTY,
         };
         self.send(&close)
     }
@@ -415,7 +415,7 @@ impl ShardedBroadcaster {
     /// [`Broadcaster::on_subscribe`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_subscribe(5, "s", r#"["REQ","s",{}]"#).unwrap();
@@ -434,7 +434,7 @@ impl ShardedBroadcaster {
     /// [`Broadcaster::on_unsubscribe`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_unsubscribe(4, "s").unwrap();
@@ -448,7 +448,7 @@ impl ShardedBroadcaster {
     /// [`Broadcaster::on_auth`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_auth(9, [1; 32]).unwrap();
@@ -466,7 +466,7 @@ impl ShardedBroadcaster {
     ///
     /// ```
     /// use broadcast_wire::BcastFlags;
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::EMPTY).unwrap();
@@ -522,8 +522,8 @@ impl ShardedBroadcaster {
     /// with its unsent commands) is marked down.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::FlushStatus;
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// use broadcast_process::broadcaster::FlushStatus;
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(1, false).unwrap();
@@ -539,7 +539,7 @@ impl ShardedBroadcaster {
     /// output can deadlock it). Errors as [`ShardedBroadcaster::flush`].
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// for conn in 0..1000 {
@@ -584,7 +584,7 @@ impl ShardedBroadcaster {
     /// [`ShardedBroadcaster::write_fds`] for writability and flush.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert!(!b.wants_write());
@@ -598,7 +598,7 @@ impl ShardedBroadcaster {
     /// Bytes queued on all shards and not yet written.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.fanout("[1]", -1, Default::default()).unwrap();
@@ -613,7 +613,7 @@ impl ShardedBroadcaster {
     /// with commands queued) unless every queue is empty.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(1, false).unwrap();
@@ -658,8 +658,8 @@ impl ShardedBroadcaster {
     /// next call reports it as exited.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::num::NonZeroUsize;
     /// use std::process::Command;
     ///
@@ -723,8 +723,8 @@ impl ShardedBroadcaster {
     /// belongs to no shard, is reported as `ReadError::Io` of shard 0.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::num::NonZeroUsize;
     /// use std::process::Command;
     /// use std::time::Duration;
@@ -790,7 +790,7 @@ impl ShardedBroadcaster {
     /// [`ShardedBroadcaster::read_frame`] until it says `Pending`.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert_eq!(b.read_fds().map(|(shard, _)| shard).collect::<Vec<_>>(), [0, 1]);
@@ -809,7 +809,7 @@ impl ShardedBroadcaster {
     ///
     /// ```
     /// use std::os::fd::AsRawFd;
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(2, false).unwrap();
@@ -829,7 +829,7 @@ impl ShardedBroadcaster {
     /// Each shard's worker pid, by shard index.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert!(b.pids().iter().all(|p| p.is_some()));
@@ -842,7 +842,7 @@ impl ShardedBroadcaster {
     /// without blocking; `None` while it runs, or for a bad index.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// assert_eq!(b.exit_status(0), None);
@@ -856,8 +856,8 @@ impl ShardedBroadcaster {
     /// index is an `InvalidInput` error.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
-    /// # use broadcast_wire::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// use broadcast_process::broadcaster::sharded::ShardedIncoming;
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.on_connect(3, false).unwrap();

@@ -40,7 +40,7 @@ struct Shared {
 /// [`Broadcaster`](super::Broadcaster) is dropped.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
 /// use std::process::Command;
 /// use std::time::Duration;
 ///
@@ -81,7 +81,7 @@ impl StderrTail {
     /// replaced). An unfinished last line is included once stderr is closed.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
     /// # use std::process::Command;
     /// # use std::time::Duration;
     /// let mut cmd = Command::new("sh");
@@ -99,7 +99,7 @@ impl StderrTail {
     /// How many older lines were discarded to keep at most `max_lines`.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
     /// # use std::process::Command;
     /// # use std::time::Duration;
     /// let mut cmd = Command::new("sh");
@@ -117,7 +117,7 @@ impl StderrTail {
     /// so did every process it shared stderr with).
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
     /// # use std::process::Command;
     /// let opts = Options::new().stderr(StderrMode::Capture { max_lines: 2 });
     /// let b = Broadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
@@ -132,7 +132,7 @@ impl StderrTail {
     /// whether it was reached.
     ///
     /// ```
-    /// # use broadcast_wire::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+    /// # use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
     /// # use std::process::Command;
     /// # use std::time::Duration;
     /// let opts = Options::new().stderr(StderrMode::Capture { max_lines: 2 });

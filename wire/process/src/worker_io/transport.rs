@@ -12,7 +12,7 @@ use command_fds::inherited::{InheritedFdError, take_fd_ownership};
 /// Where a worker reads commands and writes frames (PROTOCOL.md#transports).
 ///
 /// ```
-/// use broadcast_wire::worker_io::WorkerTransport;
+/// use broadcast_process::worker_io::WorkerTransport;
 ///
 /// let args = ["--fd", "3"].map(String::from);
 /// assert_eq!(WorkerTransport::from_args(args).unwrap(), WorkerTransport::Fd(3));

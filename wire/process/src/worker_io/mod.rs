@@ -1,4 +1,4 @@
-//! The worker side of the process layer (feature `worker-io`, unix): how a
+//! The worker side of the process layer (unix): how a
 //! worker binary reaches its parent, and a command loop that never leaves
 //! owed frames unwritten while it waits.
 //!
@@ -11,14 +11,14 @@
 //!   the frames of every command the worker has finished.
 //!
 //! ```no_run
-//! use broadcast_wire::worker_io::{WorkerChannel, WorkerTransport};
+//! use broadcast_process::worker_io::{WorkerChannel, WorkerTransport};
 //! use broadcast_wire::{BroadcastFrame, ReadStatus};
 //!
 //! fn main() -> Result<(), Box<dyn std::error::Error>> {
 //!     // Needed only for `--fd N`: claim the inherited descriptors before
 //!     // anything else in the program opens one.
 //!     // SAFETY: first statement of main; no descriptor was taken yet.
-//!     unsafe { broadcast_wire::worker_io::init_inherited_fds()? };
+//!     unsafe { broadcast_process::worker_io::init_inherited_fds()? };
 //!     let (input, output) = WorkerTransport::from_args(std::env::args().skip(1))?.open()?;
 //!     let mut channel = WorkerChannel::new(input, output);
 //!     while let ReadStatus::Ready(cmd) = channel.read_command()? {

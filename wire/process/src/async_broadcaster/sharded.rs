@@ -41,9 +41,9 @@ use bytes::Bytes;
 
 use crate::broadcaster::sharded::{ShardError, ShardExit, ShardRouter, ShardState, ShardedIncoming};
 use crate::broadcaster::{FlushError, Options, SendError, SpawnError, Transport, Unflushed};
-use crate::error::ReadError;
-use crate::flags::{BcastFlags, NewFlags, ReservedFlags};
-use crate::sub_command::{PUBKEY_LEN, SubCommand};
+use broadcast_wire::ReadError;
+use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags};
+use broadcast_wire::{PUBKEY_LEN, SubCommand};
 
 use super::{AsyncBroadcaster, QueueError};
 
@@ -51,9 +51,9 @@ use super::{AsyncBroadcaster, QueueError};
 /// docs](self). Create it inside a tokio runtime with I/O enabled.
 ///
 /// ```
-/// use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-/// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
-/// use broadcast_wire::broadcaster::{Options, Transport};
+/// use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+/// use broadcast_process::broadcaster::sharded::ShardedIncoming;
+/// use broadcast_process::broadcaster::{Options, Transport};
 /// use broadcast_wire::BcastFlags;
 /// use std::num::NonZeroUsize;
 /// use std::process::Command;
@@ -100,8 +100,8 @@ impl AsyncShardedBroadcaster {
     /// started are dropped (and so reaped) and the error names the shard.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::num::NonZeroUsize;
     /// use std::process::Command;
     ///
@@ -143,8 +143,8 @@ impl AsyncShardedBroadcaster {
     /// K, the number of shards.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -159,8 +159,8 @@ impl AsyncShardedBroadcaster {
     /// The shard that owns `conn` ([`ShardRouter::shard_of`]).
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -175,8 +175,8 @@ impl AsyncShardedBroadcaster {
     /// The routing state: which shards are live, which conns each owns.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{sharded::ShardState, Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{sharded::ShardState, Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -191,8 +191,8 @@ impl AsyncShardedBroadcaster {
     /// The connections `shard` owns (opened and not closed), ascending.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -212,8 +212,8 @@ impl AsyncShardedBroadcaster {
     /// right.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -236,8 +236,8 @@ impl AsyncShardedBroadcaster {
     /// either; the error names the shard.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::{AsyncShardedBroadcaster, QueueError};
-    /// use broadcast_wire::broadcaster::{Options, SendError, Transport};
+    /// use broadcast_process::async_broadcaster::{AsyncShardedBroadcaster, QueueError};
+    /// use broadcast_process::broadcaster::{Options, SendError, Transport};
     /// use broadcast_wire::{NewFlags, SubCommand};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -259,8 +259,8 @@ impl AsyncShardedBroadcaster {
     /// [`AsyncBroadcaster::on_connect`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -277,8 +277,8 @@ impl AsyncShardedBroadcaster {
     /// see [`AsyncBroadcaster::on_disconnect`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -296,8 +296,8 @@ impl AsyncShardedBroadcaster {
     /// room; see [`AsyncBroadcaster::on_subscribe`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -321,8 +321,8 @@ impl AsyncShardedBroadcaster {
     /// waiting for room; see [`AsyncBroadcaster::on_unsubscribe`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -341,8 +341,8 @@ impl AsyncShardedBroadcaster {
     /// waiting for room; see [`AsyncBroadcaster::on_auth`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -371,8 +371,8 @@ impl AsyncShardedBroadcaster {
     ///
     /// ```
     /// use broadcast_wire::BcastFlags;
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -444,8 +444,8 @@ impl AsyncShardedBroadcaster {
     ///
     /// ```
     /// use broadcast_wire::{NewFlags, SubCommand};
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -469,8 +469,8 @@ impl AsyncShardedBroadcaster {
     /// [`AsyncShardedBroadcaster::on_connect`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -486,8 +486,8 @@ impl AsyncShardedBroadcaster {
     /// [`AsyncShardedBroadcaster::on_disconnect`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -504,8 +504,8 @@ impl AsyncShardedBroadcaster {
     /// [`AsyncShardedBroadcaster::on_subscribe`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -525,8 +525,8 @@ impl AsyncShardedBroadcaster {
     /// [`AsyncShardedBroadcaster::on_unsubscribe`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -541,8 +541,8 @@ impl AsyncShardedBroadcaster {
     /// [`AsyncShardedBroadcaster::on_auth`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -560,8 +560,8 @@ impl AsyncShardedBroadcaster {
     ///
     /// ```
     /// use broadcast_wire::BcastFlags;
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -610,8 +610,8 @@ impl AsyncShardedBroadcaster {
     /// ([`FlushError::WorkerGone`]) is marked down.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -642,8 +642,8 @@ impl AsyncShardedBroadcaster {
     /// Bytes queued on all shards and not yet written.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -662,8 +662,8 @@ impl AsyncShardedBroadcaster {
     /// workers then exit, and `recv` reports each.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -716,9 +716,9 @@ impl AsyncShardedBroadcaster {
     /// item was taken.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// use broadcast_process::broadcaster::sharded::ShardedIncoming;
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -741,9 +741,9 @@ impl AsyncShardedBroadcaster {
     /// registers `cx`'s waker with every shard not yet reported exited.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// use broadcast_process::broadcaster::sharded::ShardedIncoming;
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::future::poll_fn;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -809,8 +809,8 @@ impl AsyncShardedBroadcaster {
     /// Each shard's worker pid, by shard index.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
@@ -828,8 +828,8 @@ impl AsyncShardedBroadcaster {
     /// no status yet. `None` if it is still running, or for a bad index.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -848,9 +848,9 @@ impl AsyncShardedBroadcaster {
     /// A bad index is an `InvalidInput` error.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::sharded::ShardedIncoming;
-    /// # use broadcast_wire::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::broadcaster::sharded::ShardedIncoming;
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();

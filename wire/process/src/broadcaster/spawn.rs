@@ -19,7 +19,7 @@ use super::stderr::StderrTail;
 /// How the parent and the worker are connected (PROTOCOL.md#transports).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, Transport};
 /// use std::process::Command;
 ///
 /// // `sh` ignores the appended `--fd 3` as extra positional arguments.

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use crate::DEFAULT_MAX_PAYLOAD;
+use broadcast_wire::DEFAULT_MAX_PAYLOAD;
 
 /// Default byte limit of the outbound queue: 8 MiB.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{DEFAULT_MAX_QUEUED_BYTES, Options};
+/// use broadcast_process::broadcaster::{DEFAULT_MAX_QUEUED_BYTES, Options};
 /// assert_eq!(Options::new().queue_limit(), DEFAULT_MAX_QUEUED_BYTES);
 /// ```
 pub const DEFAULT_MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 /// before it is killed: 500 ms.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{DEFAULT_GRACE_PERIOD, Options};
+/// use broadcast_process::broadcaster::{DEFAULT_GRACE_PERIOD, Options};
 /// assert_eq!(Options::new().grace(), DEFAULT_GRACE_PERIOD);
 /// ```
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_millis(500);
@@ -28,7 +28,7 @@ pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_millis(500);
 /// after stdio.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{DEFAULT_CHILD_FD, Options};
+/// use broadcast_process::broadcaster::{DEFAULT_CHILD_FD, Options};
 /// assert_eq!(Options::new().child_fd_number(), DEFAULT_CHILD_FD);
 /// ```
 pub const DEFAULT_CHILD_FD: i32 = 3;
@@ -36,7 +36,7 @@ pub const DEFAULT_CHILD_FD: i32 = 3;
 /// What happens to the worker's stderr (its human-readable log).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Options, StderrMode};
+/// use broadcast_process::broadcaster::{Options, StderrMode};
 ///
 /// let opts = Options::new().stderr(StderrMode::Capture { max_lines: 20 });
 /// assert_eq!(opts.stderr_mode(), StderrMode::Capture { max_lines: 20 });
@@ -61,7 +61,7 @@ pub enum StderrMode {
 /// and [`Broadcaster::from_fds`](super::Broadcaster::from_fds).
 ///
 /// ```
-/// use broadcast_wire::broadcaster::Options;
+/// use broadcast_process::broadcaster::Options;
 /// use std::time::Duration;
 ///
 /// let opts = Options::new()
@@ -95,7 +95,7 @@ impl Options {
     /// The defaults.
     ///
     /// ```
-    /// let o = broadcast_wire::broadcaster::Options::new();
+    /// let o = broadcast_process::broadcaster::Options::new();
     /// assert_eq!(o.queue_limit(), 8 << 20);
     /// ```
     pub fn new() -> Options {
@@ -109,7 +109,7 @@ impl Options {
     /// than the limit (but within the payload maximum) can still be sent.
     ///
     /// ```
-    /// let o = broadcast_wire::broadcaster::Options::new().max_queued_bytes(4096);
+    /// let o = broadcast_process::broadcaster::Options::new().max_queued_bytes(4096);
     /// assert_eq!(o.queue_limit(), 4096);
     /// ```
     pub fn max_queued_bytes(mut self, bytes: usize) -> Options {
@@ -122,7 +122,7 @@ impl Options {
     /// frame above it is a fatal `frame_too_large`. Both sides must agree.
     ///
     /// ```
-    /// let o = broadcast_wire::broadcaster::Options::new().max_payload(1 << 20);
+    /// let o = broadcast_process::broadcaster::Options::new().max_payload(1 << 20);
     /// assert_eq!(o.max_payload_len(), 1 << 20);
     /// ```
     pub fn max_payload(mut self, bytes: u32) -> Options {
@@ -135,7 +135,7 @@ impl Options {
     ///
     /// ```
     /// use std::time::Duration;
-    /// let o = broadcast_wire::broadcaster::Options::new().grace_period(Duration::ZERO);
+    /// let o = broadcast_process::broadcaster::Options::new().grace_period(Duration::ZERO);
     /// assert_eq!(o.grace(), Duration::ZERO);
     /// ```
     pub fn grace_period(mut self, grace: Duration) -> Options {
@@ -148,7 +148,7 @@ impl Options {
     /// takes the child's stderr if it was piped).
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Options, StderrMode};
+    /// use broadcast_process::broadcaster::{Options, StderrMode};
     /// assert_eq!(Options::new().stderr(StderrMode::Null).stderr_mode(), StderrMode::Null);
     /// ```
     pub fn stderr(mut self, mode: StderrMode) -> Options {
@@ -161,7 +161,7 @@ impl Options {
     /// of the `--fd N` appended to its arguments). 3 or above.
     ///
     /// ```
-    /// let o = broadcast_wire::broadcaster::Options::new().child_fd(7);
+    /// let o = broadcast_process::broadcaster::Options::new().child_fd(7);
     /// assert_eq!(o.child_fd_number(), 7);
     /// ```
     pub fn child_fd(mut self, fd: i32) -> Options {
@@ -172,7 +172,7 @@ impl Options {
     /// The outbound queue's byte limit.
     ///
     /// ```
-    /// assert_eq!(broadcast_wire::broadcaster::Options::new().queue_limit(), 8 << 20);
+    /// assert_eq!(broadcast_process::broadcaster::Options::new().queue_limit(), 8 << 20);
     /// ```
     pub fn queue_limit(&self) -> usize {
         self.max_queued_bytes
@@ -181,7 +181,7 @@ impl Options {
     /// The payload maximum.
     ///
     /// ```
-    /// assert_eq!(broadcast_wire::broadcaster::Options::new().max_payload_len(), 16 << 20);
+    /// assert_eq!(broadcast_process::broadcaster::Options::new().max_payload_len(), 16 << 20);
     /// ```
     pub fn max_payload_len(&self) -> u32 {
         self.max_payload
@@ -191,7 +191,7 @@ impl Options {
     ///
     /// ```
     /// use std::time::Duration;
-    /// assert_eq!(broadcast_wire::broadcaster::Options::new().grace(), Duration::from_millis(500));
+    /// assert_eq!(broadcast_process::broadcaster::Options::new().grace(), Duration::from_millis(500));
     /// ```
     pub fn grace(&self) -> Duration {
         self.grace
@@ -200,7 +200,7 @@ impl Options {
     /// The stderr mode.
     ///
     /// ```
-    /// use broadcast_wire::broadcaster::{Options, StderrMode};
+    /// use broadcast_process::broadcaster::{Options, StderrMode};
     /// assert_eq!(Options::new().stderr_mode(), StderrMode::Inherit);
     /// ```
     pub fn stderr_mode(&self) -> StderrMode {
@@ -210,7 +210,7 @@ impl Options {
     /// The worker's socket fd number.
     ///
     /// ```
-    /// assert_eq!(broadcast_wire::broadcaster::Options::new().child_fd_number(), 3);
+    /// assert_eq!(broadcast_process::broadcaster::Options::new().child_fd_number(), 3);
     /// ```
     pub fn child_fd_number(&self) -> i32 {
         self.child_fd

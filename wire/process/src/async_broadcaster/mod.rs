@@ -54,8 +54,8 @@
 //! its input back (on channel 1, which the parent skips):
 //!
 //! ```
-//! use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-//! use broadcast_wire::broadcaster::{Incoming, Transport};
+//! use broadcast_process::async_broadcaster::AsyncBroadcaster;
+//! use broadcast_process::broadcaster::{Incoming, Transport};
 //! use std::process::Command;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -91,9 +91,9 @@ use bytes::Bytes;
 use crate::broadcaster::{
     Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
 };
-use crate::error::ReadError;
-use crate::flags::BcastFlags;
-use crate::sub_command::{PUBKEY_LEN, SubCommand};
+use broadcast_wire::BcastFlags;
+use broadcast_wire::ReadError;
+use broadcast_wire::{PUBKEY_LEN, SubCommand};
 
 mod error;
 mod reaper;
@@ -115,8 +115,8 @@ const MAX_FRAMES_PER_PUMP: usize = 1024;
 /// constructors panic otherwise, as tokio's own I/O types do).
 ///
 /// ```
-/// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-/// use broadcast_wire::broadcaster::Transport;
+/// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+/// use broadcast_process::broadcaster::Transport;
 /// use std::process::Command;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -149,8 +149,8 @@ impl AsyncBroadcaster {
     /// [`Options`] (see [`Broadcaster::spawn`]).
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_wire::broadcaster::Transport;
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::Transport;
     /// use std::process::Command;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -167,8 +167,8 @@ impl AsyncBroadcaster {
     /// [`Broadcaster::spawn_with`]).
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_wire::broadcaster::{Options, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::process::Command;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -192,8 +192,8 @@ impl AsyncBroadcaster {
     /// is dropped, which ends and reaps its worker.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_wire::broadcaster::{Broadcaster, Options};
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Broadcaster, Options};
     /// use std::os::unix::net::UnixStream;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -222,8 +222,8 @@ impl AsyncBroadcaster {
     /// [`Broadcaster::queue_limit`], [`Broadcaster::stderr_tail`], ...).
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -242,8 +242,8 @@ impl AsyncBroadcaster {
     /// before it completes, `cmd` was not queued.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::{AsyncBroadcaster, QueueError};
-    /// use broadcast_wire::broadcaster::{SendError, Transport};
+    /// use broadcast_process::async_broadcaster::{AsyncBroadcaster, QueueError};
+    /// use broadcast_process::broadcaster::{SendError, Transport};
     /// use broadcast_wire::{NewFlags, SubCommand};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -262,8 +262,8 @@ impl AsyncBroadcaster {
     /// [`Broadcaster::on_connect`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -278,8 +278,8 @@ impl AsyncBroadcaster {
     /// [`Broadcaster::on_disconnect`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -294,8 +294,8 @@ impl AsyncBroadcaster {
     /// ...]` message, waiting for room; see [`Broadcaster::on_subscribe`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -317,8 +317,8 @@ impl AsyncBroadcaster {
     /// waiting for room; see [`Broadcaster::on_unsubscribe`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -333,8 +333,8 @@ impl AsyncBroadcaster {
     /// room; see [`Broadcaster::on_auth`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -349,8 +349,8 @@ impl AsyncBroadcaster {
     /// [`Broadcaster::fanout`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// use broadcast_wire::BcastFlags;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -375,8 +375,8 @@ impl AsyncBroadcaster {
     /// [`Broadcaster::send`].
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_wire::broadcaster::{Options, SendError, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Options, SendError, Transport};
     /// use broadcast_wire::{NewFlags, SubCommand};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -396,8 +396,8 @@ impl AsyncBroadcaster {
     /// [`SendError::Backpressure`].
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -411,8 +411,8 @@ impl AsyncBroadcaster {
     /// [`AsyncBroadcaster::on_disconnect`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -426,8 +426,8 @@ impl AsyncBroadcaster {
     /// [`AsyncBroadcaster::on_subscribe`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -446,8 +446,8 @@ impl AsyncBroadcaster {
     /// [`AsyncBroadcaster::on_unsubscribe`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -461,8 +461,8 @@ impl AsyncBroadcaster {
     /// [`AsyncBroadcaster::on_auth`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -476,8 +476,8 @@ impl AsyncBroadcaster {
     /// [`AsyncBroadcaster::fanout`] without waiting.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// use broadcast_wire::BcastFlags;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -542,8 +542,8 @@ impl AsyncBroadcaster {
     /// [`FlushError::WorkerGone`], with the count of commands it never got.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -600,8 +600,8 @@ impl AsyncBroadcaster {
     /// its last frames and its exit.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Incoming, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::{Incoming, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -637,8 +637,8 @@ impl AsyncBroadcaster {
     /// frame was taken.
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_wire::broadcaster::{Incoming, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Incoming, Transport};
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -658,8 +658,8 @@ impl AsyncBroadcaster {
     /// worker's output (and, while commands are queued, for writability).
     ///
     /// ```
-    /// use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_wire::broadcaster::{Incoming, Transport};
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Incoming, Transport};
     /// use std::future::poll_fn;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -725,8 +725,8 @@ impl AsyncBroadcaster {
     /// The worker's process id, if the handle has a child.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -740,8 +740,8 @@ impl AsyncBroadcaster {
     /// Whether the worker is still there (see [`Broadcaster::is_alive`]).
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
@@ -757,8 +757,8 @@ impl AsyncBroadcaster {
     /// has no child).
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::Transport;
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
@@ -787,8 +787,8 @@ impl AsyncBroadcaster {
     /// then reports its exit.
     ///
     /// ```
-    /// # use broadcast_wire::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_wire::broadcaster::{Incoming, Transport};
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::{Incoming, Transport};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();

@@ -11,8 +11,8 @@ use crate::broadcaster::SendError;
 /// case nothing was queued.
 ///
 /// ```
-/// use broadcast_wire::async_broadcaster::QueueError;
-/// use broadcast_wire::broadcaster::SendError;
+/// use broadcast_process::async_broadcaster::QueueError;
+/// use broadcast_process::broadcaster::SendError;
 ///
 /// let e = QueueError::from(SendError::WorkerGone);
 /// assert!(matches!(e, QueueError::Refused(SendError::WorkerGone)));

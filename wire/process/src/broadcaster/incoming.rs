@@ -3,8 +3,8 @@
 
 use std::process::ExitStatus;
 
-use crate::broadcast_frame::BroadcastFrame;
-use crate::error::PayloadError;
+use broadcast_wire::BroadcastFrame;
+use broadcast_wire::PayloadError;
 
 /// One outcome of [`Broadcaster::read_frame`](super::Broadcaster::read_frame).
 ///
@@ -12,7 +12,7 @@ use crate::error::PayloadError;
 /// receive rules skip them.
 ///
 /// ```
-/// use broadcast_wire::broadcaster::{Broadcaster, Incoming, Transport};
+/// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
 /// use std::process::Command;
 /// use std::time::Duration;
 ///
@@ -46,7 +46,7 @@ impl Incoming {
     ///
     /// ```
     /// use broadcast_wire::BroadcastFrame;
-    /// use broadcast_wire::broadcaster::Incoming;
+    /// use broadcast_process::broadcaster::Incoming;
     ///
     /// let f = BroadcastFrame { conn: 1, data: "x".into() };
     /// assert_eq!(Incoming::Frame(f.clone()).into_frame(), Some(f));
@@ -62,7 +62,7 @@ impl Incoming {
     /// Whether this is [`Incoming::Pending`].
     ///
     /// ```
-    /// assert!(broadcast_wire::broadcaster::Incoming::Pending.is_pending());
+    /// assert!(broadcast_process::broadcaster::Incoming::Pending.is_pending());
     /// ```
     pub fn is_pending(&self) -> bool {
         matches!(self, Incoming::Pending)
