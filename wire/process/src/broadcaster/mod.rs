@@ -108,7 +108,7 @@ pub use error::{Backpressure, FlushError, SendError, SpawnError, Unflushed};
 pub use incoming::Incoming;
 pub use options::{DEFAULT_CHILD_FD, DEFAULT_GRACE_PERIOD, DEFAULT_MAX_QUEUED_BYTES, Options, StderrMode};
 pub use queue::FlushStatus;
-pub use spawn::Transport;
+pub use spawn::{Transport, WorkerProcess};
 pub use stderr::StderrTail;
 
 use fd_io::{FdReader, FdWriter};
@@ -194,7 +194,10 @@ impl Broadcaster {
         transport: Transport,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_parts(spawn::spawn(command, transport, opts)?, opts))
+        Ok(Self::from_process(
+            WorkerProcess::spawn(command, transport, opts)?,
+            opts,
+        ))
     }
 
     /// Adopts a worker started some other way: `read` carries its frames,
@@ -221,8 +224,8 @@ impl Broadcaster {
         child: Option<Child>,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_parts(
-            spawn::adopt(read, Some(write), child, opts)?,
+        Ok(Self::from_process(
+            WorkerProcess::adopt(read, Some(write), child, opts)?,
             opts,
         ))
     }
@@ -243,10 +246,24 @@ impl Broadcaster {
         child: Option<Child>,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_parts(spawn::adopt(socket, None, child, opts)?, opts))
+        Ok(Self::from_process(
+            WorkerProcess::adopt(socket, None, child, opts)?,
+            opts,
+        ))
     }
 
-    fn from_parts(parts: spawn::Parts, opts: &Options) -> Broadcaster {
+    /// Drives a [`WorkerProcess`] with `opts`' queue limit and payload
+    /// maximum.
+    ///
+    /// ```
+    /// use broadcast_process::broadcaster::{Broadcaster, Options, Transport, WorkerProcess};
+    /// use std::process::Command;
+    ///
+    /// let opts = Options::new().max_queued_bytes(4096);
+    /// let p = WorkerProcess::spawn(Command::new("cat"), Transport::Stdio, &opts).unwrap();
+    /// assert_eq!(Broadcaster::from_process(p, &opts).queue_limit(), 4096);
+    /// ```
+    pub fn from_process(parts: WorkerProcess, opts: &Options) -> Broadcaster {
         let writer = FdWriter::new(parts.write, parts.write_kind);
         Broadcaster {
             inbound: FrameReader::with_max_payload(FdReader::new(parts.read), opts.max_payload_len()),

@@ -3,7 +3,7 @@
 //! non-blocking.
 
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -41,9 +41,31 @@ pub enum Transport {
     SocketPair,
 }
 
-/// Everything a `Broadcaster` is built from.
+/// A worker process connected to the parent: its child handle, the parent's
+/// ends of the transport (non-blocking), and its captured stderr. Every
+/// handle of this crate is built from one ([`Broadcaster::from_process`]);
+/// build one yourself to drive the fds some other way, or to keep a
+/// duplicate of an fd before handing it over.
+///
+/// Dropping it unused ends the worker: the fds close, the worker gets its
+/// grace period ([`Options::grace_period`]), is killed if needed, and is
+/// reaped.
+///
+/// ```
+/// use broadcast_process::broadcaster::{Broadcaster, Options, Transport, WorkerProcess};
+/// use std::os::fd::AsRawFd;
+/// use std::process::Command;
+///
+/// let opts = Options::new();
+/// let p = WorkerProcess::spawn(Command::new("cat"), Transport::Stdio, &opts).unwrap();
+/// assert_ne!(p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd());
+/// let b = Broadcaster::from_process(p, &opts);
+/// assert!(b.pid().is_some());
+/// ```
+///
+/// [`Broadcaster::from_process`]: super::Broadcaster::from_process
 #[derive(Debug)]
-pub(crate) struct Parts {
+pub struct WorkerProcess {
     pub(crate) read: Arc<OwnedFd>,
     pub(crate) write: Arc<OwnedFd>,
     pub(crate) write_kind: FdKind,
@@ -63,8 +85,87 @@ fn stderr_stdio(mode: StderrMode) -> Stdio {
     }
 }
 
+impl WorkerProcess {
+    /// Spawns `command` connected over `transport`, with `opts`' stderr
+    /// mode, child fd and grace period.
+    ///
+    /// ```
+    /// use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
+    /// use std::process::Command;
+    ///
+    /// let p = WorkerProcess::spawn(Command::new("cat"), Transport::SocketPair, &Options::new()).unwrap();
+    /// assert!(p.pid().is_some());
+    /// ```
+    pub fn spawn(
+        command: Command,
+        transport: Transport,
+        opts: &Options,
+    ) -> Result<WorkerProcess, SpawnError> {
+        spawn(command, transport, opts)
+    }
+
+    /// Adopts a worker started some other way: `read` carries its frames,
+    /// `write` takes the commands (two pipe ends, or two descriptors of one
+    /// socket); with `write` `None`, `read` is one duplex socket. Both are
+    /// made non-blocking. With `child`, its exit is reported and it is
+    /// reaped (and killed after the grace period); with
+    /// [`StderrMode::Capture`] its stderr is captured if it was piped.
+    ///
+    /// ```
+    /// use broadcast_process::broadcaster::{Options, WorkerProcess};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// let (ours, _theirs) = UnixStream::pair().unwrap();
+    /// let p = WorkerProcess::adopt(ours.into(), None, None, &Options::new()).unwrap();
+    /// assert!(p.pid().is_none());
+    /// ```
+    pub fn adopt(
+        read: OwnedFd,
+        write: Option<OwnedFd>,
+        child: Option<Child>,
+        opts: &Options,
+    ) -> Result<WorkerProcess, SpawnError> {
+        adopt(read, write, child, opts)
+    }
+
+    /// The parent's read end (the worker's frames), non-blocking.
+    ///
+    /// ```
+    /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
+    /// use std::os::fd::AsRawFd;
+    /// let p = WorkerProcess::spawn(std::process::Command::new("cat"), Transport::SocketPair, &Options::new()).unwrap();
+    /// assert_eq!(p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd()); // one socket
+    /// ```
+    pub fn read_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// The parent's write end (the commands), non-blocking; the read end
+    /// itself for a socket.
+    ///
+    /// ```
+    /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
+    /// let p = WorkerProcess::spawn(std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// let _copy = p.write_fd().try_clone_to_owned().unwrap();
+    /// ```
+    pub fn write_fd(&self) -> BorrowedFd<'_> {
+        self.write.as_fd()
+    }
+
+    /// The worker's process id, if there is a child.
+    ///
+    /// ```
+    /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
+    /// let p = WorkerProcess::spawn(std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
+    /// assert!(p.pid().unwrap() > 0);
+    /// ```
+    pub fn pid(&self) -> Option<u32> {
+        self.worker.pid()
+    }
+}
+
 /// Spawns `command` connected over `transport`.
-pub(crate) fn spawn(mut command: Command, transport: Transport, opts: &Options) -> Result<Parts, SpawnError> {
+fn spawn(mut command: Command, transport: Transport, opts: &Options) -> Result<WorkerProcess, SpawnError> {
     let program = command.get_program().to_owned();
     command.stderr(stderr_stdio(opts.stderr_mode()));
     match transport {
@@ -124,12 +225,12 @@ pub(crate) fn spawn(mut command: Command, transport: Transport, opts: &Options) 
 
 /// Builds the parts from open fds: `write` is `None` for a socket that
 /// carries both directions.
-pub(crate) fn adopt(
+fn adopt(
     read: OwnedFd,
     write: Option<OwnedFd>,
     mut child: Option<Child>,
     opts: &Options,
-) -> Result<Parts, SpawnError> {
+) -> Result<WorkerProcess, SpawnError> {
     let stderr_pipe = match opts.stderr_mode() {
         StderrMode::Capture { max_lines } => child
             .as_mut()
@@ -158,7 +259,7 @@ pub(crate) fn adopt(
         Ok((read, write, write_kind, stderr))
     })();
     match result {
-        Ok((read, write, write_kind, stderr)) => Ok(Parts {
+        Ok((read, write, write_kind, stderr)) => Ok(WorkerProcess {
             read,
             write,
             write_kind,
