@@ -6,7 +6,7 @@
 `vectors/` (top level) is the one source of truth, written by
 build_vectors.py and build_scenarios.py. The harness embeds its suite at
 build time, and `cargo package` only carries files inside the package, so
-`conformance/vectors/{codec,framing,scenarios}/*.json` is an exact copy made
+`conformance/harness/vectors/{codec,framing,scenarios}/*.json` is an exact copy made
 by this script (stale files removed). CI runs it after the generators and
 fails if the committed copy differs; the testkit test `suite_copy` checks the
 same on every `cargo test`. Never edit the copy.
@@ -17,7 +17,7 @@ import shutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE = os.path.join(ROOT, "vectors")
-COPY = os.path.join(ROOT, "conformance", "vectors")
+COPY = os.path.join(ROOT, "conformance", "harness", "vectors")
 SUBDIRS = ("codec", "framing", "scenarios")
 
 
@@ -30,10 +30,10 @@ def main():
         for name in os.listdir(dst):
             if name not in wanted:
                 os.remove(os.path.join(dst, name))
-                print("removed stale conformance/vectors/%s/%s" % (sub, name))
+                print("removed stale conformance/harness/vectors/%s/%s" % (sub, name))
         for name in wanted:
             shutil.copyfile(os.path.join(src, name), os.path.join(dst, name))
-        print("copied %d file(s) to conformance/vectors/%s" % (len(wanted), sub))
+        print("copied %d file(s) to conformance/harness/vectors/%s" % (len(wanted), sub))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-//! The harness embeds `conformance/vectors/`, which must be an exact copy of
+//! The harness embeds `conformance/harness/vectors/`, which must be an exact copy of
 //! the repository's `vectors/` (made by `vectors/tools/copy_suite.py`; CI
 //! also regenerates and diffs it). This catches a stale copy on every
 //! `cargo test`, before the installed harness could ship an old suite.
@@ -25,7 +25,7 @@ fn json_files(root: &Path) -> BTreeMap<String, Vec<u8>> {
 fn the_harness_suite_is_an_exact_copy_of_the_golden_vectors() {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let golden = json_files(&repo.join("vectors"));
-    let copy = json_files(&repo.join("conformance/vectors"));
+    let copy = json_files(&repo.join("conformance/harness/vectors"));
     assert!(
         golden.len() >= 14,
         "the golden vectors are missing: {:?}",
