@@ -25,8 +25,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use broadcast_conformance::harness::reference_worker;
 use broadcast_example_relay::{Config, Relay};
+use broadcast_worker::locate;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -198,7 +198,7 @@ fn main() {
         (rounds, clients, n_events) = (1, 3, 20);
     }
     let exe = std::env::current_exe().expect("current exe");
-    let worker = reference_worker::locate(&exe).unwrap_or_else(|e| panic!("{e}"));
+    let worker = locate::locate(&exe).unwrap_or_else(|e| panic!("{e}"));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -17,11 +17,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use broadcast_conformance::harness::reference_worker;
 use broadcast_example_relay::nats::{self, NatsConfig};
 use broadcast_example_relay::server::{DEFAULT_CLIENT_QUEUE, DEFAULT_MAX_MESSAGE_BYTES};
 use broadcast_example_relay::{Config, Relay};
 use broadcast_process::broadcaster::Transport;
+use broadcast_worker::locate;
 use clap::{Parser, ValueEnum};
 
 #[derive(Parser)]
@@ -82,7 +82,7 @@ fn worker_command(arg: Option<String>) -> Result<Vec<OsString>, String> {
         }
         None => {
             let exe = std::env::current_exe().map_err(|e| format!("cannot locate this executable: {e}"))?;
-            Ok(vec![reference_worker::locate(&exe)?.into_os_string()])
+            Ok(vec![locate::locate(&exe)?.into_os_string()])
         }
     }
 }

@@ -4,7 +4,9 @@
 //! filter matching (and a linear oracle, [`LinearMatcher`]) and the access
 //! rules. The `broadcast-worker` binary runs this same state machine over
 //! stdio or an inherited socketpair fd (`broadcast_process::worker_io`); the
-//! tests, benchmarks and fuzz targets drive it directly.
+//! tests, benchmarks and fuzz targets drive it directly. [`locate`] finds
+//! that binary next to a program that spawns it (the conformance harness,
+//! the example relay).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +19,7 @@ mod hex;
 mod index;
 mod json;
 mod linear;
+pub mod locate;
 mod matcher;
 mod output;
 mod req;

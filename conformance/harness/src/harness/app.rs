@@ -66,7 +66,7 @@ pub fn main(cli: Cli) -> ExitCode {
 fn default_worker() -> Result<Vec<OsString>, SetupError> {
     let exe =
         std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
-    let worker = super::reference_worker::locate(&exe)
+    let worker = broadcast_worker::locate::locate(&exe)
         .map_err(|e| SetupError(format!("no worker command given and {e} (after `--`)")))?;
     Ok(vec![worker.into_os_string()])
 }

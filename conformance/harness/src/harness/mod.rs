@@ -26,7 +26,6 @@ pub mod known_failing;
 pub mod matching;
 pub mod outcome;
 pub mod probe;
-pub mod reference_worker;
 pub mod report;
 pub mod runner;
 pub mod scenario;
