@@ -3,6 +3,9 @@
 //! one over fds. The codec and framing live in [`broadcast_wire`], which
 //! this crate builds on.
 //!
+//! - [`link::Link`]: the I/O-free core of one worker link (the outbound
+//!   queue and its admission, inbound decoding, the read-ahead rule, the
+//!   gone/closed/ended states), which every handle below drives.
 //! - [`broadcaster::Broadcaster`]: the parent's blocking handle on one
 //!   worker, for `poll`/epoll/mio event loops.
 //! - [`broadcaster::sharded::ShardedBroadcaster`]: K workers behind one
@@ -20,5 +23,8 @@
 pub mod async_broadcaster;
 #[cfg(unix)]
 pub mod broadcaster;
+#[cfg(unix)]
+mod commands;
+pub mod link;
 #[cfg(unix)]
 pub mod worker_io;

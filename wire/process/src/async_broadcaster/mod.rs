@@ -1,13 +1,14 @@
 //! The parent-side handle on a broadcast worker for tokio relays (unix,
 //! feature `tokio`).
 //!
-//! [`AsyncBroadcaster`] is the sync [`Broadcaster`] driven by tokio's
-//! reactor: the same spawning (stdio pipes, or a socketpair passed as
-//! `--fd N`), [`Options`], validation, bounded outbound queue, `SIGPIPE`
-//! handling, error types and lifecycle; tokio's reactor only says when to
-//! read and write (through duplicates of the fds registered as tokio pipe
-//! ends or a tokio `UnixStream`, since tokio's safe types own what they
-//! register, and this crate forbids `unsafe`).
+//! [`AsyncBroadcaster`] is a thin tokio driver over the same I/O-free
+//! [`Link`](crate::link::Link) core as the blocking [`Broadcaster`]: the
+//! same spawning (stdio pipes, or a socketpair passed as `--fd N`),
+//! [`Options`], validation, bounded outbound queue, read-ahead rule,
+//! `SIGPIPE` handling, error types and lifecycle; tokio's reactor only says
+//! when to read and write (through duplicates of the fds registered as
+//! tokio pipe ends or a tokio `UnixStream`, since tokio's safe types own
+//! what they register).
 //!
 //! - **Commands** — the named methods come in two kinds.
 //!   [`on_connect`](AsyncBroadcaster::on_connect),
@@ -28,10 +29,13 @@
 //!   calling `recv` needs no separate flush; [`flush`](AsyncBroadcaster::flush)
 //!   writes the queue out when nobody receives.
 //! - **No deadlock** — while an `async` command waits for room it also reads
-//!   the worker's frames (kept for `recv`), so a worker blocked writing its
-//!   output (PROTOCOL.md#flow-control: it never drops a frame) keeps reading commands.
-//! - **Lifecycle** — dropping the handle deregisters the fds and drops the
-//!   `Broadcaster` on a background thread: the fds close, the worker gets
+//!   the worker's frames ahead by the link's one rule
+//!   ([`Link::read_ahead`](crate::link::Link::read_ahead): frames kept for
+//!   `recv`, output after a framing error discarded), so a worker blocked
+//!   writing its output (PROTOCOL.md#flow-control: it never drops a frame)
+//!   keeps reading commands.
+//! - **Lifecycle** — dropping the handle deregisters the fds and ends the
+//!   worker on a background thread: the fds close, the worker gets
 //!   its grace period, is killed if needed, and is always reaped, without
 //!   blocking the runtime and even if the runtime stops first.
 //!
@@ -44,7 +48,7 @@
 //! [`ShardedBroadcaster`](crate::broadcaster::sharded::ShardedBroadcaster).
 //!
 //! Why the fds and not `tokio::process`: the child is a
-//! [`std::process::Child`] owned by the sync lifecycle, which reaps it
+//! [`std::process::Child`] owned by the crate's one lifecycle, which reaps it
 //! deterministically at drop; tokio's `kill_on_drop` reaps only on a best
 //! effort basis while its runtime runs.
 //!
@@ -79,21 +83,20 @@
 //! # }
 //! ```
 
-use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::process::{Command, ExitStatus};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use broadcast_wire::{ReadError, SubCommand};
 
 use crate::broadcaster::{
-    Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
+    Broadcaster, Endpoint, FdLink, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError,
+    StderrTail, Transport, Unflushed, WorkerProcess,
 };
-use broadcast_wire::BcastFlags;
-use broadcast_wire::ReadError;
-use broadcast_wire::{PUBKEY_LEN, SubCommand};
+use crate::commands::relay_commands;
+use crate::link::ReadAhead;
 
 mod error;
 mod reaper;
@@ -105,10 +108,6 @@ pub use sharded::AsyncShardedBroadcaster;
 
 use reaper::ReapInBackground;
 use registration::Registration;
-
-/// Most frames one wait for room reads ahead into the stash before it
-/// yields, so a worker that never stops writing cannot starve the writes.
-const MAX_FRAMES_PER_PUMP: usize = 1024;
 
 /// The parent's handle on one broadcast worker, for tokio: see the [module
 /// docs](self). Create it inside a tokio runtime with I/O enabled (its
@@ -127,21 +126,15 @@ const MAX_FRAMES_PER_PUMP: usize = 1024;
 /// let mut b = AsyncBroadcaster::spawn(cat, Transport::SocketPair).unwrap();
 /// b.on_connect(7, true).await.unwrap();
 /// b.flush().await.unwrap();
-/// assert_eq!(b.broadcaster().sent_commands(), 1);
+/// assert_eq!(b.link().sent_commands(), 1);
 /// # }
 /// ```
 #[derive(Debug)]
 pub struct AsyncBroadcaster {
-    /// Items read ahead while a command waited for room, returned first by
-    /// `recv`.
-    stash: VecDeque<Result<Incoming, ReadError>>,
-    /// The worker's output ended or broke: stop reading ahead (`recv`
-    /// reports it, and keeps reporting it, from the `Broadcaster`).
-    read_ahead_done: bool,
-    /// Declared before `inner`: fields drop in order, and the fds must be
+    /// Declared before `end`: fields drop in order, and the fds must be
     /// deregistered before they are closed.
     registration: Registration,
-    inner: ReapInBackground,
+    end: ReapInBackground,
 }
 
 impl AsyncBroadcaster {
@@ -175,7 +168,7 @@ impl AsyncBroadcaster {
     /// # async fn main() {
     /// let opts = Options::new().max_queued_bytes(1 << 16);
     /// let b = AsyncBroadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
-    /// assert_eq!(b.broadcaster().queue_limit(), 1 << 16);
+    /// assert_eq!(b.link().queue_limit(), 1 << 16);
     /// # }
     /// ```
     pub fn spawn_with(
@@ -183,13 +176,35 @@ impl AsyncBroadcaster {
         transport: Transport,
         opts: &Options,
     ) -> Result<AsyncBroadcaster, SpawnError> {
-        Self::from_broadcaster(Broadcaster::spawn_with(command, transport, opts)?).map_err(SpawnError::Setup)
+        let process = WorkerProcess::spawn(command, transport, opts)?;
+        Self::from_process(process, opts).map_err(SpawnError::Setup)
+    }
+
+    /// Drives a [`WorkerProcess`] from tokio. On error the process is
+    /// dropped, which ends and reaps its worker.
+    ///
+    /// ```
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Options, WorkerProcess};
+    /// use std::os::unix::net::UnixStream;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (ours, _theirs) = UnixStream::pair().unwrap();
+    /// let p = WorkerProcess::adopt(ours.into(), None, None, &Options::new()).unwrap();
+    /// let b = AsyncBroadcaster::from_process(p, &Options::new()).unwrap();
+    /// assert!(b.pid().is_none());
+    /// # }
+    /// ```
+    pub fn from_process(process: WorkerProcess, opts: &Options) -> io::Result<AsyncBroadcaster> {
+        Self::from_endpoint(Endpoint::new(process, opts))
     }
 
     /// Drives an existing [`Broadcaster`] (for a worker adopted with
     /// [`Broadcaster::from_fds`] or [`Broadcaster::from_socket`]) from tokio.
-    /// Commands already queued in it stay queued. On error the broadcaster
-    /// is dropped, which ends and reaps its worker.
+    /// Commands already queued in it stay queued, frames read ahead stay
+    /// read. On error the broadcaster is dropped, which ends and reaps its
+    /// worker.
     ///
     /// ```
     /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
@@ -205,21 +220,20 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn from_broadcaster(b: Broadcaster) -> io::Result<AsyncBroadcaster> {
-        // Wrapped first, so that a failed registration drops `b` (ending
-        // and reaping its worker) off the runtime's thread too.
-        let inner = ReapInBackground::new(b);
-        let registration = Registration::new(&inner)?;
-        Ok(AsyncBroadcaster {
-            stash: VecDeque::new(),
-            read_ahead_done: false,
-            registration,
-            inner,
-        })
+        Self::from_endpoint(b.into_endpoint())
     }
 
-    /// The sync handle underneath, for its counters and process queries
-    /// ([`Broadcaster::queued_bytes`], [`Broadcaster::sent_commands`],
-    /// [`Broadcaster::queue_limit`], [`Broadcaster::stderr_tail`], ...).
+    fn from_endpoint(end: Endpoint) -> io::Result<AsyncBroadcaster> {
+        // Wrapped first, so that a failed registration ends and reaps the
+        // worker off the runtime's thread too.
+        let end = ReapInBackground::new(end);
+        let registration = Registration::new(end.read_fd(), end.write_fd())?;
+        Ok(AsyncBroadcaster { registration, end })
+    }
+
+    /// The [`Link`](crate::link::Link) core underneath: its state and
+    /// counters ([`queued_bytes`](crate::link::Link::queued_bytes),
+    /// [`sent_commands`](crate::link::Link::sent_commands), ...).
     ///
     /// ```
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
@@ -228,11 +242,11 @@ impl AsyncBroadcaster {
     /// # async fn main() {
     /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
     /// b.try_on_disconnect(4).unwrap();
-    /// assert_eq!(b.broadcaster().queued_commands(), 1);
+    /// assert_eq!(b.link().queued_commands(), 1);
     /// # }
     /// ```
-    pub fn broadcaster(&self) -> &Broadcaster {
-        &self.inner
+    pub fn link(&self) -> &FdLink {
+        &self.end.link
     }
 
     // ---- commands, waiting for room ---------------------------------------
@@ -255,117 +269,21 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub async fn send(&mut self, cmd: &SubCommand) -> Result<(), QueueError> {
-        self.queue(|b| b.send(cmd)).await
+        poll_fn(|cx| self.poll_queue(cx, &mut |link| link.send(cmd))).await
     }
 
-    /// Connection `conn` opened (New), waiting for room; see
-    /// [`Broadcaster::on_connect`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_connect(12, false).await.unwrap();
-    /// # }
-    /// ```
-    pub async fn on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), QueueError> {
-        self.queue(|b| b.on_connect(conn, whitelisted)).await
+    fn refuse_waiting(&self, _conn: i32, e: SendError) -> QueueError {
+        QueueError::Refused(e)
     }
 
-    /// Connection `conn` closed (Close), waiting for room; see
-    /// [`Broadcaster::on_disconnect`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_disconnect(12).await.unwrap();
-    /// # }
-    /// ```
-    pub async fn on_disconnect(&mut self, conn: i32) -> Result<(), QueueError> {
-        self.queue(|b| b.on_disconnect(conn)).await
-    }
-
-    /// Subscription `sub_id` on `conn` (Add), with `req` the raw `["REQ",
-    /// ...]` message, waiting for room; see [`Broadcaster::on_subscribe`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_subscribe(12, "s1", r#"["REQ","s1",{"kinds":[1]}]"#).await.unwrap();
-    /// assert!(b.on_subscribe(12, "", "x").await.is_err()); // sub_ids are 1 to 64 bytes
-    /// # }
-    /// ```
-    pub async fn on_subscribe(
-        &mut self,
-        conn: i32,
-        sub_id: &str,
-        req: impl Into<Bytes>,
-    ) -> Result<(), QueueError> {
-        let req = req.into();
-        self.queue(|b| b.on_subscribe(conn, sub_id, req.clone())).await
-    }
-
-    /// Subscription `sub_id` on `conn` closed by the client (Remove),
-    /// waiting for room; see [`Broadcaster::on_unsubscribe`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_unsubscribe(12, "s1").await.unwrap();
-    /// # }
-    /// ```
-    pub async fn on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), QueueError> {
-        self.queue(|b| b.on_unsubscribe(conn, sub_id)).await
-    }
-
-    /// Connection `conn` authenticated `pubkey` (Auth, NIP-42), waiting for
-    /// room; see [`Broadcaster::on_auth`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_auth(12, [0xab; 32]).await.unwrap();
-    /// # }
-    /// ```
-    pub async fn on_auth(&mut self, conn: i32, pubkey: [u8; PUBKEY_LEN]) -> Result<(), QueueError> {
-        self.queue(|b| b.on_auth(conn, pubkey)).await
-    }
-
-    /// Fan out an accepted event (Bcast), waiting for room; see
-    /// [`Broadcaster::fanout`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// use broadcast_wire::BcastFlags;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.fanout(r#"["EVENT",{}]"#, 3, BcastFlags::NEED_FILTER | BcastFlags::NIP70_ENFORCE).await.unwrap();
-    /// # }
-    /// ```
-    pub async fn fanout(
-        &mut self,
-        event_msg: impl Into<Bytes>,
-        sender: i32,
-        flags: BcastFlags,
-    ) -> Result<(), QueueError> {
-        let event_msg = event_msg.into();
-        self.queue(|b| b.fanout(event_msg.clone(), sender, flags)).await
+    relay_commands! {
+        send: send,
+        refuse: Self::refuse_waiting,
+        error: QueueError,
+        names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
+        asyncness: (async, await),
+        setup: "# #[tokio::main(flavor = \"current_thread\")]\n# async fn main() {\n# use broadcast_process::async_broadcaster::AsyncBroadcaster;\n# use broadcast_process::broadcaster::Transport;\n# let mut b = AsyncBroadcaster::spawn(std::process::Command::new(\"cat\"), Transport::Stdio).unwrap();",
+        call: ".await.unwrap()",
     }
 
     // ---- commands, never waiting ------------------------------------------
@@ -389,134 +307,45 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn try_send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.inner.send(cmd)
+        self.end.link.send(cmd)
     }
 
-    /// [`AsyncBroadcaster::on_connect`] without waiting: a full queue is
-    /// [`SendError::Backpressure`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_connect(12, false).unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), SendError> {
-        self.inner.on_connect(conn, whitelisted)
+    fn refuse_now(&self, _conn: i32, e: SendError) -> SendError {
+        e
     }
 
-    /// [`AsyncBroadcaster::on_disconnect`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_disconnect(12).unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_disconnect(&mut self, conn: i32) -> Result<(), SendError> {
-        self.inner.on_disconnect(conn)
+    relay_commands! {
+        send: try_send,
+        refuse: Self::refuse_now,
+        error: SendError,
+        names: [try_on_connect, try_on_disconnect, try_on_subscribe, try_on_unsubscribe, try_on_auth, try_fanout],
+        setup: "# fn main() {\n# let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();\n# let _guard = rt.enter();\n# use broadcast_process::async_broadcaster::AsyncBroadcaster;\n# use broadcast_process::broadcaster::Transport;\n# let mut b = AsyncBroadcaster::spawn(std::process::Command::new(\"cat\"), Transport::Stdio).unwrap();",
+        call: ".unwrap()",
     }
 
-    /// [`AsyncBroadcaster::on_subscribe`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_subscribe(12, "s1", r#"["REQ","s1",{}]"#).unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_subscribe(
-        &mut self,
-        conn: i32,
-        sub_id: &str,
-        req: impl Into<Bytes>,
-    ) -> Result<(), SendError> {
-        self.inner.on_subscribe(conn, sub_id, req)
+    /// Whether [`try_send`](AsyncBroadcaster::try_send) would queue `cmd`
+    /// now (see [`Link::check_send`](crate::link::Link::check_send)).
+    pub(crate) fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
+        self.end.link.check_send(cmd)
     }
 
-    /// [`AsyncBroadcaster::on_unsubscribe`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_unsubscribe(12, "s1").unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), SendError> {
-        self.inner.on_unsubscribe(conn, sub_id)
-    }
-
-    /// [`AsyncBroadcaster::on_auth`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_auth(12, [1; 32]).unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_auth(&mut self, conn: i32, pubkey: [u8; PUBKEY_LEN]) -> Result<(), SendError> {
-        self.inner.on_auth(conn, pubkey)
-    }
-
-    /// [`AsyncBroadcaster::fanout`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
-    /// use broadcast_wire::BcastFlags;
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_fanout(r#"["EVENT",{}]"#, -1, BcastFlags::NEED_FILTER).unwrap();
-    /// # }
-    /// ```
-    pub fn try_fanout(
-        &mut self,
-        event_msg: impl Into<Bytes>,
-        sender: i32,
-        flags: BcastFlags,
-    ) -> Result<(), SendError> {
-        self.inner.fanout(event_msg, sender, flags)
-    }
-
-    /// Queues with `push`, writing the queue out while it refuses with
-    /// `Backpressure`.
-    async fn queue(
-        &mut self,
-        mut push: impl FnMut(&mut Broadcaster) -> Result<(), SendError>,
-    ) -> Result<(), QueueError> {
-        poll_fn(|cx| self.poll_queue(cx, &mut push)).await
-    }
-
-    fn poll_queue(
+    /// Waits until `push` stops refusing with `Backpressure`, writing the
+    /// queue out (and reading ahead) meanwhile. Also used by the sharded
+    /// handle with a mere check, to wait for room without queueing.
+    pub(crate) fn poll_queue(
         &mut self,
         cx: &mut Context<'_>,
-        push: &mut impl FnMut(&mut Broadcaster) -> Result<(), SendError>,
+        push: &mut impl FnMut(&mut FdLink) -> Result<(), SendError>,
     ) -> Poll<Result<(), QueueError>> {
         loop {
-            match push(&mut self.inner) {
+            match push(&mut self.end.link) {
                 Err(SendError::Backpressure(_)) => {}
                 other => return Poll::Ready(other.map_err(QueueError::Refused)),
             }
             // Room may come from a plain write: try that first.
-            let before = self.inner.queued_bytes();
-            match self.inner.flush() {
-                Ok(_) if self.inner.queued_bytes() < before => continue,
+            let before = self.end.link.queued_bytes();
+            match self.end.link.flush() {
+                Ok(_) if self.end.link.queued_bytes() < before => continue,
                 Ok(_) | Err(FlushError::WorkerGone { .. }) => {}
                 Err(FlushError::Io(e)) => return Poll::Ready(Err(QueueError::Io(e))),
             }
@@ -528,7 +357,7 @@ impl AsyncBroadcaster {
                 // The next push reports it as SendError::WorkerGone.
                 Poll::Ready(Err(FlushError::WorkerGone { .. })) => {}
                 Poll::Ready(Err(FlushError::Io(e))) => return Poll::Ready(Err(QueueError::Io(e))),
-                Poll::Pending if self.inner.queued_bytes() < before => {} // some room: try again
+                Poll::Pending if self.end.link.queued_bytes() < before => {} // some room: try again
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -551,46 +380,49 @@ impl AsyncBroadcaster {
     ///     b.try_on_connect(conn, false).unwrap();
     /// }
     /// b.flush().await.unwrap();
-    /// assert_eq!(b.broadcaster().sent_commands(), 1000);
+    /// assert_eq!(b.link().sent_commands(), 1000);
     /// # }
     /// ```
     pub async fn flush(&mut self) -> Result<(), FlushError> {
-        poll_fn(|cx| {
-            let result = self.poll_flush_queue(cx);
-            if result.is_pending() {
-                self.read_ahead(cx);
-            }
-            result
-        })
-        .await
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// The poll form of [`flush`](AsyncBroadcaster::flush).
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FlushError>> {
+        let result = self.poll_flush_queue(cx);
+        if result.is_pending() {
+            self.read_ahead(cx);
+        }
+        result
     }
 
     /// Writes what the fd takes; `Pending` (with the waker registered) while
     /// commands remain and the fd is full.
     fn poll_flush_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FlushError>> {
-        loop {
-            if self.inner.flush()? == FlushStatus::Flushed {
-                return Poll::Ready(Ok(()));
-            }
-            let Some(ready) = self.registration.poll_write_ready(cx) else {
-                return Poll::Ready(Ok(())); // closed: nothing can be queued
-            };
-            ready!(ready).map_err(FlushError::Io)?;
-            // Retried as a tokio I/O attempt: its WouldBlock clears the
-            // readiness (and readiness that arrived meanwhile is kept).
-            let inner = &mut self.inner;
-            let attempt = self.registration.try_write(|| match inner.flush() {
-                Ok(FlushStatus::WouldBlock) => Err(io::ErrorKind::WouldBlock.into()),
-                other => Ok(other),
-            });
-            match attempt {
-                Ok(result) => {
-                    result?;
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(FlushError::Io(e))),
-            }
+        let link = &mut self.end.link;
+        let attempt = || match link.flush() {
+            Ok(FlushStatus::WouldBlock) => None,
+            other => Some(other),
+        };
+        match self.registration.poll_write_with(cx, attempt) {
+            None => Poll::Ready(Ok(())), // closed: nothing can be queued
+            Some(Poll::Pending) => Poll::Pending,
+            Some(Poll::Ready(Ok(result))) => Poll::Ready(result.map(|_| ())),
+            Some(Poll::Ready(Err(e))) => Poll::Ready(Err(FlushError::Io(e))),
+        }
+    }
+
+    /// One pass of the link's read-ahead rule, with the waker registered
+    /// for more when it would block.
+    fn read_ahead(&mut self, cx: &mut Context<'_>) {
+        let link = &mut self.end.link;
+        let attempt = || match link.read_ahead() {
+            ReadAhead::WouldBlock => None,
+            other => Some(other),
+        };
+        if let Poll::Ready(Ok(ReadAhead::Limit)) = self.registration.poll_read_with(cx, attempt) {
+            // More may be waiting: come back rather than starve the writes.
+            cx.waker().wake_by_ref();
         }
     }
 
@@ -613,12 +445,12 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn close_write(&mut self) -> Result<(), Unflushed> {
-        if self.inner.queued_bytes() > 0 {
-            return self.inner.close_write(); // refuses, closes nothing
+        if self.end.link.wants_write() {
+            return self.end.link.close_write(); // refuses, closes nothing
         }
         // A separate pipe is deregistered before it is closed.
         self.registration.forget_write_pipe();
-        self.inner.close_write()
+        self.end.link.close_write()
     }
 
     // ---- reading ------------------------------------------------------------
@@ -670,54 +502,20 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ReadError>> {
-        if let Some(item) = self.stash.pop_front() {
-            return Poll::Ready(item);
-        }
-        if self.inner.wants_write() {
+        if self.end.link.wants_write() {
             // Errors are reported by flush and the commands (see above).
             let _ = self.poll_flush_queue(cx);
         }
-        self.poll_read_frame(cx)
-    }
-
-    fn poll_read_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ReadError>> {
-        loop {
-            match self.inner.read_frame() {
-                Ok(Incoming::Pending) => {}
-                other => return Poll::Ready(other),
-            }
-            ready!(self.registration.poll_read_ready(cx))?;
-            let inner = &mut self.inner;
-            let attempt = self.registration.try_read(|| match inner.read_frame() {
-                Ok(Incoming::Pending) => Err(io::ErrorKind::WouldBlock.into()),
-                other => Ok(other),
-            });
-            match attempt {
-                Ok(item) => return Poll::Ready(item),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(ReadError::Io(e))),
-            }
+        let end = &mut *self.end;
+        let attempt = || match end.read() {
+            Ok(Incoming::Pending) => None,
+            other => Some(other),
+        };
+        match self.registration.poll_read_with(cx, attempt) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(item)) => Poll::Ready(item),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(ReadError::Io(e))),
         }
-    }
-
-    /// Reads what the worker has sent into the stash (the waker is
-    /// registered for more when nothing is left).
-    fn read_ahead(&mut self, cx: &mut Context<'_>) {
-        for _ in 0..MAX_FRAMES_PER_PUMP {
-            if self.read_ahead_done {
-                return;
-            }
-            match self.poll_read_frame(cx) {
-                Poll::Pending => return,
-                Poll::Ready(item) => {
-                    self.read_ahead_done =
-                        !matches!(item, Ok(Incoming::Frame(_) | Incoming::InvalidFrame(_)));
-                    self.stash.push_back(item);
-                }
-            }
-        }
-        // More may be waiting: come back rather than starve the writes.
-        cx.waker().wake_by_ref();
     }
 
     // ---- the process ----------------------------------------------------------
@@ -734,7 +532,7 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn pid(&self) -> Option<u32> {
-        self.inner.pid()
+        self.end.worker.pid()
     }
 
     /// Whether the worker is still there (see [`Broadcaster::is_alive`]).
@@ -749,7 +547,23 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn is_alive(&mut self) -> bool {
-        self.inner.is_alive()
+        self.end.is_alive()
+    }
+
+    /// The worker's exit status if it has exited (it is reaped), without
+    /// blocking.
+    ///
+    /// ```
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// assert_eq!(b.exit_status(), None);
+    /// # }
+    /// ```
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.end.worker.try_status()
     }
 
     /// Waits up to `timeout` for the worker to exit, and reaps it, without
@@ -772,10 +586,10 @@ impl AsyncBroadcaster {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut interval = Duration::from_millis(1);
         loop {
-            if let Some(status) = self.inner.exit_status() {
+            if let Some(status) = self.end.worker.try_status() {
                 return Some(status);
             }
-            if !self.inner.has_child() || tokio::time::Instant::now() >= deadline {
+            if !self.end.worker.has_child() || tokio::time::Instant::now() >= deadline {
                 return None;
             }
             tokio::time::sleep_until((tokio::time::Instant::now() + interval).min(deadline)).await;
@@ -797,6 +611,28 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn kill(&mut self) -> io::Result<()> {
-        self.inner.kill()
+        self.end.kill()
+    }
+
+    /// The captured stderr, with
+    /// [`StderrMode::Capture`](crate::broadcaster::StderrMode::Capture).
+    ///
+    /// ```
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// assert!(b.stderr_tail().is_none()); // inherited by default
+    /// # }
+    /// ```
+    pub fn stderr_tail(&self) -> Option<&StderrTail> {
+        self.end.stderr.as_ref()
+    }
+
+    /// Whether the link has items or bytes in memory that no readiness
+    /// will announce (for the sharded handle's fair read).
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.end.link.has_buffered()
     }
 }

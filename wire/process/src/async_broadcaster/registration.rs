@@ -1,13 +1,14 @@
 //! The worker's fds registered with tokio's reactor.
 //!
-//! The [`Broadcaster`] owns the fds and does the reading and writing (its
-//! framing, queue and `SIGPIPE` handling are the ones to use); tokio only
-//! has to say when to try. tokio's safe types own what they register, so
-//! each side is registered through a duplicate of the fd, wrapped in the
-//! tokio type for its kind (pipe end or socket). A duplicate shares the open
-//! file description, so readiness is the same; it also keeps the file open,
-//! so a registration is dropped before the `Broadcaster` closes the fd it
-//! duplicates (or the worker would never see end-of-file).
+//! The [`Link`](crate::link::Link) core does the reading and writing
+//! through the crate's own fd types (their framing, queue and `SIGPIPE`
+//! handling are the ones to use); tokio only has to say when to try.
+//! tokio's safe types own what they register, so each side is registered
+//! through a duplicate of the fd, wrapped in the tokio type for its kind
+//! (pipe end or socket). A duplicate shares the open file description, so
+//! readiness is the same; it also keeps the file open, so a registration is
+//! dropped before the link closes the fd it duplicates (or the worker would
+//! never see end-of-file).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -17,7 +18,6 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::net::unix::pipe;
 
-use crate::broadcaster::Broadcaster;
 
 /// One registered fd.
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl Side {
     }
 }
 
-/// Readiness of a [`Broadcaster`]'s fds.
+/// Readiness of a link's fds.
 #[derive(Debug)]
 pub(super) struct Registration {
     read: Side,
@@ -86,9 +86,7 @@ pub(super) struct Registration {
 }
 
 impl Registration {
-    pub(super) fn new(b: &Broadcaster) -> io::Result<Registration> {
-        let read_fd = b.read_fd();
-        let write_fd = b.write_fd();
+    pub(super) fn new(read_fd: BorrowedFd<'_>, write_fd: Option<BorrowedFd<'_>>) -> io::Result<Registration> {
         if write_fd.map(|fd| fd.as_raw_fd()) == Some(read_fd.as_raw_fd()) {
             return Ok(Registration {
                 read: Side::new(read_fd.as_fd(), Interest::READABLE | Interest::WRITABLE)?,
@@ -106,15 +104,6 @@ impl Registration {
         })
     }
 
-    pub(super) fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.read.poll_read_ready(cx)
-    }
-
-    /// Runs a read attempt; `Err(WouldBlock)` from it clears the readiness.
-    pub(super) fn try_read<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        self.read.try_io(Interest::READABLE, f)
-    }
-
     fn write_side(&self) -> Option<&Side> {
         if self.write_is_read {
             Some(&self.read)
@@ -123,22 +112,60 @@ impl Registration {
         }
     }
 
-    /// `None` once the write side is closed.
-    pub(super) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Option<Poll<io::Result<()>>> {
-        self.write_side().map(|w| w.poll_write_ready(cx))
+    /// Runs `attempt` until it gives a value: at once, then each time the
+    /// read fd turns readable. `None` from it means "would block", which
+    /// clears the readiness it consumed (tokio's `try_io`); `Pending` has
+    /// `cx`'s waker registered for the next readiness.
+    pub(super) fn poll_read_with<T>(
+        &self,
+        cx: &mut Context<'_>,
+        attempt: impl FnMut() -> Option<T>,
+    ) -> Poll<io::Result<T>> {
+        poll_with(&self.read, Interest::READABLE, cx, attempt)
     }
 
-    /// Runs a write attempt; `Err(WouldBlock)` from it clears the readiness.
-    pub(super) fn try_write<R>(&self, f: impl FnOnce() -> io::Result<R>) -> io::Result<R> {
-        match self.write_side() {
-            Some(w) => w.try_io(Interest::WRITABLE, f),
-            None => f(),
-        }
+    /// As [`Registration::poll_read_with`], for the write fd; `None` once
+    /// the write side is closed (nothing can be written).
+    pub(super) fn poll_write_with<T>(
+        &self,
+        cx: &mut Context<'_>,
+        attempt: impl FnMut() -> Option<T>,
+    ) -> Option<Poll<io::Result<T>>> {
+        let side = self.write_side()?;
+        Some(poll_with(side, Interest::WRITABLE, cx, attempt))
     }
 
     /// Drops the separate write pipe's registration (and its duplicate fd),
     /// so that closing the `Broadcaster`'s write fd really closes the pipe.
     pub(super) fn forget_write_pipe(&mut self) {
         self.write = None;
+    }
+}
+
+/// The one readiness loop of both directions (see
+/// [`Registration::poll_read_with`]).
+fn poll_with<T>(
+    side: &Side,
+    interest: Interest,
+    cx: &mut Context<'_>,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Poll<io::Result<T>> {
+    if let Some(value) = attempt() {
+        return Poll::Ready(Ok(value));
+    }
+    loop {
+        let ready = if interest.is_readable() {
+            side.poll_read_ready(cx)
+        } else {
+            side.poll_write_ready(cx)
+        };
+        if let Err(e) = std::task::ready!(ready) {
+            return Poll::Ready(Err(e));
+        }
+        match side.try_io(interest, || attempt().ok_or_else(|| io::ErrorKind::WouldBlock.into())) {
+            Ok(value) => return Poll::Ready(Ok(value)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
     }
 }

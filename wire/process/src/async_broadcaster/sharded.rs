@@ -37,13 +37,13 @@ use std::process::{Command, ExitStatus};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use broadcast_wire::{ReadError, SubCommand};
 
-use crate::broadcaster::sharded::{ShardError, ShardExit, ShardRouter, ShardState, ShardedIncoming};
-use crate::broadcaster::{FlushError, Options, SendError, SpawnError, Transport, Unflushed};
-use broadcast_wire::ReadError;
-use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags};
-use broadcast_wire::{PUBKEY_LEN, SubCommand};
+use crate::broadcaster::sharded::{
+    ShardError, ShardReads, ShardRouter, ShardState, ShardedIncoming, Turn,
+};
+use crate::broadcaster::{FlushError, Incoming, Options, SendError, SpawnError, Transport, Unflushed};
+use crate::commands::relay_commands;
 
 use super::{AsyncBroadcaster, QueueError};
 
@@ -86,11 +86,6 @@ use super::{AsyncBroadcaster, QueueError};
 pub struct AsyncShardedBroadcaster {
     router: ShardRouter,
     shards: Vec<AsyncBroadcaster>,
-    /// A read error was returned for this shard and its worker killed: its
-    /// exit is reported by the next `recv`.
-    failed: Vec<bool>,
-    /// Where the next `recv` starts polling.
-    next: usize,
 }
 
 impl AsyncShardedBroadcaster {
@@ -132,9 +127,7 @@ impl AsyncShardedBroadcaster {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(AsyncShardedBroadcaster {
             router: ShardRouter::new(shards),
-            failed: vec![false; shards.get()],
             shards: handles,
-            next: 0,
         })
     }
 
@@ -207,7 +200,7 @@ impl AsyncShardedBroadcaster {
     }
 
     /// Shard `shard`'s own handle, to inspect it (queue, pid, stderr through
-    /// [`AsyncBroadcaster::broadcaster`]); `None` for a bad index. Commands
+    /// [`AsyncBroadcaster::link`]); `None` for a bad index. Commands
     /// go through the sharded handle, so that routing and bookkeeping stay
     /// right.
     ///
@@ -219,7 +212,7 @@ impl AsyncShardedBroadcaster {
     /// # let k = std::num::NonZeroUsize::new(2).unwrap();
     /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
     /// b.try_on_connect(3, false).unwrap();
-    /// assert_eq!(b.shard(1).unwrap().broadcaster().queued_commands(), 1);
+    /// assert_eq!(b.shard(1).unwrap().link().queued_commands(), 1);
     /// assert!(b.shard(2).is_none());
     /// # }
     /// ```
@@ -249,156 +242,31 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub async fn send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<QueueError>> {
-        match cmd {
-            SubCommand::Bcast { .. } => self.queue_all(cmd).await,
-            other => self.queue_on_conn(other).await,
+        if let SubCommand::Bcast { .. } = cmd {
+            return poll_fn(|cx| self.poll_queue_all(cx, cmd)).await;
         }
-    }
-
-    /// Connection `conn` opened (New), on its shard, waiting for room; see
-    /// [`AsyncBroadcaster::on_connect`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_connect(12, true).await.unwrap();
-    /// assert_eq!(b.conns_of(0), vec![12]);
-    /// # }
-    /// ```
-    pub async fn on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), ShardError<QueueError>> {
-        self.send(&new_cmd(conn, whitelisted)).await
-    }
-
-    /// Connection `conn` closed (Close), on its shard, waiting for room;
-    /// see [`AsyncBroadcaster::on_disconnect`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_connect(12, false).await.unwrap();
-    /// b.on_disconnect(12).await.unwrap();
-    /// assert!(b.conns_of(0).is_empty());
-    /// # }
-    /// ```
-    pub async fn on_disconnect(&mut self, conn: i32) -> Result<(), ShardError<QueueError>> {
-        self.send(&close_cmd(conn)).await
-    }
-
-    /// Subscription `sub_id` on `conn` (Add), on its shard, waiting for
-    /// room; see [`AsyncBroadcaster::on_subscribe`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_subscribe(5, "s", r#"["REQ","s",{}]"#).await.unwrap();
-    /// assert_eq!(b.shard(1).unwrap().broadcaster().queued_commands(), 1);
-    /// # }
-    /// ```
-    pub async fn on_subscribe(
-        &mut self,
-        conn: i32,
-        sub_id: &str,
-        req: impl Into<Bytes>,
-    ) -> Result<(), ShardError<QueueError>> {
-        let shard = self.router.shard_for_conn(conn).map_err(refused)?;
-        let outcome = self.shards[shard].on_subscribe(conn, sub_id, req).await;
-        self.router.settle(shard, None, outcome, queue_error_is_gone)
-    }
-
-    /// Subscription `sub_id` on `conn` closed (Remove), on its shard,
-    /// waiting for room; see [`AsyncBroadcaster::on_unsubscribe`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_unsubscribe(4, "s").await.unwrap();
-    /// assert_eq!(b.shard(0).unwrap().broadcaster().queued_commands(), 1);
-    /// # }
-    /// ```
-    pub async fn on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), ShardError<QueueError>> {
-        let shard = self.router.shard_for_conn(conn).map_err(refused)?;
-        let outcome = self.shards[shard].on_unsubscribe(conn, sub_id).await;
-        self.router.settle(shard, None, outcome, queue_error_is_gone)
-    }
-
-    /// Connection `conn` authenticated `pubkey` (Auth), on its shard,
-    /// waiting for room; see [`AsyncBroadcaster::on_auth`].
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_auth(9, [1; 32]).await.unwrap();
-    /// assert_eq!(b.shard(1).unwrap().broadcaster().queued_commands(), 1);
-    /// # }
-    /// ```
-    pub async fn on_auth(
-        &mut self,
-        conn: i32,
-        pubkey: [u8; PUBKEY_LEN],
-    ) -> Result<(), ShardError<QueueError>> {
-        let shard = self.router.shard_for_conn(conn).map_err(refused)?;
-        let outcome = self.shards[shard].on_auth(conn, pubkey).await;
-        self.router.settle(shard, None, outcome, queue_error_is_gone)
-    }
-
-    /// Fans out an accepted event (Bcast) to every live shard, waiting
-    /// until every one of them has room, then queueing it on all at once
-    /// (checked with [`ShardRouter::admit_all`], as the blocking handle
-    /// does): never on some shards only. While it waits for a full shard it
-    /// writes that shard's queue and reads its frames ahead (kept for
-    /// `recv`). Cancellation safe: dropped before it completes, it queued
-    /// the event nowhere. A shard found dead is marked down and left out.
-    ///
-    /// ```
-    /// use broadcast_wire::BcastFlags;
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::EMPTY).await.unwrap();
-    /// assert_eq!(b.shard(0).unwrap().broadcaster().queued_commands(), 1);
-    /// assert_eq!(b.shard(1).unwrap().broadcaster().queued_commands(), 1);
-    /// # }
-    /// ```
-    pub async fn fanout(
-        &mut self,
-        event_msg: impl Into<Bytes>,
-        sender: i32,
-        flags: BcastFlags,
-    ) -> Result<(), ShardError<QueueError>> {
-        self.queue_all(&bcast_cmd(event_msg, sender, flags)).await
-    }
-
-    async fn queue_on_conn(&mut self, cmd: &SubCommand) -> Result<(), ShardError<QueueError>> {
         let shard = self.router.shard_for_conn(cmd.conn()).map_err(refused)?;
         let outcome = self.shards[shard].send(cmd).await;
-        self.router.settle(shard, Some(cmd), outcome, queue_error_is_gone)
+        self.router.settle(shard, Some(cmd), outcome, |e| {
+            matches!(e, QueueError::Refused(SendError::WorkerGone))
+        })
     }
 
-    async fn queue_all(&mut self, cmd: &SubCommand) -> Result<(), ShardError<QueueError>> {
-        poll_fn(|cx| self.poll_queue_all(cx, cmd)).await
+    fn refuse_waiting(&self, conn: i32, error: SendError) -> ShardError<QueueError> {
+        refused(ShardError {
+            shard: self.router.shard_of(conn),
+            error,
+        })
+    }
+
+    relay_commands! {
+        send: send,
+        refuse: Self::refuse_waiting,
+        error: ShardError<QueueError>,
+        names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
+        asyncness: (async, await),
+        setup: "# #[tokio::main(flavor = \"current_thread\")]\n# async fn main() {\n# use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;\n# use broadcast_process::broadcaster::{Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"cat\"), Transport::Stdio, &Options::new()).unwrap();",
+        call: ".await.unwrap()",
     }
 
     /// Admits `cmd` to every live shard at once, or waits for room on the
@@ -410,14 +278,8 @@ impl AsyncShardedBroadcaster {
         cmd: &SubCommand,
     ) -> Poll<Result<(), ShardError<QueueError>>> {
         loop {
-            let shards = &self.shards;
-            let full = match self
-                .router
-                .admit_all(|shard| shards[shard].broadcaster().check_send(cmd))
-            {
-                Ok(()) => {
-                    return Poll::Ready(self.try_send_all(cmd).map_err(refused));
-                }
+            let full = match self.try_send(cmd) {
+                Ok(()) => return Poll::Ready(Ok(())),
                 Err(ShardError {
                     shard,
                     error: SendError::Backpressure(_),
@@ -427,7 +289,7 @@ impl AsyncShardedBroadcaster {
             // Room on a shard only grows while we wait (nothing else is
             // queued: we hold `&mut self`), so once the full one has room,
             // the next round admits it or finds the next full one.
-            match self.shards[full].poll_queue(cx, &mut |b| b.check_send(cmd)) {
+            match self.shards[full].poll_queue(cx, &mut |link| link.check_send(cmd)) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(QueueError::Refused(SendError::WorkerGone))) => self.router.mark_down(full),
@@ -455,151 +317,38 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub fn try_send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
-        match cmd {
-            SubCommand::Bcast { .. } => {
-                let shards = &self.shards;
-                self.router
-                    .admit_all(|shard| shards[shard].broadcaster().check_send(cmd))?;
-                self.try_send_all(cmd)
+        if let SubCommand::Bcast { .. } = cmd {
+            let shards = &self.shards;
+            self.router.admit_all(|shard| shards[shard].check_send(cmd))?;
+            for shard in self.router.live_shards() {
+                // Cannot fail: every live shard just said it would take it,
+                // and nothing was queued since. Reported all the same if it does.
+                self.shards[shard]
+                    .try_send(cmd)
+                    .map_err(|error| ShardError { shard, error })?;
             }
-            other => self.try_on_conn(other.conn(), |b| b.try_send(other), Some(other)),
+            return Ok(());
         }
-    }
-
-    /// [`AsyncShardedBroadcaster::on_connect`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.try_on_connect(3, false).unwrap();
-    /// assert_eq!(b.conns_of(1), vec![3]);
-    /// # }
-    /// ```
-    pub fn try_on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), ShardError<SendError>> {
-        self.try_send(&new_cmd(conn, whitelisted))
-    }
-
-    /// [`AsyncShardedBroadcaster::on_disconnect`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.try_on_connect(3, false).unwrap();
-    /// b.try_on_disconnect(3).unwrap();
-    /// assert!(b.conns_of(1).is_empty());
-    /// # }
-    /// ```
-    pub fn try_on_disconnect(&mut self, conn: i32) -> Result<(), ShardError<SendError>> {
-        self.try_send(&close_cmd(conn))
-    }
-
-    /// [`AsyncShardedBroadcaster::on_subscribe`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.try_on_subscribe(3, "s", r#"["REQ","s",{}]"#).unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_subscribe(
-        &mut self,
-        conn: i32,
-        sub_id: &str,
-        req: impl Into<Bytes>,
-    ) -> Result<(), ShardError<SendError>> {
-        self.try_on_conn(conn, |b| b.try_on_subscribe(conn, sub_id, req), None)
-    }
-
-    /// [`AsyncShardedBroadcaster::on_unsubscribe`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.try_on_unsubscribe(3, "s").unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), ShardError<SendError>> {
-        self.try_on_conn(conn, |b| b.try_on_unsubscribe(conn, sub_id), None)
-    }
-
-    /// [`AsyncShardedBroadcaster::on_auth`] without waiting.
-    ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.try_on_auth(3, [7; 32]).unwrap();
-    /// # }
-    /// ```
-    pub fn try_on_auth(&mut self, conn: i32, pubkey: [u8; PUBKEY_LEN]) -> Result<(), ShardError<SendError>> {
-        self.try_on_conn(conn, |b| b.try_on_auth(conn, pubkey), None)
-    }
-
-    /// [`AsyncShardedBroadcaster::fanout`] without waiting: if any live
-    /// shard's queue is full it is [`SendError::Backpressure`] naming that
-    /// shard, and the event is queued on no shard.
-    ///
-    /// ```
-    /// use broadcast_wire::BcastFlags;
-    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
-    /// # use broadcast_process::broadcaster::{Options, Transport};
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.try_fanout(r#"["EVENT",{}]"#, -1, BcastFlags::EMPTY).unwrap();
-    /// # }
-    /// ```
-    pub fn try_fanout(
-        &mut self,
-        event_msg: impl Into<Bytes>,
-        sender: i32,
-        flags: BcastFlags,
-    ) -> Result<(), ShardError<SendError>> {
-        self.try_send(&bcast_cmd(event_msg, sender, flags))
-    }
-
-    /// Queues an admitted Bcast on every live shard.
-    fn try_send_all(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
-        for shard in self.router.live_shards() {
-            // Cannot fail: every live shard just said it would take it, and
-            // nothing was queued since. Reported all the same if it does.
-            self.shards[shard]
-                .try_send(cmd)
-                .map_err(|error| ShardError { shard, error })?;
-        }
-        Ok(())
-    }
-
-    fn try_on_conn(
-        &mut self,
-        conn: i32,
-        send: impl FnOnce(&mut AsyncBroadcaster) -> Result<(), SendError>,
-        record: Option<&SubCommand>,
-    ) -> Result<(), ShardError<SendError>> {
-        let shard = self.router.shard_for_conn(conn)?;
-        let outcome = send(&mut self.shards[shard]);
+        let shard = self.router.shard_for_conn(cmd.conn())?;
+        let outcome = self.shards[shard].try_send(cmd);
         self.router
-            .settle(shard, record, outcome, |e| *e == SendError::WorkerGone)
+            .settle(shard, Some(cmd), outcome, |e| *e == SendError::WorkerGone)
+    }
+
+    fn refuse_now(&self, conn: i32, error: SendError) -> ShardError<SendError> {
+        ShardError {
+            shard: self.router.shard_of(conn),
+            error,
+        }
+    }
+
+    relay_commands! {
+        send: try_send,
+        refuse: Self::refuse_now,
+        error: ShardError<SendError>,
+        names: [try_on_connect, try_on_disconnect, try_on_subscribe, try_on_unsubscribe, try_on_auth, try_fanout],
+        setup: "# fn main() {\n# let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();\n# let _guard = rt.enter();\n# use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;\n# use broadcast_process::broadcaster::{Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"cat\"), Transport::Stdio, &Options::new()).unwrap();",
+        call: ".unwrap()",
     }
 
     // ---- writing ------------------------------------------------------------
@@ -653,7 +402,7 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub fn queued_bytes(&self) -> usize {
-        self.shards.iter().map(|s| s.broadcaster().queued_bytes()).sum()
+        self.shards.iter().map(|s| s.link().queued_bytes()).sum()
     }
 
     /// Ends every live shard's command stream (see
@@ -678,12 +427,12 @@ impl AsyncShardedBroadcaster {
         let live: Vec<usize> = self.router.live_shards().collect();
         if let Some(&shard) = live
             .iter()
-            .find(|&&s| self.shards[s].broadcaster().queued_bytes() > 0)
+            .find(|&&s| self.shards[s].link().queued_bytes() > 0)
         {
             return Err(ShardError {
                 shard,
                 error: Unflushed {
-                    queued_bytes: self.shards[shard].broadcaster().queued_bytes(),
+                    queued_bytes: self.shards[shard].link().queued_bytes(),
                 },
             });
         }
@@ -757,50 +506,15 @@ impl AsyncShardedBroadcaster {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<ShardedIncoming, ShardError<ReadError>>> {
-        let k = self.shards.len();
-        let mut waiting = false;
-        for step in 0..k {
-            let shard = (self.next + step) % k;
-            if self.router.state(shard) == Some(ShardState::Retired) {
-                continue;
-            }
-            if self.failed[shard] {
-                self.next = (shard + 1) % k;
-                let status = self.shards[shard].inner.exit_status();
-                let exit = ShardExit::retire(&mut self.router, shard, status);
-                return Poll::Ready(Ok(ShardedIncoming::ShardExited(exit)));
-            }
-            let incoming = match self.shards[shard].poll_recv(cx) {
-                Poll::Pending => {
-                    waiting = true;
-                    continue;
-                }
-                Poll::Ready(Ok(incoming)) => incoming,
-                Poll::Ready(Err(error)) => {
-                    self.failed[shard] = true;
-                    self.router.mark_down(shard);
-                    // Already dead if this fails; the exit report says so.
-                    let _ = self.shards[shard].kill();
-                    self.next = shard;
-                    return Poll::Ready(Err(ShardError { shard, error }));
-                }
-            };
-            let b = &mut self.shards[shard];
-            let status_now = || b.inner.exit_status();
-            let Some(item) = ShardedIncoming::from_shard(&mut self.router, shard, incoming, status_now)
-            else {
-                // The shard's `recv` waits rather than say Pending; treated
-                // as "nothing yet" all the same.
-                waiting = true;
-                continue;
-            };
-            self.next = (shard + 1) % k;
-            return Poll::Ready(Ok(item));
-        }
-        if waiting {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(ShardedIncoming::Pending)) // every shard retired
+        let mut io = Polling {
+            shards: &mut self.shards,
+            cx,
+        };
+        // Every shard is polled, none skipped: each must register the waker.
+        match self.router.next_turn(&mut io, false) {
+            Turn::Item(item) => Poll::Ready(item),
+            Turn::Nothing => Poll::Pending,
+            Turn::AllRetired => Poll::Ready(Ok(ShardedIncoming::Pending)),
         }
     }
 
@@ -824,7 +538,7 @@ impl AsyncShardedBroadcaster {
 
     /// Waits up to `timeout` for shard `shard`'s worker to exit, and reaps
     /// it, without blocking the runtime (see
-    /// [`AsyncBroadcaster::wait_exit`]): for a [`ShardExit`] reported with
+    /// [`AsyncBroadcaster::wait_exit`]): for a [`ShardExit`](crate::broadcaster::sharded::ShardExit) reported with
     /// no status yet. `None` if it is still running, or for a bad index.
     ///
     /// ```
@@ -871,41 +585,34 @@ impl AsyncShardedBroadcaster {
     }
 }
 
-fn new_cmd(conn: i32, whitelisted: bool) -> SubCommand {
-    SubCommand::New {
-        conn,
-        flags: if whitelisted {
-            NewFlags::WHITELISTED
-        } else {
-            NewFlags::EMPTY
-        },
+/// The fair read's polls ([`ShardRouter`]'s turns) with the task's context.
+struct Polling<'a, 'b> {
+    shards: &'a mut [AsyncBroadcaster],
+    cx: &'a mut Context<'b>,
+}
+
+impl ShardReads for Polling<'_, '_> {
+    fn read(&mut self, shard: usize) -> Poll<Result<Incoming, ReadError>> {
+        self.shards[shard].poll_recv(self.cx)
+    }
+
+    fn has_buffered(&self, shard: usize) -> bool {
+        self.shards[shard].has_buffered()
+    }
+
+    fn exit_status(&mut self, shard: usize) -> Option<ExitStatus> {
+        self.shards[shard].exit_status()
+    }
+
+    fn kill(&mut self, shard: usize) {
+        // Already dead if this fails; the exit report says so.
+        let _ = self.shards[shard].kill();
     }
 }
 
-fn close_cmd(conn: i32) -> SubCommand {
-    SubCommand::Close {
-        conn,
-        flags: ReservedFlags::EMPTY,
-    }
-}
-
-fn bcast_cmd(event_msg: impl Into<Bytes>, sender: i32, flags: BcastFlags) -> SubCommand {
-    SubCommand::Bcast {
-        sender,
-        flags,
-        event: event_msg.into(),
-    }
-}
-
-/// A refusal of the router or the admission check, as the awaited methods
-/// report it.
 fn refused(e: ShardError<SendError>) -> ShardError<QueueError> {
     ShardError {
         shard: e.shard,
         error: QueueError::Refused(e.error),
     }
-}
-
-fn queue_error_is_gone(e: &QueueError) -> bool {
-    matches!(e, QueueError::Refused(SendError::WorkerGone))
 }

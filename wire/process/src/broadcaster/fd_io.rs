@@ -13,6 +13,7 @@ use nix::sys::stat::{SFlag, fstat};
 use nix::sys::uio::writev;
 
 use super::sigpipe;
+use crate::link::Outlet;
 
 /// What an fd is, which decides how to write to it without `SIGPIPE`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +49,18 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// The read side. Shares the fd with the [`FdWriter`] on a socketpair, which
-/// is why both hold an `Arc`: the fd closes when both sides are dropped.
+/// The parent's read end of a worker link, as an `io::Read` over a
+/// non-blocking fd. Shares the fd with the [`FdWriter`] on a socketpair,
+/// which is why both hold an `Arc`: the fd closes when both are dropped.
+///
+/// ```
+/// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+/// use std::os::fd::AsRawFd;
+/// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+/// assert_eq!(b.link().reader().fd().as_raw_fd(), b.read_fd().as_raw_fd());
+/// ```
 #[derive(Debug)]
-pub(crate) struct FdReader {
+pub struct FdReader {
     fd: Arc<OwnedFd>,
 }
 
@@ -60,7 +69,14 @@ impl FdReader {
         FdReader { fd }
     }
 
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+    /// The fd.
+    ///
+    /// ```
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// let _fd = b.link().reader().fd();
+    /// ```
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }
@@ -80,9 +96,18 @@ impl Read for FdReader {
     }
 }
 
-/// The write side; `None` once the command stream has been closed.
+/// The parent's write end of a worker link, as an `io::Write` over a
+/// non-blocking fd that never raises `SIGPIPE` (see the module docs of
+/// [`broadcaster`](super)); its fd is gone once the command stream is
+/// closed.
+///
+/// ```
+/// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+/// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+/// assert!(b.link().writer().fd().is_some());
+/// ```
 #[derive(Debug)]
-pub(crate) struct FdWriter {
+pub struct FdWriter {
     fd: Option<Arc<OwnedFd>>,
     kind: FdKind,
 }
@@ -92,12 +117,16 @@ impl FdWriter {
         FdWriter { fd: Some(fd), kind }
     }
 
-    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
+    /// The fd, `None` once the command stream was closed.
+    ///
+    /// ```
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// b.close_write().unwrap();
+    /// assert!(b.link().writer().fd().is_none());
+    /// ```
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_deref().map(AsFd::as_fd)
-    }
-
-    pub(crate) fn kind(&self) -> FdKind {
-        self.kind
     }
 
     /// Ends the command stream so the worker reads end-of-file: `shutdown`
@@ -142,12 +171,15 @@ impl FdWriter {
     }
 }
 
+/// Each write gets the protection its kind needs against `SIGPIPE`: a
+/// socket's `MSG_NOSIGNAL`, or a pipe's shield (see `sigpipe`).
 impl Write for FdWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let fd = self.open_fd()?;
         Ok(match self.kind {
             FdKind::Socket => send(fd.as_raw_fd(), buf, NO_SIGNAL)?,
-            FdKind::Pipe | FdKind::Other => nix::unistd::write(fd.as_fd(), buf)?,
+            FdKind::Pipe => sigpipe::shielded(|| Ok(nix::unistd::write(fd.as_fd(), buf)?))?,
+            FdKind::Other => nix::unistd::write(fd.as_fd(), buf)?,
         })
     }
 
@@ -155,7 +187,8 @@ impl Write for FdWriter {
         let fd = self.open_fd()?;
         Ok(match self.kind {
             FdKind::Socket => sendmsg::<UnixAddr>(fd.as_raw_fd(), bufs, &[], NO_SIGNAL, None)?,
-            FdKind::Pipe | FdKind::Other => writev(fd.as_fd(), bufs)?,
+            FdKind::Pipe => sigpipe::shielded(|| Ok(writev(fd.as_fd(), bufs)?))?,
+            FdKind::Other => writev(fd.as_fd(), bufs)?,
         })
     }
 
@@ -164,11 +197,8 @@ impl Write for FdWriter {
     }
 }
 
-/// Runs a batch of writes to `writer`'s fd with the protection its kind
-/// needs against `SIGPIPE`.
-pub(crate) fn guarded<T>(kind: FdKind, write: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    match kind {
-        FdKind::Pipe => sigpipe::shielded(write),
-        FdKind::Socket | FdKind::Other => write(),
+impl Outlet for FdWriter {
+    fn close(&mut self) {
+        FdWriter::close(self);
     }
 }

@@ -116,6 +116,34 @@ impl Worker {
     }
 }
 
+/// Ends several workers whose fds are already closed: they share one grace
+/// period (the longest of theirs), so K hung workers cost one grace period,
+/// not K; then the ones still running are killed, and all are reaped.
+pub(crate) fn end_together(mut workers: Vec<Worker>) {
+    let grace = workers.iter().map(|w| w.grace).max().unwrap_or_default();
+    let deadline = Instant::now() + grace;
+    let mut interval = Duration::from_millis(1);
+    loop {
+        let running = workers
+            .iter_mut()
+            .filter_map(|w| w.is_running())
+            .filter(|&running| running)
+            .count();
+        let now = Instant::now();
+        if running == 0 || now >= deadline {
+            break;
+        }
+        thread::sleep(interval.min(deadline - now));
+        interval = (interval * 2).min(MAX_POLL_INTERVAL);
+    }
+    for w in &mut workers {
+        if w.is_running() == Some(true) {
+            w.kill_and_reap();
+        }
+    }
+    // Each is reaped or known gone: their drops do not wait again.
+}
+
 impl Drop for Worker {
     fn drop(&mut self) {
         if self.child.is_none() {

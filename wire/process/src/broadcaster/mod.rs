@@ -3,6 +3,10 @@
 //! A [`Broadcaster`] spawns a worker (or adopts one), and hides the wire
 //! behind named methods, so a relay never touches encoding:
 //!
+//! It is a thin blocking driver over the I/O-free [`Link`](crate::link::Link)
+//! core: every rule about the queue, the frames and the states lives
+//! there, and this handle only adds the fds, `poll` and the process.
+//!
 //! - **Commands** — [`on_connect`](Broadcaster::on_connect),
 //!   [`on_disconnect`](Broadcaster::on_disconnect),
 //!   [`on_subscribe`](Broadcaster::on_subscribe),
@@ -77,58 +81,37 @@
 //! unixes the parent relies on `SIGPIPE` being ignored, which is the default
 //! for Rust binaries.
 
-use std::collections::VecDeque;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use broadcast_wire::{ReadError, SubCommand};
 
-use broadcast_wire::BroadcastFrame;
-use broadcast_wire::SubId;
-use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags};
-use broadcast_wire::{FrameReader, ReadStatus};
-use broadcast_wire::{PUBKEY_LEN, SubCommand};
-use broadcast_wire::{PayloadError, ReadError};
+use crate::commands::relay_commands;
+use crate::link::ReadAhead;
 
+mod endpoint;
 mod error;
 mod fd_io;
-mod incoming;
 mod lifecycle;
 mod options;
-mod queue;
 mod readiness;
 pub mod sharded;
 mod sigpipe;
 mod spawn;
 mod stderr;
 
-pub use error::{Backpressure, FlushError, SendError, SpawnError, Unflushed};
-pub use incoming::Incoming;
+pub use crate::link::{Backpressure, FlushError, FlushStatus, Incoming, SendError, Unflushed};
+pub use error::SpawnError;
 pub use options::{DEFAULT_CHILD_FD, DEFAULT_GRACE_PERIOD, DEFAULT_MAX_QUEUED_BYTES, Options, StderrMode};
-pub use queue::FlushStatus;
 pub use spawn::{Transport, WorkerProcess};
 pub use stderr::StderrTail;
 
-use fd_io::{FdReader, FdWriter};
-use lifecycle::Worker;
-use queue::Outbound;
-
-/// The read side, as seen by a blocking flush.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Inbound {
-    /// Frames are read into the stash.
-    Open,
-    /// A fatal framing error: bytes are read and discarded.
-    Broken,
-    /// End of stream or an I/O error: not polled any more.
-    Ended,
-}
-
-/// Most frames one pass of reading takes while a blocking flush waits, so
-/// that a worker that never stops writing cannot keep the flush from writing.
-const MAX_FRAMES_PER_PUMP: usize = 1024;
+pub use endpoint::FdLink;
+pub use fd_io::{FdReader, FdWriter};
+pub(crate) use endpoint::Endpoint;
+pub(crate) use readiness::wait as wait_fds;
 
 /// The parent's handle on one broadcast worker: see the [module
 /// docs](self) for an overview and an example. It is `Send` and `Sync`, so
@@ -143,23 +126,10 @@ const MAX_FRAMES_PER_PUMP: usize = 1024;
 /// assert!(b.wants_write());
 /// b.flush_blocking().unwrap();
 /// assert!(!b.wants_write());
-/// assert!(b.is_alive());
 /// ```
 #[derive(Debug)]
 pub struct Broadcaster {
-    inbound: FrameReader<FdReader>,
-    /// Items read while a blocking flush waited, returned first by
-    /// `read_frame`.
-    stash: VecDeque<Result<Incoming, ReadError>>,
-    read_closed: bool,
-    /// The worker's output broke the framing rules (sticky, like the
-    /// decoder's state).
-    read_failed: bool,
-    outbound: Outbound,
-    stderr: Option<StderrTail>,
-    /// Last, so it is dropped last: the fds above are closed by the time it
-    /// waits for the worker to exit (see `lifecycle`).
-    worker: Worker,
+    end: Endpoint,
 }
 
 impl Broadcaster {
@@ -194,18 +164,12 @@ impl Broadcaster {
         transport: Transport,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_process(
-            WorkerProcess::spawn(command, transport, opts)?,
-            opts,
-        ))
+        Ok(Self::from_process(WorkerProcess::spawn(command, transport, opts)?, opts))
     }
 
     /// Adopts a worker started some other way: `read` carries its frames,
     /// `write` takes the commands (two pipe ends, or two descriptors of one
-    /// socket). Both are made non-blocking. With `child`, the handle reports
-    /// its exit status and reaps it (and kills it at drop, after the grace
-    /// period); with [`StderrMode::Capture`] it also captures the child's
-    /// stderr if that was piped.
+    /// socket); see [`WorkerProcess::adopt`].
     ///
     /// ```
     /// use broadcast_process::broadcaster::{Broadcaster, Options};
@@ -224,10 +188,7 @@ impl Broadcaster {
         child: Option<Child>,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_process(
-            WorkerProcess::adopt(read, Some(write), child, opts)?,
-            opts,
-        ))
+        Ok(Self::from_process(WorkerProcess::adopt(read, Some(write), child, opts)?, opts))
     }
 
     /// Adopts a worker connected through one duplex socket (both directions
@@ -246,10 +207,7 @@ impl Broadcaster {
         child: Option<Child>,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_process(
-            WorkerProcess::adopt(socket, None, child, opts)?,
-            opts,
-        ))
+        Ok(Self::from_process(WorkerProcess::adopt(socket, None, child, opts)?, opts))
     }
 
     /// Drives a [`WorkerProcess`] with `opts`' queue limit and payload
@@ -263,22 +221,34 @@ impl Broadcaster {
     /// let p = WorkerProcess::spawn(Command::new("cat"), Transport::Stdio, &opts).unwrap();
     /// assert_eq!(Broadcaster::from_process(p, &opts).queue_limit(), 4096);
     /// ```
-    pub fn from_process(parts: WorkerProcess, opts: &Options) -> Broadcaster {
-        let writer = FdWriter::new(parts.write, parts.write_kind);
+    pub fn from_process(process: WorkerProcess, opts: &Options) -> Broadcaster {
         Broadcaster {
-            inbound: FrameReader::with_max_payload(FdReader::new(parts.read), opts.max_payload_len()),
-            stash: VecDeque::new(),
-            read_closed: false,
-            read_failed: false,
-            outbound: Outbound::new(writer, opts.queue_limit(), opts.max_payload_len()),
-            stderr: parts.stderr,
-            worker: parts.worker,
+            end: Endpoint::new(process, opts),
         }
+    }
+
+    /// The [`Link`](crate::link::Link) core underneath: its state and
+    /// counters.
+    ///
+    /// ```
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// b.on_disconnect(4).unwrap();
+    /// assert_eq!(b.link().queued_commands(), 1);
+    /// ```
+    pub fn link(&self) -> &FdLink {
+        &self.end.link
+    }
+
+    pub(crate) fn into_endpoint(self) -> Endpoint {
+        self.end
     }
 
     // ---- commands -------------------------------------------------------
 
-    /// Validates `cmd` and queues it. On error nothing was queued.
+    /// Validates `cmd` and queues it. On error nothing was queued: see
+    /// [`SendError`] ([`SendError::Backpressure`] when the queue is full:
+    /// flush and send it again).
     ///
     /// ```
     /// use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
@@ -292,14 +262,11 @@ impl Broadcaster {
     /// assert_eq!(b.queued_commands(), 1);
     /// ```
     pub fn send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.outbound.push(cmd)
+        self.end.link.send(cmd)
     }
 
     /// Whether [`Broadcaster::send`] would queue `cmd` right now: `Ok` if
-    /// it would, else the [`SendError`] it would return. Nothing is queued
-    /// or changed, so a caller can check several handles before sending to
-    /// any (as [`ShardedBroadcaster`](sharded::ShardedBroadcaster) does to
-    /// admit a Bcast to every shard or to none).
+    /// it would, else the [`SendError`] it would return. Nothing changes.
     ///
     /// ```
     /// use broadcast_process::broadcaster::{Broadcaster, Options, SendError, Transport};
@@ -312,150 +279,22 @@ impl Broadcaster {
     /// assert_eq!(b.check_send(&ev), Ok(()));
     /// b.send(&ev).unwrap();
     /// assert!(matches!(b.check_send(&ev), Err(SendError::Backpressure(_))));
-    /// assert_eq!(b.queued_commands(), 1);
     /// ```
     pub fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.outbound.check(cmd).map(|_| ())
+        self.end.link.check_send(cmd)
     }
 
-    /// Queues `bytes` exactly as given, in order with the commands: no
-    /// frame header is added and nothing is checked. This is for test
-    /// harnesses that must feed a worker malformed, oversize or split frames
-    /// (a relay never needs it: a bad frame ends the worker's stream). The
-    /// bytes count toward the queue limit and as one item in
-    /// [`Broadcaster::queued_commands`] and [`Broadcaster::sent_commands`];
-    /// empty `bytes` queue nothing.
-    ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
-    /// use std::process::Command;
-    /// use std::time::Duration;
-    ///
-    /// // `cat` echoes the bytes back: a channel-2 frame, sent in two pieces.
-    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.send_raw([2, 9, 0, 0, 0, 4, 0, 0, 0]).unwrap();
-    /// b.send_raw(b"\x01\0\0\0!").unwrap();
-    /// b.flush_blocking().unwrap();
-    /// let Incoming::Frame(f) = b.read_frame_timeout(Duration::from_secs(10)).unwrap() else { panic!() };
-    /// assert_eq!((f.conn, &f.data[..]), (4, &b"!"[..]));
-    /// ```
-    pub fn send_raw(&mut self, bytes: impl AsRef<[u8]>) -> Result<(), SendError> {
-        self.outbound.push_raw(bytes.as_ref())
+    fn refuse(&self, _conn: i32, e: SendError) -> SendError {
+        e
     }
 
-    /// Connection `conn` opened (New): `whitelisted` lets it see privileged
-    /// and protected events.
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_connect(12, false).unwrap();
-    /// assert_eq!(b.queued_bytes(), 5 + 14);
-    /// ```
-    pub fn on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), SendError> {
-        let flags = if whitelisted {
-            NewFlags::WHITELISTED
-        } else {
-            NewFlags::EMPTY
-        };
-        self.send(&SubCommand::New { conn, flags })
-    }
-
-    /// Connection `conn` closed (Close): the worker forgets it and its
-    /// subscriptions.
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_disconnect(12).unwrap();
-    /// assert_eq!(b.queued_commands(), 1);
-    /// ```
-    pub fn on_disconnect(&mut self, conn: i32) -> Result<(), SendError> {
-        self.send(&SubCommand::Close {
-            conn,
-            flags: ReservedFlags::EMPTY,
-        })
-    }
-
-    /// Subscription `sub_id` on `conn` (Add), with `req` the raw
-    /// `["REQ", sub_id, filter...]` message.
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
-    /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_subscribe(12, "s1", r#"["REQ","s1",{"kinds":[1]}]"#).unwrap();
-    /// // sub_ids are 1 to 64 bytes: refused, not queued.
-    /// assert!(matches!(b.on_subscribe(12, "", "x"), Err(SendError::Invalid(_))));
-    /// ```
-    pub fn on_subscribe(&mut self, conn: i32, sub_id: &str, req: impl Into<Bytes>) -> Result<(), SendError> {
-        let sub_id = Self::sub_id(sub_id)?;
-        self.send(&SubCommand::Add {
-            conn,
-            flags: ReservedFlags::EMPTY,
-            sub_id,
-            req: req.into(),
-        })
-    }
-
-    /// Subscription `sub_id` on `conn` closed by the client (Remove).
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_unsubscribe(12, "s1").unwrap();
-    /// assert_eq!(b.queued_bytes(), 5 + 14 + 2);
-    /// ```
-    pub fn on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), SendError> {
-        let sub_id = Self::sub_id(sub_id)?;
-        self.send(&SubCommand::Remove {
-            conn,
-            flags: ReservedFlags::EMPTY,
-            sub_id,
-        })
-    }
-
-    /// Connection `conn` authenticated `pubkey` (Auth, NIP-42), as 32 binary
-    /// bytes.
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_auth(12, [0xab; 32]).unwrap();
-    /// assert_eq!(b.queued_bytes(), 5 + 14 + 32);
-    /// ```
-    pub fn on_auth(&mut self, conn: i32, pubkey: [u8; PUBKEY_LEN]) -> Result<(), SendError> {
-        self.send(&SubCommand::Auth {
-            conn,
-            flags: ReservedFlags::EMPTY,
-            pubkey,
-        })
-    }
-
-    /// Fan out an accepted event (Bcast): `event_msg` is the raw
-    /// `["EVENT", {...}]` message, `sender` the publishing connection or −1.
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
-    /// use broadcast_wire::BcastFlags;
-    /// # let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::NEED_FILTER).unwrap();
-    /// assert!(matches!(b.fanout("", 3, BcastFlags::EMPTY), Err(SendError::Invalid(_))));
-    /// ```
-    pub fn fanout(
-        &mut self,
-        event_msg: impl Into<Bytes>,
-        sender: i32,
-        flags: BcastFlags,
-    ) -> Result<(), SendError> {
-        self.send(&SubCommand::Bcast {
-            sender,
-            flags,
-            event: event_msg.into(),
-        })
-    }
-
-    fn sub_id(sub_id: &str) -> Result<SubId, SendError> {
-        SubId::try_from(sub_id).map_err(|problem| SendError::Invalid(PayloadError::InvalidSubId { problem }))
+    relay_commands! {
+        send: send,
+        refuse: Self::refuse,
+        error: SendError,
+        names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
+        setup: "# fn main() {\n# use broadcast_process::broadcaster::{Broadcaster, Transport};\n# let mut b = Broadcaster::spawn(std::process::Command::new(\"cat\"), Transport::Stdio).unwrap();",
+        call: ".unwrap()",
     }
 
     // ---- writing --------------------------------------------------------
@@ -471,21 +310,19 @@ impl Broadcaster {
     ///
     /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
     /// b.on_connect(1, false).unwrap();
-    /// // A 19-byte command fits in an empty pipe.
     /// assert_eq!(b.flush().unwrap(), FlushStatus::Flushed);
     /// assert_eq!(b.sent_commands(), 1);
     /// ```
     pub fn flush(&mut self) -> Result<FlushStatus, FlushError> {
-        self.outbound.flush()
+        self.end.link.flush()
     }
 
     /// Flushes the whole queue, waiting as long as it takes. While it waits
-    /// it also reads the worker's frames (kept for
-    /// [`Broadcaster::read_frame`]), so a worker blocked on its output
-    /// cannot deadlock it (once its output has broken the framing rules,
-    /// what it writes is read and discarded: the error waits for
-    /// `read_frame`). Returns [`FlushError::WorkerGone`] if the worker dies
-    /// first.
+    /// it reads ahead the worker's output by the link's one rule
+    /// ([`Link::read_ahead`](crate::link::Link::read_ahead): frames are kept
+    /// for [`Broadcaster::read_frame`], output after a framing error is
+    /// discarded), so a worker blocked on its output cannot deadlock it.
+    /// Returns [`FlushError::WorkerGone`] if the worker dies first.
     ///
     /// ```
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
@@ -515,24 +352,15 @@ impl Broadcaster {
     /// for _ in 0..2000 {
     ///     b.fanout(vec![b'x'; 100], -1, Default::default()).unwrap();
     /// }
-    /// let status = b.flush_timeout(Duration::from_millis(50)).unwrap();
-    /// assert_eq!(status, FlushStatus::WouldBlock);
-    /// assert!(b.wants_write());
+    /// assert_eq!(b.flush_timeout(Duration::from_millis(50)).unwrap(), FlushStatus::WouldBlock);
     /// ```
     pub fn flush_timeout(&mut self, timeout: Duration) -> Result<FlushStatus, FlushError> {
         self.flush_until(Some(Instant::now() + timeout))
     }
 
     fn flush_until(&mut self, deadline: Option<Instant>) -> Result<FlushStatus, FlushError> {
-        let mut inbound = if self.read_closed {
-            Inbound::Ended
-        } else if self.read_failed {
-            Inbound::Broken
-        } else {
-            Inbound::Open
-        };
         loop {
-            if self.outbound.flush()? == FlushStatus::Flushed {
+            if self.end.link.flush()? == FlushStatus::Flushed {
                 return Ok(FlushStatus::Flushed);
             }
             let remaining = match deadline {
@@ -546,54 +374,15 @@ impl Broadcaster {
                 }
             };
             // An ended read side would be "ready" forever: stop polling it.
-            let read_fd = (inbound != Inbound::Ended).then(|| self.inbound.get_ref().fd());
-            let ready = readiness::wait(read_fd, self.outbound.fd(), remaining).map_err(FlushError::Io)?;
+            let read_open = self.end.read_open();
+            let reads = if read_open { vec![self.end.read_fd()] } else { Vec::new() };
+            let writes: Vec<BorrowedFd<'_>> = self.end.write_fd().into_iter().collect();
+            let ready = wait_fds(&reads, &writes, remaining).map_err(FlushError::Io)?;
             if ready.readable {
-                inbound = match inbound {
-                    Inbound::Open => self.pump_inbound(),
-                    Inbound::Broken => self.discard_inbound(),
-                    Inbound::Ended => Inbound::Ended,
-                };
+                // WouldBlock, Limit and Ended all come back to the write.
+                let _: ReadAhead = self.end.link.read_ahead();
             }
         }
-    }
-
-    /// Reads what the worker has sent into the stash.
-    fn pump_inbound(&mut self) -> Inbound {
-        for _ in 0..MAX_FRAMES_PER_PUMP {
-            match self.read_direct() {
-                Ok(Incoming::Pending) => return Inbound::Open,
-                Ok(Incoming::WorkerExited(_)) => return Inbound::Ended,
-                Ok(item) => self.stash.push_back(Ok(item)),
-                Err(e) => {
-                    // Kept for read_frame, in order after the frames before it.
-                    self.stash.push_back(Err(e));
-                    return if self.read_failed {
-                        Inbound::Broken
-                    } else {
-                        Inbound::Ended
-                    };
-                }
-            }
-        }
-        Inbound::Open
-    }
-
-    /// After a fatal framing error the worker's output can no longer be
-    /// split into frames, but a worker blocked writing it would stop reading
-    /// our commands and hang the flush: read it and throw it away.
-    fn discard_inbound(&mut self) -> Inbound {
-        let mut scratch = [0u8; 16 * 1024];
-        for _ in 0..64 {
-            match self.inbound.get_mut().read(&mut scratch) {
-                Ok(0) => return Inbound::Ended,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Inbound::Broken,
-                Err(_) => return Inbound::Ended,
-            }
-        }
-        Inbound::Broken
     }
 
     /// Whether commands are queued: register the write fd for writability
@@ -607,18 +396,19 @@ impl Broadcaster {
     /// assert!(b.wants_write());
     /// ```
     pub fn wants_write(&self) -> bool {
-        self.outbound.pending_bytes() > 0
+        self.end.link.wants_write()
     }
 
     /// Bytes queued and not yet written.
     ///
     /// ```
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.queued_bytes(), 0);
+    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// b.on_connect(12, false).unwrap();
+    /// assert_eq!(b.queued_bytes(), 5 + 14);
     /// ```
     pub fn queued_bytes(&self) -> usize {
-        self.outbound.pending_bytes()
+        self.end.link.queued_bytes()
     }
 
     /// Commands queued and not completely written.
@@ -630,12 +420,11 @@ impl Broadcaster {
     /// assert_eq!(b.queued_commands(), 1);
     /// ```
     pub fn queued_commands(&self) -> usize {
-        self.outbound.pending_commands()
+        self.end.link.queued_commands()
     }
 
-    /// Commands completely written to the worker's fd so far (and raw
-    /// pieces, see [`Broadcaster::send_raw`]). Written is not read: a worker
-    /// that dies may leave the last of them unread in the pipe.
+    /// Commands completely written to the worker's fd so far. Written is
+    /// not read: a worker that dies may leave the last of them unread.
     ///
     /// ```
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
@@ -645,7 +434,7 @@ impl Broadcaster {
     /// assert_eq!(b.sent_commands(), 1);
     /// ```
     pub fn sent_commands(&self) -> u64 {
-        self.outbound.sent_commands()
+        self.end.link.sent_commands()
     }
 
     /// The outbound queue's byte limit ([`Options::max_queued_bytes`]).
@@ -656,7 +445,7 @@ impl Broadcaster {
     /// assert_eq!(b.queue_limit(), 8 << 20);
     /// ```
     pub fn queue_limit(&self) -> usize {
-        self.outbound.limit()
+        self.end.link.queue_limit()
     }
 
     /// The payload maximum in both directions ([`Options::max_payload`]).
@@ -667,7 +456,7 @@ impl Broadcaster {
     /// assert_eq!(b.max_payload(), 16 << 20);
     /// ```
     pub fn max_payload(&self) -> u32 {
-        self.outbound.max_payload()
+        self.end.link.max_payload()
     }
 
     /// Ends the command stream (closes the write pipe, or shuts down the
@@ -689,21 +478,22 @@ impl Broadcaster {
     /// assert_eq!(b.on_connect(2, false), Err(SendError::WriteClosed));
     /// ```
     pub fn close_write(&mut self) -> Result<(), Unflushed> {
-        self.outbound.close()
+        self.end.link.close_write()
     }
 
     // ---- reading --------------------------------------------------------
 
-    /// The next frame from the worker, without blocking. Heartbeats and
-    /// frames on other channels are skipped; a channel-2 payload that does
-    /// not decode is [`Incoming::InvalidFrame`]; "nothing complete yet" is
-    /// [`Incoming::Pending`], with a partial frame kept for the next call;
-    /// the end of the worker's output is [`Incoming::WorkerExited`].
+    /// The next frame from the worker, without blocking (see
+    /// [`Link::read`](crate::link::Link::read)): heartbeats and other
+    /// channels are skipped; a channel-2 payload that does not decode is
+    /// [`Incoming::InvalidFrame`]; "nothing complete yet" is
+    /// [`Incoming::Pending`]; the end of the worker's output is
+    /// [`Incoming::WorkerExited`], with its exit status once reaped.
     ///
     /// A fatal stream error (a frame over the payload maximum, or the output
     /// ending inside a frame, as when the worker is killed mid-write) is
-    /// `Err(ReadError::Framing(_))`, and so is every later call: the stream
-    /// cannot be resynchronised. I/O errors are `Err(ReadError::Io(_))`.
+    /// `Err(ReadError::Framing(_))`, and so is every later call. I/O errors
+    /// are `Err(ReadError::Io(_))`.
     ///
     /// ```
     /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
@@ -713,29 +503,7 @@ impl Broadcaster {
     /// assert_eq!(b.read_frame().unwrap(), Incoming::Pending);
     /// ```
     pub fn read_frame(&mut self) -> Result<Incoming, ReadError> {
-        match self.stash.pop_front() {
-            Some(item) => item,
-            None => self.read_direct(),
-        }
-    }
-
-    fn read_direct(&mut self) -> Result<Incoming, ReadError> {
-        let status = match self.inbound.read_message::<BroadcastFrame>() {
-            Ok(status) => status,
-            Err(e) => {
-                self.read_failed |= matches!(e, ReadError::Framing(_));
-                return Err(e);
-            }
-        };
-        Ok(match status {
-            ReadStatus::Ready(Ok(frame)) => Incoming::Frame(frame),
-            ReadStatus::Ready(Err(e)) => Incoming::InvalidFrame(e),
-            ReadStatus::Pending => Incoming::Pending,
-            ReadStatus::Closed => {
-                self.read_closed = true;
-                Incoming::WorkerExited(self.worker.try_status())
-            }
-        })
+        self.end.read()
     }
 
     /// Like [`Broadcaster::read_frame`], but waits up to `timeout` for
@@ -761,19 +529,19 @@ impl Broadcaster {
             if !item.is_pending() {
                 return Ok(item);
             }
-            if keep_writing && self.wants_write() && self.outbound.flush().is_err() {
+            if keep_writing && self.wants_write() && self.flush().is_err() {
                 keep_writing = false;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Ok(Incoming::Pending);
             }
-            let write_fd = if keep_writing && self.wants_write() {
-                self.outbound.fd()
+            let writes: Vec<BorrowedFd<'_>> = if keep_writing && self.wants_write() {
+                self.end.write_fd().into_iter().collect()
             } else {
-                None
+                Vec::new()
             };
-            readiness::wait(Some(self.inbound.get_ref().fd()), write_fd, Some(left))?;
+            wait_fds(&[self.end.read_fd()], &writes, Some(left))?;
         }
     }
 
@@ -786,7 +554,7 @@ impl Broadcaster {
     /// assert_eq!(b.inbound_buffered(), 0);
     /// ```
     pub fn inbound_buffered(&self) -> usize {
-        self.inbound.decoder().buffered()
+        self.end.link.inbound_buffered()
     }
 
     // ---- fds --------------------------------------------------------------
@@ -801,7 +569,7 @@ impl Broadcaster {
     /// assert_ne!(b.read_fd().as_raw_fd(), b.write_fd().unwrap().as_raw_fd());
     /// ```
     pub fn read_fd(&self) -> BorrowedFd<'_> {
-        self.inbound.get_ref().fd()
+        self.end.read_fd()
     }
 
     /// The fd to watch for writability while [`Broadcaster::wants_write`];
@@ -814,7 +582,7 @@ impl Broadcaster {
     /// assert!(b.write_fd().is_some());
     /// ```
     pub fn write_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.outbound.fd()
+        self.end.write_fd()
     }
 
     // ---- the process ------------------------------------------------------
@@ -831,10 +599,7 @@ impl Broadcaster {
     /// assert!(!b.is_alive());
     /// ```
     pub fn is_alive(&mut self) -> bool {
-        match self.worker.is_running() {
-            Some(running) => running,
-            None => !self.read_closed && !self.outbound.is_gone(),
-        }
+        self.end.is_alive()
     }
 
     /// The worker's process id, if the handle has a child.
@@ -845,7 +610,7 @@ impl Broadcaster {
     /// assert!(b.pid().unwrap() > 0);
     /// ```
     pub fn pid(&self) -> Option<u32> {
-        self.worker.pid()
+        self.end.worker.pid()
     }
 
     /// The worker's exit status if it has exited (it is reaped), without
@@ -857,7 +622,7 @@ impl Broadcaster {
     /// assert_eq!(b.exit_status(), None); // cat waits for input
     /// ```
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.worker.try_status()
+        self.end.worker.try_status()
     }
 
     /// Waits up to `timeout` for the worker to exit, and reaps it. `None` if
@@ -873,7 +638,7 @@ impl Broadcaster {
     /// assert_eq!(b.wait_exit(Duration::from_secs(10)).unwrap().code(), Some(4));
     /// ```
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.worker.wait_timeout(timeout)
+        self.end.worker.wait_timeout(timeout)
     }
 
     /// Kills the worker now (`SIGKILL`); it is reaped by the next status
@@ -889,7 +654,7 @@ impl Broadcaster {
     /// assert_eq!(b.wait_exit(Duration::from_secs(10)).unwrap().signal(), Some(9));
     /// ```
     pub fn kill(&mut self) -> io::Result<()> {
-        self.worker.kill()
+        self.end.kill()
     }
 
     /// The captured stderr, with [`StderrMode::Capture`].
@@ -900,11 +665,10 @@ impl Broadcaster {
     /// assert!(b.stderr_tail().is_none()); // inherited by default
     /// ```
     pub fn stderr_tail(&self) -> Option<&StderrTail> {
-        self.stderr.as_ref()
+        self.end.stderr.as_ref()
     }
 
-    /// Whether the handle owns a child process (spawned, or given to
-    /// [`Broadcaster::from_fds`]).
+    /// Whether the handle owns a child process.
     ///
     /// ```
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
@@ -912,7 +676,7 @@ impl Broadcaster {
     /// assert!(b.has_child());
     /// ```
     pub fn has_child(&self) -> bool {
-        self.worker.has_child()
+        self.end.worker.has_child()
     }
 }
 

@@ -1,9 +1,9 @@
-//! Waiting for the read and/or write fd with `poll`, for the blocking
-//! helpers (`flush_blocking`, `read_frame_timeout`). Event loops do their
-//! own waiting with the fds.
+//! Waiting for fds with `poll`, for the blocking handles' helpers
+//! (`flush_blocking`, `read_frame_timeout`, and the sharded handle's). Event
+//! loops do their own waiting with the fds. The one wait of the crate.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -14,7 +14,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 /// "writable" likewise, which a write turns into `EPIPE`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Ready {
+    /// Some fd of `reads` is readable.
     pub(crate) readable: bool,
+    /// Some fd of `writes` is writable.
     pub(crate) writable: bool,
 }
 
@@ -31,22 +33,22 @@ fn poll_timeout(timeout: Option<Duration>) -> PollTimeout {
     PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
 }
 
-/// Waits until `read` is readable or `write` is writable, or `timeout`
-/// passes (then both are false; so they are after `EINTR`, and the caller
-/// loops). The two may be the same fd (a socketpair).
+/// Waits until one of `reads` is readable or one of `writes` writable, or
+/// `timeout` passes (then both are false; so they are after `EINTR`, and
+/// the caller loops). An fd in both lists (a socketpair) is polled once
+/// for both.
 pub(crate) fn wait(
-    read: Option<BorrowedFd<'_>>,
-    write: Option<BorrowedFd<'_>>,
+    reads: &[BorrowedFd<'_>],
+    writes: &[BorrowedFd<'_>],
     timeout: Option<Duration>,
 ) -> io::Result<Ready> {
     let readable = PollFlags::POLLIN;
     let writable = PollFlags::POLLOUT;
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(2);
-    match (read, write) {
-        (Some(r), Some(w)) if r.as_raw_fd() == w.as_raw_fd() => fds.push(PollFd::new(r, readable | writable)),
-        (r, w) => {
-            fds.extend(r.map(|r| PollFd::new(r, readable)));
-            fds.extend(w.map(|w| PollFd::new(w, writable)));
+    let mut fds: Vec<PollFd<'_>> = reads.iter().map(|&r| PollFd::new(r, readable)).collect();
+    for &w in writes {
+        match fds.iter().position(|p| p.as_fd().as_raw_fd() == w.as_raw_fd()) {
+            Some(i) => fds[i] = PollFd::new(w, readable | writable),
+            None => fds.push(PollFd::new(w, writable)),
         }
     }
     match poll(&mut fds, poll_timeout(timeout)) {
@@ -75,6 +77,7 @@ pub(crate) fn wait(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixStream;
 
     #[test]
     fn timeouts_round_up_to_whole_milliseconds() {
@@ -86,5 +89,20 @@ mod tests {
             poll_timeout(Some(Duration::from_secs(u64::MAX))),
             PollTimeout::MAX
         );
+    }
+
+    #[test]
+    fn one_socket_in_both_lists_is_polled_once_for_both() {
+        let (a, b) = UnixStream::pair().unwrap();
+        // Nothing to read yet, room to write: writable only.
+        let ready = wait(&[a.as_fd()], &[a.as_fd()], Some(Duration::ZERO)).unwrap();
+        assert_eq!(ready, Ready { readable: false, writable: true });
+        std::io::Write::write_all(&mut &b, b"x").unwrap();
+        let ready = wait(&[a.as_fd()], &[], Some(Duration::from_secs(5))).unwrap();
+        assert!(ready.readable);
+        // Several read fds: any one readable is enough.
+        let (c, _d) = UnixStream::pair().unwrap();
+        let ready = wait(&[c.as_fd(), a.as_fd()], &[], Some(Duration::from_secs(5))).unwrap();
+        assert!(ready.readable);
     }
 }

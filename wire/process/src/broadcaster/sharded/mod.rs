@@ -80,24 +80,22 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::BorrowedFd;
 use std::process::{Command, ExitStatus};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use broadcast_wire::{BroadcastFrame, PayloadError, ReadError, SubCommand};
 
-use broadcast_wire::BcastFlags;
-use broadcast_wire::BroadcastFrame;
-use broadcast_wire::{PUBKEY_LEN, SubCommand};
-use broadcast_wire::{PayloadError, ReadError};
+use crate::commands::relay_commands;
 
 use super::{
-    Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
+    Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed, wait_fds,
 };
 
 mod router;
+mod turns;
 
 pub use router::{Route, ShardError, ShardRouter, ShardState};
+pub(crate) use turns::{ShardReads, Turn};
 
 /// The end of a shard, as [`ShardedBroadcaster::read_frame`] (and the tokio
 /// handle's `recv`) reports it.
@@ -217,23 +215,7 @@ impl ShardedIncoming {
 pub struct ShardedBroadcaster {
     router: ShardRouter,
     shards: Vec<Broadcaster>,
-    /// A read error was returned for this shard and its worker killed: its
-    /// exit is reported by the next read.
-    failed: Vec<bool>,
-    /// Where the next round-robin read starts.
-    next: usize,
-    /// Shards that said `Pending` since this was last cleared: not asked
-    /// again (each ask is a `read` that fails with `EAGAIN`) until every
-    /// shard has said so, or [`REASK_AFTER`] items later.
-    idle: Vec<bool>,
-    /// Items returned since `idle` was last cleared.
-    since_reask: usize,
 }
-
-/// Most items read from the other shards before a shard that had nothing
-/// is asked again: bounds how long a frame that arrives meanwhile waits,
-/// while a busy shard is drained without a wasted `read` per frame.
-const REASK_AFTER: usize = 64;
 
 impl ShardedBroadcaster {
     /// Spawns `shards` workers, shard `i` running `command(i)`, all over
@@ -270,11 +252,7 @@ impl ShardedBroadcaster {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ShardedBroadcaster {
             router: ShardRouter::new(shards),
-            failed: vec![false; shards.get()],
             shards: handles,
-            next: 0,
-            idle: vec![false; shards.get()],
-            since_reask: 0,
         })
     }
 
@@ -364,126 +342,29 @@ impl ShardedBroadcaster {
     /// assert!(matches!(bad.error, SendError::Invalid(_)));
     /// ```
     pub fn send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
-        match cmd {
-            SubCommand::Bcast { .. } => self.send_all(cmd),
-            other => self.send_on_conn(other.conn(), |b| b.send(other), Some(other)),
+        if let SubCommand::Bcast { .. } = cmd {
+            return self.send_all(cmd);
+        }
+        let shard = self.router.shard_for_conn(cmd.conn())?;
+        let outcome = self.shards[shard].send(cmd);
+        self.router
+            .settle(shard, Some(cmd), outcome, |e| *e == SendError::WorkerGone)
+    }
+
+    fn refuse(&self, conn: i32, error: SendError) -> ShardError<SendError> {
+        ShardError {
+            shard: self.router.shard_of(conn),
+            error,
         }
     }
 
-    /// Connection `conn` opened (New), on its shard: see
-    /// [`Broadcaster::on_connect`].
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_connect(12, true).unwrap();
-    /// assert_eq!(b.conns_of(0), vec![12]);
-    /// ```
-    pub fn on_connect(&mut self, conn: i32, whitelisted: bool) -> Result<(), ShardError<SendError>> {
-        let new = SubCommand::New {
-            conn,
-            flags: if whitelisted {
-                broadcast_wire::NewFlags::WHITELISTED
-            } else {
-                broadcast_wire::NewFlags::EMPTY
-            },
-        };
-        self.send(&new)
-    }
-
-    /// Connection `conn` closed (Close), on its shard: see
-    /// [`Broadcaster::on_disconnect`].
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_connect(12, false).unwrap();
-    /// b.on_disconnect(12).unwrap();
-    /// assert!(b.conns_of(0).is_empty());
-    /// ```
-    pub fn on_disconnect(&mut self, conn: i32) -> Result<(), ShardError<SendError>> {
-        let close = SubCommand::Close {
-            conn,
-            flags: broadcast_wire::ReservedFlags::EMPTY,
-        };
-        self.send(&close)
-    }
-
-    /// Subscription `sub_id` on `conn` (Add), on its shard: see
-    /// [`Broadcaster::on_subscribe`].
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_subscribe(5, "s", r#"["REQ","s",{}]"#).unwrap();
-    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
-    /// ```
-    pub fn on_subscribe(
-        &mut self,
-        conn: i32,
-        sub_id: &str,
-        req: impl Into<Bytes>,
-    ) -> Result<(), ShardError<SendError>> {
-        self.send_on_conn(conn, |b| b.on_subscribe(conn, sub_id, req), None)
-    }
-
-    /// Subscription `sub_id` on `conn` closed (Remove), on its shard: see
-    /// [`Broadcaster::on_unsubscribe`].
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_unsubscribe(4, "s").unwrap();
-    /// assert_eq!(b.shard(0).unwrap().queued_commands(), 1);
-    /// ```
-    pub fn on_unsubscribe(&mut self, conn: i32, sub_id: &str) -> Result<(), ShardError<SendError>> {
-        self.send_on_conn(conn, |b| b.on_unsubscribe(conn, sub_id), None)
-    }
-
-    /// Connection `conn` authenticated `pubkey` (Auth), on its shard: see
-    /// [`Broadcaster::on_auth`].
-    ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.on_auth(9, [1; 32]).unwrap();
-    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
-    /// ```
-    pub fn on_auth(&mut self, conn: i32, pubkey: [u8; PUBKEY_LEN]) -> Result<(), ShardError<SendError>> {
-        self.send_on_conn(conn, |b| b.on_auth(conn, pubkey), None)
-    }
-
-    /// Fans out an event (Bcast) to every live shard, or to none: the
-    /// command is checked against every shard's queue first, so a
-    /// [`SendError::Backpressure`] (naming the full shard) means no shard
-    /// got it. Flush and send it again. A shard found dead here is marked
-    /// down and left out (see [`ShardRouter::admit_all`]).
-    ///
-    /// ```
-    /// use broadcast_wire::BcastFlags;
-    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
-    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
-    /// # let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// b.fanout(r#"["EVENT",{}]"#, -1, BcastFlags::EMPTY).unwrap();
-    /// assert_eq!(b.shard(0).unwrap().queued_commands(), 1);
-    /// assert_eq!(b.shard(1).unwrap().queued_commands(), 1);
-    /// ```
-    pub fn fanout(
-        &mut self,
-        event_msg: impl Into<Bytes>,
-        sender: i32,
-        flags: BcastFlags,
-    ) -> Result<(), ShardError<SendError>> {
-        self.send_all(&SubCommand::Bcast {
-            sender,
-            flags,
-            event: event_msg.into(),
-        })
+    relay_commands! {
+        send: send,
+        refuse: Self::refuse,
+        error: ShardError<SendError>,
+        names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
+        setup: "# fn main() {\n# use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"cat\"), Transport::Stdio, &Options::new()).unwrap();",
+        call: ".unwrap()",
     }
 
     fn send_all(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
@@ -497,20 +378,6 @@ impl ShardedBroadcaster {
                 .map_err(|error| ShardError { shard, error })?;
         }
         Ok(())
-    }
-
-    /// Sends a command on `conn` to its shard; `record` is the New or Close
-    /// to note on success.
-    fn send_on_conn(
-        &mut self,
-        conn: i32,
-        send: impl FnOnce(&mut Broadcaster) -> Result<(), SendError>,
-        record: Option<&SubCommand>,
-    ) -> Result<(), ShardError<SendError>> {
-        let shard = self.router.shard_for_conn(conn)?;
-        let outcome = send(&mut self.shards[shard]);
-        self.router
-            .settle(shard, record, outcome, |e| *e == SendError::WorkerGone)
     }
 
     // ---- writing ----------------------------------------------------------
@@ -668,52 +535,10 @@ impl ShardedBroadcaster {
     /// assert_eq!(b.read_frame().unwrap(), ShardedIncoming::Pending);
     /// ```
     pub fn read_frame(&mut self) -> Result<ShardedIncoming, ShardError<ReadError>> {
-        let k = self.shards.len();
-        if self.since_reask >= REASK_AFTER {
-            self.reask_all();
+        match self.router.next_turn(&mut Blocking(&mut self.shards), true) {
+            Turn::Item(item) => item,
+            Turn::Nothing | Turn::AllRetired => Ok(ShardedIncoming::Pending),
         }
-        for step in 0..k {
-            let shard = (self.next + step) % k;
-            if self.idle[shard] || self.router.state(shard) == Some(ShardState::Retired) {
-                continue;
-            }
-            if self.failed[shard] {
-                self.next = (shard + 1) % k;
-                let status = self.shards[shard].exit_status();
-                let exit = ShardExit::retire(&mut self.router, shard, status);
-                return Ok(ShardedIncoming::ShardExited(exit));
-            }
-            let incoming = match self.shards[shard].read_frame() {
-                Ok(incoming) => incoming,
-                Err(error) => {
-                    self.failed[shard] = true;
-                    self.router.mark_down(shard);
-                    // Already dead if this fails; the exit report says which.
-                    let _ = self.shards[shard].kill();
-                    self.next = shard;
-                    return Err(ShardError { shard, error });
-                }
-            };
-            let b = &mut self.shards[shard];
-            let Some(item) =
-                ShardedIncoming::from_shard(&mut self.router, shard, incoming, || b.exit_status())
-            else {
-                self.idle[shard] = true;
-                continue;
-            };
-            self.next = (shard + 1) % k;
-            self.since_reask += 1;
-            return Ok(item);
-        }
-        // Every shard has said Pending since the last clear: the next call
-        // (after the caller's poll) asks them all again.
-        self.reask_all();
-        Ok(ShardedIncoming::Pending)
-    }
-
-    fn reask_all(&mut self) {
-        self.idle.iter_mut().for_each(|idle| *idle = false);
-        self.since_reask = 0;
     }
 
     /// Like [`ShardedBroadcaster::read_frame`], but waits up to `timeout`
@@ -768,19 +593,9 @@ impl ShardedBroadcaster {
 
     /// Waits until a read fd is readable or a wanted write fd writable.
     fn wait(&self, timeout: Duration) -> io::Result<()> {
-        let mut fds: Vec<PollFd<'_>> = self
-            .read_fds()
-            .map(|(_, fd)| PollFd::new(fd, PollFlags::POLLIN))
-            .chain(
-                self.write_fds()
-                    .map(|(_, fd)| PollFd::new(fd, PollFlags::POLLOUT)),
-            )
-            .collect();
-        let ms = timeout.as_millis().saturating_add(1).min(i32::MAX as u128) as i32;
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
-            Ok(_) | Err(Errno::EINTR) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        let reads: Vec<BorrowedFd<'_>> = self.read_fds().map(|(_, fd)| fd).collect();
+        let writes: Vec<BorrowedFd<'_>> = self.write_fds().map(|(_, fd)| fd).collect();
+        wait_fds(&reads, &writes, Some(timeout)).map(|_| ())
     }
 
     // ---- fds --------------------------------------------------------------
@@ -874,16 +689,49 @@ impl ShardedBroadcaster {
     }
 }
 
-/// Dropping the handle ends every shard: first each shard with nothing
-/// queued gets end-of-file at once (so the workers' grace periods run side
-/// by side rather than one after the other), then each [`Broadcaster`] is
-/// dropped, which waits its grace period, kills and always reaps.
+/// The blocking reads of the fair read ([`ShardRouter`]'s turns).
+struct Blocking<'a>(&'a mut [Broadcaster]);
+
+impl ShardReads for Blocking<'_> {
+    fn read(&mut self, shard: usize) -> Poll<Result<Incoming, ReadError>> {
+        match self.0[shard].read_frame() {
+            Ok(Incoming::Pending) => Poll::Pending,
+            other => Poll::Ready(other),
+        }
+    }
+
+    fn has_buffered(&self, shard: usize) -> bool {
+        self.0[shard].link().has_buffered()
+    }
+
+    fn exit_status(&mut self, shard: usize) -> Option<ExitStatus> {
+        self.0[shard].exit_status()
+    }
+
+    fn kill(&mut self, shard: usize) {
+        // Already dead if this fails; the exit report says which.
+        let _ = self.0[shard].kill();
+    }
+}
+
+/// Dropping the handle ends every shard together: all their fds are closed
+/// first, so every worker sees end-of-file at once; they then share one
+/// grace period ([`Options::grace_period`]), so K workers that ignore
+/// end-of-file cost one grace period, not K; those still running are
+/// killed, and all are reaped.
 impl Drop for ShardedBroadcaster {
     fn drop(&mut self) {
-        for b in &mut self.shards {
-            if b.queued_bytes() == 0 {
-                let _ = b.close_write();
-            }
-        }
+        let workers = self
+            .shards
+            .drain(..)
+            .map(|b| {
+                let end = b.into_endpoint();
+                // The link (the fds) and the stderr tail go first.
+                drop(end.link);
+                drop(end.stderr);
+                end.worker
+            })
+            .collect();
+        super::lifecycle::end_together(workers);
     }
 }

@@ -12,7 +12,9 @@ use std::num::NonZeroUsize;
 
 use broadcast_wire::SubCommand;
 
-use super::super::error::SendError;
+use crate::link::SendError;
+
+use super::turns::ReadTurns;
 
 /// An error of one shard, with the shard's index.
 ///
@@ -122,6 +124,8 @@ pub enum ShardState {
 pub struct ShardRouter {
     conns: Vec<BTreeSet<i32>>,
     states: Vec<ShardState>,
+    /// The fair read's scheduling (`next_turn`, in `turns.rs`).
+    pub(super) turns: ReadTurns,
 }
 
 impl ShardRouter {
@@ -137,6 +141,7 @@ impl ShardRouter {
         ShardRouter {
             conns: vec![BTreeSet::new(); shards.get()],
             states: vec![ShardState::Live; shards.get()],
+            turns: ReadTurns::new(shards.get()),
         }
     }
 
@@ -286,7 +291,10 @@ impl ShardRouter {
     /// [`Broadcaster::check_send`](crate::broadcaster::Broadcaster::check_send)).
     /// A shard whose check says [`SendError::WorkerGone`] is marked down
     /// and left out (its connections are lost with it and reported when it
-    /// is retired); any other refusal refuses the Bcast for all. On `Ok`,
+    /// is retired); any other refusal refuses the Bcast for all. When no
+    /// shard is left live, the Bcast could reach no worker: it is refused
+    /// with [`SendError::WorkerGone`], naming shard 0, never admitted to
+    /// nobody (a silent drop). On `Ok`,
     /// queue it on each of [`ShardRouter::live_shards`], none of which can
     /// refuse it if nothing was queued in between.
     ///
@@ -318,6 +326,12 @@ impl ShardRouter {
                 Err(SendError::WorkerGone) => self.states[shard] = ShardState::Down,
                 Err(error) => return Err(ShardError { shard, error }),
             }
+        }
+        if self.live_shards().next().is_none() {
+            return Err(ShardError {
+                shard: 0,
+                error: SendError::WorkerGone,
+            });
         }
         Ok(())
     }
@@ -435,5 +449,31 @@ mod tests {
         assert_eq!(r.retire(9), Vec::<i32>::new());
         assert_eq!(r.admit_all(|_| Ok(())), Ok(()));
         assert_eq!(r.live_shards().collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn a_bcast_with_no_live_shard_is_refused_not_dropped() {
+        let mut r = router(2);
+        r.mark_down(0);
+        r.retire(1);
+        let mut asked = Vec::new();
+        let refused = r.admit_all(|s| {
+            asked.push(s);
+            Ok(())
+        });
+        assert!(asked.is_empty());
+        assert_eq!(
+            refused,
+            Err(ShardError {
+                shard: 0,
+                error: SendError::WorkerGone
+            })
+        );
+        // The last live shard found gone by its check: refused as well.
+        let mut r = router(2);
+        r.mark_down(0);
+        let refused = r.admit_all(|_| Err(SendError::WorkerGone));
+        assert_eq!(refused.unwrap_err().error, SendError::WorkerGone);
+        assert_eq!(r.state(1), Some(ShardState::Down));
     }
 }

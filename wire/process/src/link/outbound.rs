@@ -1,25 +1,22 @@
 //! The bounded outbound queue: commands are validated and encoded into a
 //! [`FrameWriter`] (short frames coalesced in one buffer, long payloads
-//! queued by handle, vectored writes, partial writes kept), refused with a typed error when the byte limit would be passed,
-//! and counted, so that when the worker goes away the caller learns how many
-//! commands never reached it.
+//! queued by handle, vectored writes, partial writes kept), refused with a
+//! typed error when the byte limit would be passed, and counted, so that
+//! when the worker goes away the caller learns how many commands never
+//! reached it.
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::BorrowedFd;
 
-use broadcast_wire::FrameWriter;
-use broadcast_wire::HEADER_LEN;
-use broadcast_wire::OversizeFrame;
-use broadcast_wire::SubCommand;
+use broadcast_wire::{FrameWriter, HEADER_LEN, OversizeFrame, SubCommand};
 
 use super::error::{Backpressure, FlushError, SendError, Unflushed};
-use super::fd_io::{self, FdWriter};
+use super::outlet::Outlet;
 
 /// What a non-blocking flush achieved.
 ///
 /// ```
-/// use broadcast_process::broadcaster::FlushStatus;
+/// use broadcast_process::link::FlushStatus;
 /// assert!(FlushStatus::Flushed.is_flushed());
 /// assert!(!FlushStatus::WouldBlock.is_flushed());
 /// ```
@@ -36,7 +33,7 @@ impl FlushStatus {
     /// Whether the queue is now empty.
     ///
     /// ```
-    /// assert!(broadcast_process::broadcaster::FlushStatus::Flushed.is_flushed());
+    /// assert!(broadcast_process::link::FlushStatus::Flushed.is_flushed());
     /// ```
     pub fn is_flushed(self) -> bool {
         self == FlushStatus::Flushed
@@ -48,13 +45,13 @@ enum State {
     Open,
     /// A write met `EPIPE`/`ECONNRESET`: the worker closed its end.
     Gone,
-    /// `close_write` ended the stream.
+    /// `close` ended the stream.
     Closed,
 }
 
 #[derive(Debug)]
-pub(crate) struct Outbound {
-    writer: FrameWriter<FdWriter>,
+pub(crate) struct Outbound<W> {
+    writer: FrameWriter<W>,
     limit: usize,
     /// Framed length of every queued command not completely written yet,
     /// oldest first; the first may be partly written.
@@ -65,8 +62,8 @@ pub(crate) struct Outbound {
     state: State,
 }
 
-impl Outbound {
-    pub(crate) fn new(writer: FdWriter, limit: usize, max_payload: u32) -> Outbound {
+impl<W: Outlet> Outbound<W> {
+    pub(crate) fn new(writer: W, limit: usize, max_payload: u32) -> Outbound<W> {
         Outbound {
             writer: FrameWriter::with_max_payload(writer, max_payload),
             limit,
@@ -92,6 +89,8 @@ impl Outbound {
         cmd.validate().map_err(SendError::Invalid)?;
         let len = cmd.encoded_len();
         let max = self.writer.max_payload();
+        // PROTOCOL.md#maximum-payload: a frame over the maximum is a fatal
+        // stream error for the worker, so it is never written.
         if len > max as usize {
             return Err(SendError::TooLarge(OversizeFrame { len, max }));
         }
@@ -114,32 +113,7 @@ impl Outbound {
         Ok(needed)
     }
 
-    /// Queues `bytes` unchecked, under the same limit and counted as one
-    /// item; on error nothing was queued.
-    pub(crate) fn push_raw(&mut self, bytes: &[u8]) -> Result<(), SendError> {
-        match self.state {
-            State::Open => {}
-            State::Gone => return Err(SendError::WorkerGone),
-            State::Closed => return Err(SendError::WriteClosed),
-        }
-        if bytes.is_empty() {
-            return Ok(());
-        }
-        let needed = bytes.len();
-        let queued = self.writer.pending();
-        if queued > 0 && queued + needed > self.limit {
-            return Err(SendError::Backpressure(Backpressure {
-                queued,
-                needed,
-                limit: self.limit,
-            }));
-        }
-        self.writer.queue_raw(bytes);
-        self.frames.push_back(needed);
-        Ok(())
-    }
-
-    /// Writes as much as the fd takes, without blocking.
+    /// Writes as much as the writer takes, without blocking.
     pub(crate) fn flush(&mut self) -> Result<FlushStatus, FlushError> {
         if self.writer.pending() == 0 {
             return Ok(FlushStatus::Flushed);
@@ -148,9 +122,7 @@ impl Outbound {
             return Err(self.gone_error());
         }
         let before = self.writer.pending();
-        let kind = self.writer.get_ref().kind();
-        let writer = &mut self.writer;
-        let result = fd_io::guarded(kind, || writer.flush());
+        let result = self.writer.flush();
         self.account(before - self.writer.pending());
         match result {
             Ok(()) => Ok(FlushStatus::Flushed),
@@ -194,8 +166,10 @@ impl Outbound {
         if queued_bytes > 0 {
             return Err(Unflushed { queued_bytes });
         }
-        self.writer.get_mut().close();
-        self.state = State::Closed;
+        if self.state != State::Closed {
+            self.writer.get_mut().close();
+            self.state = State::Closed;
+        }
         Ok(())
     }
 
@@ -219,12 +193,17 @@ impl Outbound {
         self.writer.max_payload()
     }
 
-    pub(crate) fn fd(&self) -> Option<BorrowedFd<'_>> {
-        self.writer.get_ref().fd()
+    pub(crate) fn writer(&self) -> &W {
+        self.writer.get_ref()
     }
 
     /// Whether a write found the worker's end closed.
     pub(crate) fn is_gone(&self) -> bool {
         self.state == State::Gone
+    }
+
+    /// Whether the command stream was ended.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state == State::Closed
     }
 }
