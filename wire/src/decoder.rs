@@ -186,24 +186,16 @@ impl FrameDecoder {
     /// ```
     pub fn decode(&mut self) -> Result<Option<crate::Frame>, FramingError> {
         if let State::Header = self.state {
-            if self.filled < HEADER_LEN {
-                return Ok(None);
-            }
-            let chan = self.buf[0];
-            let len = LittleEndian::read_u32(&self.buf[1..HEADER_LEN]);
-            // "`len` above the maximum is a fatal stream error": decided from
-            // the header alone, before reserving anything.
-            if len > self.max_payload {
-                let err = FramingError::FrameTooLarge {
-                    len,
-                    max: self.max_payload,
-                };
-                self.state = State::Failed(err);
-                return Err(err);
-            }
+            let (chan, len) = match check_header(&self.buf[..self.filled], self.max_payload) {
+                Ok(Some(header)) => header,
+                Ok(None) => return Ok(None),
+                Err(err) => {
+                    self.state = State::Failed(err);
+                    return Err(err);
+                }
+            };
             self.buf.advance(HEADER_LEN);
             self.filled -= HEADER_LEN;
-            let len = len as usize;
             if self.buf.len() < len {
                 // Checked against the maximum above, so this is bounded.
                 self.buf.reserve(len - self.buf.len());
@@ -257,22 +249,42 @@ impl FrameDecoder {
             _ if self.at_boundary() => Ok(()),
             // A complete header not yet looked at by `decode`: an oversize
             // length is still reported as such, not as a truncation.
-            State::Header if self.filled >= HEADER_LEN => {
-                let len = LittleEndian::read_u32(&self.buf[1..HEADER_LEN]);
-                if len > self.max_payload {
-                    Err(FramingError::FrameTooLarge {
-                        len,
-                        max: self.max_payload,
-                    })
-                } else {
-                    Err(FramingError::TruncatedStream {
-                        buffered: self.buffered(),
-                    })
-                }
+            State::Header => {
+                check_header(&self.buf[..self.filled], self.max_payload)?;
+                Err(FramingError::TruncatedStream {
+                    buffered: self.buffered(),
+                })
             }
-            _ => Err(FramingError::TruncatedStream {
+            State::Payload { .. } => Err(FramingError::TruncatedStream {
                 buffered: self.buffered(),
             }),
         }
     }
+}
+
+/// Reads the frame header at the start of `buf` (PROTOCOL.md#frame-layout):
+/// `Ok(None)` while fewer than [`HEADER_LEN`] bytes are there, else the
+/// channel and the payload length, or `frame_too_large` when the length is
+/// over `max_payload` (PROTOCOL.md#maximum-payload).
+///
+/// The length is checked here, from the header alone, so that no caller
+/// reserves room for it before it is known to be within the maximum ("a
+/// reader MUST NOT allocate according to an unchecked `len`"). Every reader
+/// of the crate ([`FrameDecoder`], and `tokio_codec::FrameCodec`, which
+/// decodes in place in its caller's buffer) takes headers through this one
+/// function.
+#[inline]
+pub(crate) fn check_header(buf: &[u8], max_payload: u32) -> Result<Option<(u8, usize)>, FramingError> {
+    let Some(header) = buf.get(..HEADER_LEN) else {
+        return Ok(None);
+    };
+    let len = LittleEndian::read_u32(&header[1..]);
+    if len > max_payload {
+        return Err(FramingError::FrameTooLarge {
+            len,
+            max: max_payload,
+        });
+    }
+    // At most `max_payload`, a u32: fits in usize on every target the crate builds for.
+    Ok(Some((header[0], len as usize)))
 }

@@ -117,7 +117,7 @@ impl Frame {
     /// assert!(Frame::new(1, "zz".into()).message::<SubCommand>().unwrap().is_err());
     /// ```
     pub fn message<M: Message>(&self) -> Option<Result<M, PayloadError>> {
-        if self.chan != M::CHANNEL || self.is_heartbeat() {
+        if !carries::<M>(self.chan, self.payload.len()) {
             return None;
         }
         Some(M::decode(self.payload.clone()))
@@ -126,9 +126,18 @@ impl Frame {
     /// [`Frame::message`] for an owned frame: the payload moves into the
     /// decoder instead of being cloned (no reference-count round trip).
     pub(crate) fn into_message<M: Message>(self) -> Option<Result<M, PayloadError>> {
-        if self.chan != M::CHANNEL || self.is_heartbeat() {
+        if !carries::<M>(self.chan, self.payload.len()) {
             return None;
         }
         Some(M::decode(self.payload))
     }
+}
+
+/// The receive rule (PROTOCOL.md#receiving-frames), from a frame's header
+/// alone: whether a frame on `chan` with a `len`-byte payload carries an `M`
+/// for its consumer. Heartbeats (`len == 0`) and frames on another channel
+/// do not, and are skipped whole.
+#[inline]
+pub(crate) fn carries<M: Message>(chan: u8, len: usize) -> bool {
+    chan == M::CHANNEL && len != 0
 }

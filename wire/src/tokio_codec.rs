@@ -3,8 +3,14 @@
 //! [`FramedWrite`](tokio_util::codec::FramedWrite) carry [`SubCommand`]s and
 //! [`BroadcastFrame`]s over any `AsyncRead`/`AsyncWrite` (feature `tokio`).
 //!
-//! Decoding is [`FrameDecoder`]'s, so the receive rules are the same as
-//! everywhere else in the crate (PROTOCOL.md#receiving-frames):
+//! Decoding works in place, in the caller's buffer (FramedRead's), as
+//! tokio-util's `LengthDelimitedCodec` does: the 5-byte header is read where
+//! it lies and its length checked against the maximum before anything is
+//! reserved; then room for the rest of the frame is reserved once, and the
+//! complete payload is split off as a [`Bytes`](bytes::Bytes) handle to the
+//! same allocation, never copied. Headers go through the same check as in
+//! [`FrameDecoder`](crate::FrameDecoder), and the receive rules are the same
+//! as everywhere else in the crate (PROTOCOL.md#receiving-frames):
 //!
 //! - heartbeats and frames on the other channels are skipped;
 //! - a payload that does not decode is one item, `Err(PayloadError)`, and
@@ -46,13 +52,14 @@ use std::fmt;
 use std::io;
 use std::marker::PhantomData;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::DEFAULT_MAX_PAYLOAD;
 use crate::broadcast_frame::BroadcastFrame;
-use crate::decoder::FrameDecoder;
-use crate::error::{OversizeFrame, PayloadError, ReadError};
+use crate::decoder::check_header;
+use crate::error::{FramingError, OversizeFrame, PayloadError, ReadError};
+use crate::frame::{HEADER_LEN, carries};
 use crate::message::Message;
 use crate::sub_command::SubCommand;
 
@@ -72,14 +79,17 @@ use crate::sub_command::SubCommand;
 /// assert_eq!(codec.max_payload(), 1 << 20);
 /// ```
 pub struct FrameCodec<M> {
-    decoder: FrameDecoder,
+    max_payload: u32,
+    /// The fatal error once the stream broke; every later decode returns it.
+    failed: Option<FramingError>,
     _message: PhantomData<fn() -> M>,
 }
 
 impl<M> fmt::Debug for FrameCodec<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FrameCodec")
-            .field("decoder", &self.decoder)
+            .field("max_payload", &self.max_payload)
+            .field("failed", &self.failed)
             .finish()
     }
 }
@@ -121,7 +131,8 @@ impl<M> FrameCodec<M> {
     /// ```
     pub fn with_max_payload(max_payload: u32) -> FrameCodec<M> {
         FrameCodec {
-            decoder: FrameDecoder::with_max_payload(max_payload),
+            max_payload,
+            failed: None,
             _message: PhantomData,
         }
     }
@@ -135,24 +146,13 @@ impl<M> FrameCodec<M> {
     /// assert_eq!(FrameCodec::<SubCommand>::with_max_payload(100).max_payload(), 100);
     /// ```
     pub fn max_payload(&self) -> u32 {
-        self.decoder.max_payload()
+        self.max_payload
     }
 
-    /// Bytes received and not yet returned as messages (a partial frame).
-    ///
-    /// ```
-    /// use broadcast_wire::tokio_codec::FrameCodec;
-    /// use broadcast_wire::SubCommand;
-    /// use bytes::BytesMut;
-    /// use tokio_util::codec::Decoder;
-    ///
-    /// let mut codec = FrameCodec::<SubCommand>::new();
-    /// let mut src = BytesMut::from(&[1u8, 9, 0][..]); // part of a header
-    /// assert!(codec.decode(&mut src).unwrap().is_none());
-    /// assert_eq!(codec.buffered(), 3);
-    /// ```
-    pub fn buffered(&self) -> usize {
-        self.decoder.buffered()
+    /// Records the fatal `err`, which every later decode returns again.
+    fn fail(&mut self, err: FramingError) -> ReadError {
+        self.failed = Some(err);
+        ReadError::Framing(err)
     }
 }
 
@@ -163,6 +163,10 @@ impl<M: Message> Decoder for FrameCodec<M> {
     /// Fatal for the stream: framing broken, or the transport failed.
     type Error = ReadError;
 
+    /// Takes complete frames off the front of `src` until one carries an
+    /// `M`; an unfinished frame stays in `src`, with room reserved for the
+    /// rest of it (at most the maximum payload, checked first).
+    ///
     /// ```
     /// use broadcast_wire::tokio_codec::FrameCodec;
     /// use broadcast_wire::BroadcastFrame;
@@ -175,15 +179,36 @@ impl<M: Message> Decoder for FrameCodec<M> {
     /// let frame = codec.decode(&mut src).unwrap().unwrap().unwrap();
     /// assert_eq!((frame.conn, &frame.data[..]), (4, &b"hi"[..]));
     /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// // Part of a header: it stays in the caller's buffer until the rest comes.
+    /// src.extend_from_slice(&[2, 9, 0]);
+    /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// assert_eq!(src.len(), 3);
     /// ```
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ReadError> {
-        // FrameDecoder keeps its own buffer (and its sticky failed state), so
-        // the bytes move there; FramedRead's buffer only stages reads.
-        if !src.is_empty() {
-            self.decoder.feed(src);
-            src.clear();
+        if let Some(err) = self.failed {
+            return Err(ReadError::Framing(err));
         }
-        Ok(self.decoder.decode_message::<M>()?)
+        loop {
+            let (chan, len) = match check_header(src, self.max_payload) {
+                Ok(Some(header)) => header,
+                Ok(None) => return Ok(None),
+                Err(err) => return Err(self.fail(err)),
+            };
+            // Bounded: `len` is at most the maximum payload.
+            let frame_len = HEADER_LEN + len;
+            if src.len() < frame_len {
+                // Room for the rest of this frame, once, so that the reads
+                // to come land in it (a no-op when it is already there).
+                src.reserve(frame_len - src.len());
+                return Ok(None);
+            }
+            if carries::<M>(chan, len) {
+                src.advance(HEADER_LEN);
+                return Ok(Some(M::decode(src.split_to(len).freeze())));
+            }
+            // A heartbeat or a frame on another channel: skipped whole.
+            src.advance(frame_len);
+        }
     }
 
     /// At end of stream: the messages still buffered, then `None`; a stream
@@ -202,10 +227,11 @@ impl<M: Message> Decoder for FrameCodec<M> {
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, ReadError> {
         match self.decode(src)? {
             Some(item) => Ok(Some(item)),
-            None => {
-                self.decoder.finish()?;
-                Ok(None)
-            }
+            None if src.is_empty() => Ok(None),
+            // `decode` took every complete frame and checked every complete
+            // header: what is left is the start of the frame the stream
+            // ended inside.
+            None => Err(self.fail(FramingError::TruncatedStream { buffered: src.len() })),
         }
     }
 }
@@ -230,7 +256,7 @@ impl<M: Message, T: Message> Encoder<&T> for FrameCodec<M> {
     /// ```
     fn encode(&mut self, msg: &T, dst: &mut BytesMut) -> Result<(), EncodeError> {
         let len = msg.encoded_len();
-        let max = self.decoder.max_payload();
+        let max = self.max_payload;
         if len > max as usize {
             return Err(EncodeError::TooLarge(OversizeFrame { len, max }));
         }
