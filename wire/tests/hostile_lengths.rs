@@ -7,13 +7,12 @@
 //! the largest single allocation (or reallocation) requested, so the tests
 //! can measure what a decoder asked for, not just what it reports.
 
-use broadcast_testkit::scripted_io as wire_support;
+mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use broadcast_testkit::spec_oracle::payload::{pack_broadcast_frame, pack_sub_command};
 use broadcast_wire::{
     BroadcastFrame, DEFAULT_MAX_PAYLOAD, DecodeFromError, Field, FrameDecoder, FrameReader, FramingError,
     HEADER_LEN, PayloadError, ReadError, SubCommand,
@@ -21,7 +20,13 @@ use broadcast_wire::{
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wire_support::ScriptedReader;
+use support::scripted_io::ScriptedReader;
+use support::spec_oracle::payload::{pack_broadcast_frame, pack_sub_command};
+
+/// Lowercase hex of `bytes`, for failure messages.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 struct Counting;
 
@@ -195,19 +200,10 @@ fn decode_from_with_hostile_lengths_returns_truncated_quickly() {
         let took = start.elapsed();
         match res {
             Err(DecodeFromError::Payload(PayloadError::Truncated { field: f })) => assert_eq!(f, field),
-            other => panic!("{}: {other:?}", hex::encode(&bytes)),
+            other => panic!("{}: {other:?}", hex(&bytes)),
         }
-        assert!(
-            largest <= 256,
-            "{}: allocated {largest} bytes",
-            hex::encode(&bytes)
-        );
-        assert!(
-            reader.calls <= 16,
-            "{}: {} reads",
-            hex::encode(&bytes),
-            reader.calls
-        );
+        assert!(largest <= 256, "{}: allocated {largest} bytes", hex(&bytes));
+        assert!(reader.calls <= 16, "{}: {} reads", hex(&bytes), reader.calls);
         assert!(took < Duration::from_secs(2), "took {took:?}");
 
         // The zero-copy decoder does not allocate at all on a static buffer.
@@ -279,5 +275,144 @@ proptest! {
         });
         let bound = 2 * bytes.len() + 64;
         prop_assert!(largest <= bound, "largest allocation {} > {}", largest, bound);
+    }
+}
+
+/// `tokio_codec::FrameCodec` decodes in place, in the caller's buffer: a
+/// hostile header must not make it reserve room in that buffer either.
+#[cfg(feature = "tokio")]
+mod frame_codec {
+    use broadcast_wire::Message;
+    use broadcast_wire::tokio_codec::FrameCodec;
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+
+    use super::*;
+
+    /// Feeds `hdr` into a buffer of `capacity` in `split`-byte pieces,
+    /// decoding after each as FramedRead does; the last result, with the
+    /// largest allocation and the number of allocations made meanwhile.
+    fn feed_header<M: Message>(
+        codec: &mut FrameCodec<M>,
+        src: &mut BytesMut,
+        hdr: &[u8],
+        split: usize,
+    ) -> (Result<(), FramingError>, usize, usize) {
+        let (res, largest, count) = measure(|| {
+            let mut last = Ok(None);
+            for piece in hdr.chunks(split) {
+                src.extend_from_slice(piece);
+                last = codec.decode(src);
+            }
+            last
+        });
+        let res = match res {
+            Ok(Some(_)) => panic!("a message out of a lone header"),
+            Ok(None) => Ok(()),
+            Err(ReadError::Framing(e)) => Err(e),
+            Err(ReadError::Io(e)) => panic!("{e}"),
+        };
+        (res, largest, count)
+    }
+
+    fn check_hostile<M: Message>() {
+        for chan in [0u8, 1, 2, 255] {
+            for len in HOSTILE_LENS {
+                let hdr = header(chan, len);
+                let want = FramingError::FrameTooLarge {
+                    len,
+                    max: DEFAULT_MAX_PAYLOAD,
+                };
+                // A buffer holding exactly the header, and one of the size
+                // FramedRead starts with (8 KiB); one feed, and one byte at a time.
+                for capacity in [HEADER_LEN, 8 * 1024] {
+                    for split in [5usize, 1] {
+                        let mut codec = FrameCodec::<M>::new();
+                        let mut src = BytesMut::with_capacity(capacity);
+                        let before = src.capacity();
+                        let (res, _, count) = feed_header(&mut codec, &mut src, &hdr, split);
+                        let what = format!("chan {chan} len {len:#x} capacity {capacity} split {split}");
+                        assert_eq!(res, Err(want), "{what}");
+                        assert_eq!(count, 0, "{what}: {count} allocation(s)");
+                        assert_eq!(src.capacity(), before, "{what}: the buffer grew");
+                        assert_eq!(src.len(), HEADER_LEN, "{what}");
+                        // The error sticks, whatever comes after it, and
+                        // still nothing is reserved for it.
+                        src.reserve(32);
+                        src.extend_from_slice(&[1, 0, 0, 0, 0, 1, 1, 0, 0, 0]);
+                        let before = src.capacity();
+                        let (res, _, count) = measure(|| {
+                            let a = codec.decode(&mut src);
+                            let b = codec.decode_eof(&mut src);
+                            (a, b)
+                        });
+                        for r in [res.0, res.1] {
+                            match r {
+                                Err(ReadError::Framing(e)) => assert_eq!(e, want, "{what}"),
+                                Err(ReadError::Io(e)) => panic!("{what}: after the error: {e}"),
+                                Ok(_) => panic!("{what}: decoded after the error"),
+                            }
+                        }
+                        assert_eq!(count, 0, "{what}: allocated after the error");
+                        assert_eq!(src.capacity(), before, "{what}: grew after the error");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn frame_codec_refuses_a_hostile_len_without_allocating_or_growing_the_buffer() {
+        check_hostile::<SubCommand>();
+        check_hostile::<BroadcastFrame>();
+    }
+
+    #[test]
+    fn frame_codec_reserves_at_most_the_frame_for_an_allowed_len() {
+        // len == max is allowed, and reserving for it is too (the reads to
+        // come land there); never more than the frame.
+        for max in [DEFAULT_MAX_PAYLOAD, 1 << 20, 100] {
+            let mut codec = FrameCodec::<SubCommand>::with_max_payload(max);
+            let mut src = BytesMut::with_capacity(HEADER_LEN);
+            let (res, largest, _) = feed_header(&mut codec, &mut src, &header(1, max), 5);
+            assert_eq!(res, Ok(()));
+            let frame = max as usize + HEADER_LEN;
+            assert!(src.capacity() >= frame, "max {max}: room for {}", src.capacity());
+            assert!(largest <= frame + 64, "max {max}: allocated {largest} bytes");
+            // Cut there, the stream is truncated.
+            match codec.decode_eof(&mut src) {
+                Err(ReadError::Framing(e)) => {
+                    assert_eq!(e, FramingError::TruncatedStream { buffered: HEADER_LEN })
+                }
+                other => panic!("max {max}: {other:?}"),
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Any bytes, any maximum up to 4096, fed as FramedRead feeds its
+        /// buffer: the codec's largest allocation is bounded by what it was
+        /// fed and the maximum, whatever the headers say.
+        #[test]
+        fn frame_codec_allocations_are_bounded_by_input_and_maximum(
+            stream in vec(any::<u8>(), 0..400),
+            max in 0u32..4096,
+            split in 1usize..64,
+        ) {
+            let mut codec = FrameCodec::<BroadcastFrame>::with_max_payload(max);
+            let mut src = BytesMut::new();
+            let ((), largest, _) = measure(|| {
+                for piece in stream.chunks(split) {
+                    src.extend_from_slice(piece);
+                    while let Ok(Some(_)) = codec.decode(&mut src) {}
+                }
+                while let Ok(Some(_)) = codec.decode_eof(&mut src) {}
+            });
+            let bound = 2 * stream.len().max(max as usize + HEADER_LEN) + 64;
+            prop_assert!(largest <= bound, "largest allocation {} > {}", largest, bound);
+            prop_assert!(src.len() <= stream.len());
+        }
     }
 }

@@ -1,24 +1,23 @@
 //! The lean I/O paths: frames whose long payloads are queued by handle and
 //! written with `write_vectored`, resumed after a partial write at every
-//! byte; reads straight into the decoder's buffer under any split; and the
-//! worker's EVENT frames queued from parts, byte-identical to the frames it
-//! builds whole.
+//! byte; and reads straight into the decoder's buffer under any split.
 //!
-//! Expected bytes come from `broadcast_testkit::spec_oracle`, never from the
-//! code under test.
+//! Expected bytes come from `support::spec_oracle`, never from the code
+//! under test. (The worker's EVENT frames queued from parts are checked
+//! against frames built whole in broadcast-testkit's `worker_lean_io.rs`.)
+
+mod support;
 
 use std::io::{self, ErrorKind, Read};
 
-use broadcast_testkit::events::{self, Ev};
-use broadcast_testkit::scripted_io::{ReadStep, Rng, ScriptedReader, ScriptedWriter, WriteStep};
-use broadcast_testkit::spec_oracle::framing::{pack_frame, stream_frames};
-use broadcast_testkit::spec_oracle::payload::{pack_broadcast_frame, pack_sub_command_value};
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, DataPart, Frame, FrameDecoder, FrameWriter, NewFlags, ReservedFlags,
     SubCommand, SubId,
 };
-use broadcast_worker::{FrameSink, Worker, event_data_parts};
 use bytes::Bytes;
+use support::scripted_io::{ReadStep, Rng, ScriptedReader, ScriptedWriter, WriteStep};
+use support::spec_oracle::framing::{pack_frame, stream_frames};
+use support::spec_oracle::payload::{pack_broadcast_frame, pack_sub_command_value};
 
 /// `n` bytes of printable filler, different for each `seed`.
 fn filler(n: usize, seed: u8) -> Bytes {
@@ -336,77 +335,6 @@ fn a_truncated_or_oversize_stream_read_straight_in_ends_as_the_spec_says() {
     });
     assert_eq!(got, oracle(&hostile));
     assert_eq!(got.1, "frame_too_large");
-}
-
-/// A [`FrameSink`] queueing EVENT frames from their parts, as the binary does.
-struct PartsSink(FrameWriter<ScriptedWriter>);
-
-impl FrameSink for PartsSink {
-    fn frame(&mut self, frame: BroadcastFrame) {
-        self.0.queue_message(&frame).unwrap();
-    }
-
-    fn event(&mut self, conn: i32, prefix: &[u8], raw_event: &Bytes) {
-        self.0
-            .queue_broadcast_parts(conn, &event_data_parts(prefix, raw_event))
-            .unwrap();
-    }
-}
-
-/// Subscriptions with sub_ids that need escaping, a refused REQ, and
-/// events from a few bytes to several KiB.
-fn worker_commands() -> Vec<SubCommand> {
-    let mut cmds = vec![events::new(1), events::new(2)];
-    for (conn, sub) in [(1, "all"), (1, "q\"\\\u{1}"), (2, "é"), (2, "x")] {
-        cmds.push(events::req(conn, sub, r#"{"kinds":[1]}"#));
-    }
-    cmds.push(events::req(2, "bad", r#"{"kinds":"no"}"#));
-    for (i, len) in [0usize, 10, 900, 1024, 3000, 70_000].into_iter().enumerate() {
-        let ev = Ev::new(i as u8 + 1).tag(&["t", "x"]);
-        let ev = Ev {
-            content: "c".repeat(len),
-            ..ev
-        };
-        cmds.push(events::bcast(&ev));
-    }
-    cmds
-}
-
-#[test]
-fn worker_frames_queued_from_parts_are_byte_identical_to_frames_built_whole() {
-    let mut whole = Worker::new();
-    let mut frames: Vec<BroadcastFrame> = Vec::new();
-    let mut copied = FrameWriter::new(Vec::new());
-    let mut rng = Rng::new(3);
-    let steps = (0..2000)
-        .map(|_| match rng.below(4) {
-            0 => WriteStep::WouldBlock,
-            _ => WriteStep::Accept(1 + rng.below(5000)),
-        })
-        .collect();
-    let mut parts = Worker::new();
-    let mut sink = PartsSink(FrameWriter::new(ScriptedWriter::new(steps)));
-    let mut delivered = 0;
-    for cmd in worker_commands() {
-        frames.clear();
-        let a = whole.handle(&cmd, &mut frames);
-        for frame in &frames {
-            copied.queue_message(frame).unwrap();
-        }
-        let b = parts.handle(&cmd, &mut sink);
-        assert_eq!(a, b);
-        if let broadcast_worker::Outcome::Delivered(n) = a {
-            delivered += n;
-        }
-        // Flush part of the way now and then, as the binary's loop does.
-        let _ = sink.0.flush();
-    }
-    copied.flush().unwrap();
-    while let Err(e) = sink.0.flush() {
-        assert_eq!(e.kind(), ErrorKind::WouldBlock);
-    }
-    assert_eq!(delivered, 6 * 4);
-    assert_eq!(sink.0.get_ref().out, *copied.get_ref());
 }
 
 /// A writer that takes everything it is given and claims 10 bytes more.

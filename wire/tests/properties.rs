@@ -1,20 +1,16 @@
 //! Property tests of the codec and the framing layer, built on the crate's
-//! own `proptest` strategies and `arbitrary` impls (enabled through the
-//! self dev-dependency in wire/Cargo.toml).
+//! own `proptest` strategies and `arbitrary` impls (features `proptest` and
+//! `arbitrary`, which this test requires).
 //!
-//! Expected bytes and outcomes come from the independent model of protocol
-//! PROTOCOL.md#framing and PROTOCOL.md#payloads in `broadcast_testkit::spec_oracle`, never from the code
-//! under test.
+//! Expected bytes and outcomes come from the independent model of
+//! PROTOCOL.md#framing and PROTOCOL.md#payloads in `support::spec_oracle`,
+//! never from the code under test.
 
-use broadcast_testkit::scripted_io as wire_support;
+mod support;
 
 use std::io::ErrorKind;
 
 use arbitrary::{Arbitrary, Unstructured};
-use broadcast_testkit::spec_oracle::framing::{pack_frame, stream_frames};
-use broadcast_testkit::spec_oracle::payload::{
-    pack_broadcast_frame, pack_sub_command, pack_sub_command_value as pack_value,
-};
 use broadcast_wire::{
     BcastFlags, BroadcastFrame, DecodeFromError, Frame, FrameDecoder, FrameReader, FrameWriter, FramingError,
     Message, NewFlags, PUBKEY_LEN, PayloadError, ReadError, ReadStatus, ReservedFlags, SubCommand, SubId,
@@ -23,7 +19,11 @@ use broadcast_wire::{
 use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
-use wire_support::{ReadStep, ScriptedReader, ScriptedWriter, WriteStep};
+use support::scripted_io::{ReadStep, ScriptedReader, ScriptedWriter, WriteStep};
+use support::spec_oracle::framing::{pack_frame, stream_frames};
+use support::spec_oracle::payload::{
+    pack_broadcast_frame, pack_sub_command, pack_sub_command_value as pack_value,
+};
 
 // ---------------------------------------------------------------------------
 // Independent model

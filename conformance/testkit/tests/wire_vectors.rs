@@ -11,6 +11,12 @@
 //!   one-byte reads and seeded random splits with `WouldBlock` and
 //!   `Interrupted` mixed in; frames (heartbeats and foreign channels
 //!   included) and the end must match, honouring `max_payload`.
+//! - `tokio_codec::FrameCodec` on every framing vector (every file of
+//!   `vectors/framing/`), driven as `FramedRead` drives it and through the
+//!   real `FramedRead`: for a consumer of each message type, the items and
+//!   the end are exactly `FrameDecoder::decode_message`'s, under one read,
+//!   every split into two reads, one-byte reads, every split into three
+//!   reads of short streams and seeded random splits.
 //!
 //! The JSON is the expectation; nothing expected here is produced by the
 //! code under test. The vectors themselves are regenerated and diffed by
@@ -26,11 +32,15 @@ use broadcast_conformance::harness::vector_schema::{
 };
 use broadcast_testkit::spec_oracle::framing::pack_frame;
 use broadcast_testkit::spec_oracle::payload::pack_sub_command;
+use broadcast_wire::tokio_codec::FrameCodec;
 use broadcast_wire::{
     BroadcastFrame, DEFAULT_MAX_PAYLOAD, DecodeFromError, Frame, FrameDecoder, FrameReader, FrameWriter,
-    Message, Op, PayloadError, ReadError, ReadStatus, SubCommand,
+    FramingError, Message, Op, PayloadError, ReadError, ReadStatus, SubCommand,
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use tokio_util::codec::{Decoder, FramedRead};
+use tokio_util::io::StreamReader;
 use wire_support::{ReadStep, Rng, ScriptedReader};
 
 // ---------------------------------------------------------------------------
@@ -786,5 +796,228 @@ fn framing_vectors_through_the_receive_helpers() {
         let stream = unhex(&v.id, &v.stream_hex);
         check::<SubCommand>(v, &stream);
         check::<BroadcastFrame>(v, &stream);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// tokio_codec::FrameCodec against FrameDecoder
+// ---------------------------------------------------------------------------
+
+/// Every framing vector of every file in `vectors/framing/`.
+fn all_stream_vectors() -> Vec<StreamVector> {
+    let dir = vectors_dir().join("framing");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    let vectors: Vec<StreamVector> = files
+        .iter()
+        .flat_map(|path| {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            load_framing(&format!("framing/{name}")).vectors
+        })
+        .collect();
+    assert!(vectors.len() >= 30, "only {} framing vectors", vectors.len());
+    vectors
+}
+
+/// What a consumer of `M` receives from a stream: every item (a message or
+/// its non-fatal payload error), then how the stream ended.
+type Received<M> = (Vec<Result<M, PayloadError>>, Result<(), FramingError>);
+
+/// The reference: `FrameDecoder::decode_message` over the whole stream, then
+/// `finish`.
+fn received_by_frame_decoder<M: Message>(max: Option<u32>, stream: &[u8]) -> Received<M> {
+    let mut dec = new_decoder(max);
+    dec.feed(stream);
+    let mut items = Vec::new();
+    loop {
+        match dec.decode_message::<M>() {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => return (items, dec.finish()),
+            Err(e) => return (items, Err(e)),
+        }
+    }
+}
+
+fn new_codec<M>(max: Option<u32>) -> FrameCodec<M> {
+    match max {
+        Some(m) => FrameCodec::with_max_payload(m),
+        None => FrameCodec::new(),
+    }
+}
+
+/// `FrameCodec` driven as `FramedRead` drives it: each chunk is appended to
+/// one `BytesMut` and `decode` called until it has nothing; at the end,
+/// `decode_eof` until it has nothing. A fatal error must stick, through
+/// `decode` and `decode_eof`, whatever comes after it.
+fn received_by_frame_codec<M: Message>(max: Option<u32>, chunks: &[&[u8]]) -> Received<M> {
+    fn fatal(e: ReadError) -> FramingError {
+        match e {
+            ReadError::Framing(e) => e,
+            ReadError::Io(e) => panic!("unexpected I/O error {e}"),
+        }
+    }
+    fn sticks<M: Message>(codec: &mut FrameCodec<M>, src: &mut BytesMut, e: FramingError) {
+        for again in [codec.decode(src), codec.decode_eof(src)] {
+            match again {
+                Err(ReadError::Framing(again)) => assert_eq!(again, e, "the fatal error must stick"),
+                Err(ReadError::Io(io)) => panic!("after {e}: {io}"),
+                Ok(_) => panic!("after {e}: decoded on"),
+            }
+        }
+    }
+    let mut codec = new_codec::<M>(max);
+    let mut src = BytesMut::new();
+    let mut items = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        src.extend_from_slice(chunk);
+        loop {
+            match codec.decode(&mut src) {
+                Ok(Some(item)) => items.push(item),
+                Ok(None) => break,
+                Err(e) => {
+                    let e = fatal(e);
+                    for rest in &chunks[i + 1..] {
+                        src.extend_from_slice(rest);
+                    }
+                    sticks(&mut codec, &mut src, e);
+                    return (items, Err(e));
+                }
+            }
+        }
+    }
+    loop {
+        match codec.decode_eof(&mut src) {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => {
+                assert!(src.is_empty(), "a clean end with {} byte(s) left", src.len());
+                return (items, Ok(()));
+            }
+            Err(e) => {
+                let e = fatal(e);
+                sticks(&mut codec, &mut src, e);
+                return (items, Err(e));
+            }
+        }
+    }
+}
+
+/// One vector, both message types, the stream cut into `sizes`.
+fn check_codec_split(v: &StreamVector, stream: &[u8], sizes: &[usize]) {
+    fn one<M: Message + PartialEq + std::fmt::Debug>(v: &StreamVector, stream: &[u8], sizes: &[usize]) {
+        let want = received_by_frame_decoder::<M>(v.max_payload, stream);
+        let got = received_by_frame_codec::<M>(v.max_payload, &chunks_of(stream, sizes));
+        assert_eq!(
+            got,
+            want,
+            "{}: FrameCodec of channel {} with reads {sizes:?}",
+            v.id,
+            M::CHANNEL
+        );
+    }
+    one::<SubCommand>(v, stream, sizes);
+    one::<BroadcastFrame>(v, stream, sizes);
+}
+
+/// The reference itself agrees with the golden file, so the comparisons
+/// below are against the spec, not only against another reader.
+#[test]
+fn frame_codec_reference_agrees_with_the_golden_streams() {
+    let mut saw_payload_error = false;
+    for v in &all_stream_vectors() {
+        let stream = unhex(&v.id, &v.stream_hex);
+        let (cmds, end) = received_by_frame_decoder::<SubCommand>(v.max_payload, &stream);
+        let (frames, _) = received_by_frame_decoder::<BroadcastFrame>(v.max_payload, &stream);
+        let end = end.map_or_else(|e| e.class(), |()| "clean");
+        assert_eq!(end, v.end, "{}", v.id);
+        saw_payload_error |= cmds.iter().any(Result::is_err) || frames.iter().any(Result::is_err);
+    }
+    assert!(saw_payload_error, "no vector exercises a non-fatal payload error");
+}
+
+#[test]
+fn frame_codec_matches_the_frame_decoder_on_every_golden_stream_split_anywhere() {
+    for v in &all_stream_vectors() {
+        let stream = unhex(&v.id, &v.stream_hex);
+        check_codec_split(v, &stream, &[stream.len()]);
+        check_codec_split(v, &stream, &vec![1; stream.len()]);
+        for cut in 0..=stream.len() {
+            check_codec_split(v, &stream, &sizes_from_cuts(stream.len(), &[cut]));
+        }
+        if stream.len() <= 64 {
+            for a in 0..=stream.len() {
+                for b in a..=stream.len() {
+                    check_codec_split(v, &stream, &sizes_from_cuts(stream.len(), &[a, b]));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn frame_codec_matches_the_frame_decoder_on_every_golden_stream_in_random_chunkings() {
+    for (n, v) in all_stream_vectors().iter().enumerate() {
+        let stream = unhex(&v.id, &v.stream_hex);
+        let mut rng = Rng::new(1000 + n as u64);
+        for _ in 0..64 {
+            let mut sizes = Vec::new();
+            let mut left = stream.len();
+            while left > 0 {
+                // Empty reads too: a wake-up with nothing new.
+                let k = rng.below(left.min(40) + 1);
+                sizes.push(k);
+                left -= k;
+            }
+            check_codec_split(v, &stream, &sizes);
+        }
+    }
+}
+
+/// The real `FramedRead`, over an `AsyncRead` that hands out `chunk`-byte
+/// pieces: the same items and the same end as the reference.
+#[tokio::test]
+async fn framed_read_with_frame_codec_matches_the_frame_decoder_on_every_golden_stream() {
+    async fn framed_read<M: Message>(max: Option<u32>, stream: &[u8], chunk: usize) -> Received<M> {
+        let pieces: Vec<std::io::Result<Bytes>> = stream
+            .chunks(chunk)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let reader = StreamReader::new(futures_util::stream::iter(pieces));
+        let mut framed = FramedRead::new(reader, new_codec::<M>(max));
+        let mut items = Vec::new();
+        while let Some(next) = framed.next().await {
+            match next {
+                Ok(item) => items.push(item),
+                Err(ReadError::Framing(e)) => {
+                    // FramedRead ends the stream after a decoder error.
+                    assert!(framed.next().await.is_none());
+                    return (items, Err(e));
+                }
+                Err(ReadError::Io(e)) => panic!("unexpected I/O error {e}"),
+            }
+        }
+        (items, Ok(()))
+    }
+    async fn one<M: Message + PartialEq + std::fmt::Debug>(v: &StreamVector, stream: &[u8]) {
+        let want = received_by_frame_decoder::<M>(v.max_payload, stream);
+        for chunk in [1, 2, 5, 7, 64, usize::MAX] {
+            let chunk = chunk.min(stream.len().max(1));
+            let got = framed_read::<M>(v.max_payload, stream, chunk).await;
+            assert_eq!(
+                got,
+                want,
+                "{}: FramedRead of channel {}, {chunk}-byte reads",
+                v.id,
+                M::CHANNEL
+            );
+        }
+    }
+    for v in &all_stream_vectors() {
+        let stream = unhex(&v.id, &v.stream_hex);
+        one::<SubCommand>(v, &stream).await;
+        one::<BroadcastFrame>(v, &stream).await;
     }
 }
