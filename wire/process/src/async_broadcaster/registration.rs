@@ -18,7 +18,6 @@ use tokio::io::Interest;
 use tokio::net::UnixStream;
 use tokio::net::unix::pipe;
 
-
 /// One registered fd.
 #[derive(Debug)]
 enum Side {
@@ -162,7 +161,9 @@ fn poll_with<T>(
         if let Err(e) = std::task::ready!(ready) {
             return Poll::Ready(Err(e));
         }
-        match side.try_io(interest, || attempt().ok_or_else(|| io::ErrorKind::WouldBlock.into())) {
+        match side.try_io(interest, || {
+            attempt().ok_or_else(|| io::ErrorKind::WouldBlock.into())
+        }) {
             Ok(value) => return Poll::Ready(Ok(value)),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) => return Poll::Ready(Err(e)),

@@ -39,9 +39,7 @@ use std::time::Duration;
 
 use broadcast_wire::{ReadError, SubCommand};
 
-use crate::broadcaster::sharded::{
-    ShardError, ShardReads, ShardRouter, ShardState, ShardedIncoming, Turn,
-};
+use crate::broadcaster::sharded::{ShardError, ShardReads, ShardRouter, ShardState, ShardedIncoming, Turn};
 use crate::broadcaster::{FlushError, Incoming, Options, SendError, SpawnError, Transport, Unflushed};
 use crate::commands::relay_commands;
 
@@ -119,16 +117,10 @@ impl AsyncShardedBroadcaster {
         transport: Transport,
         opts: &Options,
     ) -> Result<AsyncShardedBroadcaster, ShardError<SpawnError>> {
-        let handles = (0..shards.get())
-            .map(|shard| {
-                AsyncBroadcaster::spawn_with(command(shard), transport, opts)
-                    .map_err(|error| ShardError { shard, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(AsyncShardedBroadcaster {
-            router: ShardRouter::new(shards),
-            shards: handles,
-        })
+        let (router, shards) = ShardRouter::spawn_each(shards, |i| {
+            AsyncBroadcaster::spawn_with(command(i), transport, opts)
+        })?;
+        Ok(AsyncShardedBroadcaster { router, shards })
     }
 
     // ---- routing ----------------------------------------------------------
@@ -245,7 +237,10 @@ impl AsyncShardedBroadcaster {
         if let SubCommand::Bcast { .. } = cmd {
             return poll_fn(|cx| self.poll_queue_all(cx, cmd)).await;
         }
-        let shard = self.router.shard_for_conn(cmd.conn()).map_err(refused)?;
+        let shard = self
+            .router
+            .shard_for_conn(cmd.conn())
+            .map_err(|e| self.router.refused(e.shard, e.error))?;
         let outcome = self.shards[shard].send(cmd).await;
         self.router.settle(shard, Some(cmd), outcome, |e| {
             matches!(e, QueueError::Refused(SendError::WorkerGone))
@@ -253,10 +248,7 @@ impl AsyncShardedBroadcaster {
     }
 
     fn refuse_waiting(&self, conn: i32, error: SendError) -> ShardError<QueueError> {
-        refused(ShardError {
-            shard: self.router.shard_of(conn),
-            error,
-        })
+        self.router.refused(self.router.shard_of(conn), error)
     }
 
     relay_commands! {
@@ -284,7 +276,7 @@ impl AsyncShardedBroadcaster {
                     shard,
                     error: SendError::Backpressure(_),
                 }) => shard,
-                Err(e) => return Poll::Ready(Err(refused(e))),
+                Err(e) => return Poll::Ready(Err(self.router.refused(e.shard, e.error))),
             };
             // Room on a shard only grows while we wait (nothing else is
             // queued: we hold `&mut self`), so once the full one has room,
@@ -318,28 +310,17 @@ impl AsyncShardedBroadcaster {
     /// ```
     pub fn try_send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
         if let SubCommand::Bcast { .. } = cmd {
-            let shards = &self.shards;
-            self.router.admit_all(|shard| shards[shard].check_send(cmd))?;
-            for shard in self.router.live_shards() {
-                // Cannot fail: every live shard just said it would take it,
-                // and nothing was queued since. Reported all the same if it does.
-                self.shards[shard]
-                    .try_send(cmd)
-                    .map_err(|error| ShardError { shard, error })?;
-            }
-            return Ok(());
+            return self
+                .router
+                .send_all(&mut self.shards, |b| b.check_send(cmd), |b| b.try_send(cmd));
         }
-        let shard = self.router.shard_for_conn(cmd.conn())?;
-        let outcome = self.shards[shard].try_send(cmd);
+        let shards = &mut self.shards;
         self.router
-            .settle(shard, Some(cmd), outcome, |e| *e == SendError::WorkerGone)
+            .send_on_conn(cmd, |s| shards[s].try_send(cmd), |e| *e == SendError::WorkerGone)
     }
 
     fn refuse_now(&self, conn: i32, error: SendError) -> ShardError<SendError> {
-        ShardError {
-            shard: self.router.shard_of(conn),
-            error,
-        }
+        self.router.refused(self.router.shard_of(conn), error)
     }
 
     relay_commands! {
@@ -378,12 +359,8 @@ impl AsyncShardedBroadcaster {
             if self.router.state(shard) != Some(ShardState::Live) {
                 continue;
             }
-            if let Err(error) = self.shards[shard].flush().await {
-                if matches!(error, FlushError::WorkerGone { .. }) {
-                    self.router.mark_down(shard);
-                }
-                first_error.get_or_insert(ShardError { shard, error });
-            }
+            let outcome = self.shards[shard].flush().await;
+            self.router.settle_flush(shard, outcome, &mut first_error);
         }
         first_error.map_or(Ok(()), Err)
     }
@@ -424,24 +401,9 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub fn close_write(&mut self) -> Result<(), ShardError<Unflushed>> {
-        let live: Vec<usize> = self.router.live_shards().collect();
-        if let Some(&shard) = live
-            .iter()
-            .find(|&&s| self.shards[s].link().queued_bytes() > 0)
-        {
-            return Err(ShardError {
-                shard,
-                error: Unflushed {
-                    queued_bytes: self.shards[shard].link().queued_bytes(),
-                },
-            });
-        }
-        for shard in live {
-            self.shards[shard]
-                .close_write()
-                .map_err(|error| ShardError { shard, error })?;
-        }
-        Ok(())
+        let shards = &mut self.shards;
+        let queued: Vec<usize> = shards.iter().map(|s| s.link().queued_bytes()).collect();
+        self.router.close_live(|s| queued[s], |s| shards[s].close_write())
     }
 
     // ---- reading ------------------------------------------------------------
@@ -578,10 +540,10 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub fn kill_shard(&mut self, shard: usize) -> io::Result<()> {
-        match self.shards.get_mut(shard) {
-            Some(b) => b.kill(),
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no such shard")),
-        }
+        self.shards
+            .get_mut(shard)
+            .ok_or_else(crate::broadcaster::sharded::no_such_shard)?
+            .kill()
     }
 }
 
@@ -607,12 +569,5 @@ impl ShardReads for Polling<'_, '_> {
     fn kill(&mut self, shard: usize) {
         // Already dead if this fails; the exit report says so.
         let _ = self.shards[shard].kill();
-    }
-}
-
-fn refused(e: ShardError<SendError>) -> ShardError<QueueError> {
-    ShardError {
-        shard: e.shard,
-        error: QueueError::Refused(e.error),
     }
 }

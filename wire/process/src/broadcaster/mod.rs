@@ -108,9 +108,9 @@ pub use options::{DEFAULT_CHILD_FD, DEFAULT_GRACE_PERIOD, DEFAULT_MAX_QUEUED_BYT
 pub use spawn::{Transport, WorkerProcess};
 pub use stderr::StderrTail;
 
+pub(crate) use endpoint::Endpoint;
 pub use endpoint::FdLink;
 pub use fd_io::{FdReader, FdWriter};
-pub(crate) use endpoint::Endpoint;
 pub(crate) use readiness::wait as wait_fds;
 
 /// The parent's handle on one broadcast worker: see the [module
@@ -164,7 +164,10 @@ impl Broadcaster {
         transport: Transport,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_process(WorkerProcess::spawn(command, transport, opts)?, opts))
+        Ok(Self::from_process(
+            WorkerProcess::spawn(command, transport, opts)?,
+            opts,
+        ))
     }
 
     /// Adopts a worker started some other way: `read` carries its frames,
@@ -188,7 +191,10 @@ impl Broadcaster {
         child: Option<Child>,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_process(WorkerProcess::adopt(read, Some(write), child, opts)?, opts))
+        Ok(Self::from_process(
+            WorkerProcess::adopt(read, Some(write), child, opts)?,
+            opts,
+        ))
     }
 
     /// Adopts a worker connected through one duplex socket (both directions
@@ -207,7 +213,10 @@ impl Broadcaster {
         child: Option<Child>,
         opts: &Options,
     ) -> Result<Broadcaster, SpawnError> {
-        Ok(Self::from_process(WorkerProcess::adopt(socket, None, child, opts)?, opts))
+        Ok(Self::from_process(
+            WorkerProcess::adopt(socket, None, child, opts)?,
+            opts,
+        ))
     }
 
     /// Drives a [`WorkerProcess`] with `opts`' queue limit and payload
@@ -375,7 +384,11 @@ impl Broadcaster {
             };
             // An ended read side would be "ready" forever: stop polling it.
             let read_open = self.end.read_open();
-            let reads = if read_open { vec![self.end.read_fd()] } else { Vec::new() };
+            let reads = if read_open {
+                vec![self.end.read_fd()]
+            } else {
+                Vec::new()
+            };
             let writes: Vec<BorrowedFd<'_>> = self.end.write_fd().into_iter().collect();
             let ready = wait_fds(&reads, &writes, remaining).map_err(FlushError::Io)?;
             if ready.readable {

@@ -96,7 +96,13 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         // Nothing to read yet, room to write: writable only.
         let ready = wait(&[a.as_fd()], &[a.as_fd()], Some(Duration::ZERO)).unwrap();
-        assert_eq!(ready, Ready { readable: false, writable: true });
+        assert_eq!(
+            ready,
+            Ready {
+                readable: false,
+                writable: true
+            }
+        );
         std::io::Write::write_all(&mut &b, b"x").unwrap();
         let ready = wait(&[a.as_fd()], &[], Some(Duration::from_secs(5))).unwrap();
         assert!(ready.readable);

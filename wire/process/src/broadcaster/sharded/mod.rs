@@ -88,12 +88,14 @@ use broadcast_wire::{BroadcastFrame, PayloadError, ReadError, SubCommand};
 use crate::commands::relay_commands;
 
 use super::{
-    Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed, wait_fds,
+    Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
+    wait_fds,
 };
 
 mod router;
 mod turns;
 
+pub(crate) use router::no_such_shard;
 pub use router::{Route, ShardError, ShardRouter, ShardState};
 pub(crate) use turns::{ShardReads, Turn};
 
@@ -244,16 +246,9 @@ impl ShardedBroadcaster {
         transport: Transport,
         opts: &Options,
     ) -> Result<ShardedBroadcaster, ShardError<SpawnError>> {
-        let handles = (0..shards.get())
-            .map(|shard| {
-                Broadcaster::spawn_with(command(shard), transport, opts)
-                    .map_err(|error| ShardError { shard, error })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(ShardedBroadcaster {
-            router: ShardRouter::new(shards),
-            shards: handles,
-        })
+        let (router, shards) =
+            ShardRouter::spawn_each(shards, |i| Broadcaster::spawn_with(command(i), transport, opts))?;
+        Ok(ShardedBroadcaster { router, shards })
     }
 
     // ---- routing ----------------------------------------------------------
@@ -345,17 +340,13 @@ impl ShardedBroadcaster {
         if let SubCommand::Bcast { .. } = cmd {
             return self.send_all(cmd);
         }
-        let shard = self.router.shard_for_conn(cmd.conn())?;
-        let outcome = self.shards[shard].send(cmd);
+        let shards = &mut self.shards;
         self.router
-            .settle(shard, Some(cmd), outcome, |e| *e == SendError::WorkerGone)
+            .send_on_conn(cmd, |s| shards[s].send(cmd), |e| *e == SendError::WorkerGone)
     }
 
     fn refuse(&self, conn: i32, error: SendError) -> ShardError<SendError> {
-        ShardError {
-            shard: self.router.shard_of(conn),
-            error,
-        }
+        self.router.refused(self.router.shard_of(conn), error)
     }
 
     relay_commands! {
@@ -368,16 +359,8 @@ impl ShardedBroadcaster {
     }
 
     fn send_all(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
-        let shards = &self.shards;
-        self.router.admit_all(|shard| shards[shard].check_send(cmd))?;
-        for shard in self.router.live_shards() {
-            // Cannot fail: every live shard just said it would take it, and
-            // nothing was queued since. Reported all the same if it does.
-            self.shards[shard]
-                .send(cmd)
-                .map_err(|error| ShardError { shard, error })?;
-        }
-        Ok(())
+        self.router
+            .send_all(&mut self.shards, |b| b.check_send(cmd), |b| b.send(cmd))
     }
 
     // ---- writing ----------------------------------------------------------
@@ -430,21 +413,13 @@ impl ShardedBroadcaster {
             if self.router.state(shard) != Some(ShardState::Live) {
                 continue;
             }
-            match flush(&mut self.shards[shard]) {
-                Ok(FlushStatus::Flushed) => {}
-                Ok(FlushStatus::WouldBlock) => status = FlushStatus::WouldBlock,
-                Err(error) => {
-                    if matches!(error, FlushError::WorkerGone { .. }) {
-                        self.router.mark_down(shard);
-                    }
-                    first_error.get_or_insert(ShardError { shard, error });
-                }
+            let outcome = flush(&mut self.shards[shard]);
+            if let Some(FlushStatus::WouldBlock) = self.router.settle_flush(shard, outcome, &mut first_error)
+            {
+                status = FlushStatus::WouldBlock;
             }
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(status),
-        }
+        first_error.map_or(Ok(status), Err)
     }
 
     /// Whether a live shard has commands queued: poll
@@ -490,21 +465,9 @@ impl ShardedBroadcaster {
     /// assert!(b.write_fds().next().is_none());
     /// ```
     pub fn close_write(&mut self) -> Result<(), ShardError<Unflushed>> {
-        let live: Vec<usize> = self.router.live_shards().collect();
-        if let Some(&shard) = live.iter().find(|&&s| self.shards[s].queued_bytes() > 0) {
-            return Err(ShardError {
-                shard,
-                error: Unflushed {
-                    queued_bytes: self.shards[shard].queued_bytes(),
-                },
-            });
-        }
-        for shard in live {
-            self.shards[shard]
-                .close_write()
-                .map_err(|error| ShardError { shard, error })?;
-        }
-        Ok(())
+        let shards = &mut self.shards;
+        let queued: Vec<usize> = shards.iter().map(Broadcaster::queued_bytes).collect();
+        self.router.close_live(|s| queued[s], |s| shards[s].close_write())
     }
 
     // ---- reading ----------------------------------------------------------
@@ -682,10 +645,7 @@ impl ShardedBroadcaster {
     /// assert_eq!((exit.shard, exit.conns), (1, vec![3]));
     /// ```
     pub fn kill_shard(&mut self, shard: usize) -> io::Result<()> {
-        match self.shards.get_mut(shard) {
-            Some(b) => b.kill(),
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "no such shard")),
-        }
+        self.shards.get_mut(shard).ok_or_else(no_such_shard)?.kill()
     }
 }
 

@@ -12,7 +12,8 @@ use std::num::NonZeroUsize;
 
 use broadcast_wire::SubCommand;
 
-use crate::link::SendError;
+use crate::broadcaster::SpawnError;
+use crate::link::{FlushError, SendError, Unflushed};
 
 use super::turns::ReadTurns;
 
@@ -406,6 +407,111 @@ impl ShardRouter {
     pub fn conns(&self, shard: usize) -> impl Iterator<Item = i32> + '_ {
         self.conns.get(shard).into_iter().flatten().copied()
     }
+}
+
+/// What both sharded handles do the same way, whatever their per-shard
+/// handle: starting the shards, settling a flush, closing all or none.
+impl ShardRouter {
+    /// Starts one handle per shard with `spawn(shard)`, and a router over
+    /// them. If one fails, those already started are dropped (and so
+    /// reaped) and the error names the shard.
+    pub(crate) fn spawn_each<H>(
+        shards: NonZeroUsize,
+        mut spawn: impl FnMut(usize) -> Result<H, SpawnError>,
+    ) -> Result<(ShardRouter, Vec<H>), ShardError<SpawnError>> {
+        let handles = (0..shards.get())
+            .map(|shard| spawn(shard).map_err(|error| ShardError { shard, error }))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((ShardRouter::new(shards), handles))
+    }
+
+    /// Queues a connection-scoped `cmd` with `send(shard)` on the shard
+    /// that owns its conn, if that shard takes commands, and settles the
+    /// outcome ([`ShardRouter::settle`]; `gone` says which errors mean the
+    /// worker is gone).
+    pub(crate) fn send_on_conn<E: From<SendError>>(
+        &mut self,
+        cmd: &SubCommand,
+        send: impl FnOnce(usize) -> Result<(), E>,
+        gone: impl FnOnce(&E) -> bool,
+    ) -> Result<(), ShardError<E>> {
+        let shard = self
+            .shard_for_conn(cmd.conn())
+            .map_err(|e| self.refused(e.shard, e.error))?;
+        self.settle(shard, Some(cmd), send(shard), gone)
+    }
+
+    /// Queues a Bcast on every live shard or on none: [`ShardRouter::admit_all`]
+    /// with `check`, then `send` on each live shard (which cannot refuse
+    /// it, nothing having been queued in between; reported all the same if
+    /// one does).
+    pub(crate) fn send_all<H>(
+        &mut self,
+        handles: &mut [H],
+        check: impl Fn(&H) -> Result<(), SendError>,
+        mut send: impl FnMut(&mut H) -> Result<(), SendError>,
+    ) -> Result<(), ShardError<SendError>> {
+        self.admit_all(|shard| check(&handles[shard]))?;
+        for shard in self.live_shards() {
+            send(&mut handles[shard]).map_err(|error| ShardError { shard, error })?;
+        }
+        Ok(())
+    }
+
+    /// A refusal `error` on `shard`, in a handle's error type.
+    pub(crate) fn refused<E: From<SendError>>(&self, shard: usize, error: SendError) -> ShardError<E> {
+        ShardError {
+            shard,
+            error: E::from(error),
+        }
+    }
+
+    /// Settles one live shard's flush: a worker found gone marks the shard
+    /// down; the first error of a round is kept in `first`.
+    pub(crate) fn settle_flush<T>(
+        &mut self,
+        shard: usize,
+        outcome: Result<T, FlushError>,
+        first: &mut Option<ShardError<FlushError>>,
+    ) -> Option<T> {
+        match outcome {
+            Ok(value) => Some(value),
+            Err(error) => {
+                if matches!(error, FlushError::WorkerGone { .. }) {
+                    self.mark_down(shard);
+                }
+                first.get_or_insert(ShardError { shard, error });
+                None
+            }
+        }
+    }
+
+    /// Ends every live shard's command stream with `close(shard)`, all or
+    /// none: refused, naming a shard, while `queued(shard)` says a live
+    /// shard still has bytes queued.
+    pub(crate) fn close_live(
+        &self,
+        queued: impl Fn(usize) -> usize,
+        mut close: impl FnMut(usize) -> Result<(), Unflushed>,
+    ) -> Result<(), ShardError<Unflushed>> {
+        if let Some(shard) = self.live_shards().find(|&s| queued(s) > 0) {
+            return Err(ShardError {
+                shard,
+                error: Unflushed {
+                    queued_bytes: queued(shard),
+                },
+            });
+        }
+        for shard in self.live_shards() {
+            close(shard).map_err(|error| ShardError { shard, error })?;
+        }
+        Ok(())
+    }
+}
+
+/// The error for a shard index out of range.
+pub(crate) fn no_such_shard() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, "no such shard")
 }
 
 #[cfg(test)]
