@@ -14,7 +14,9 @@
 //!   (feature `tokio`): the same handles for tokio relays.
 //! - [`worker_io`]: a worker binary's transport (stdio, or `--fd N`).
 //!
-//! Unix only: on other targets the crate is empty.
+//! The handles and `worker_io` are unix only; `link` builds everywhere.
+//! The crate has no `unsafe` code.
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
