@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 
-use broadcast_wire::{BroadcastFrame, FrameReader, ReadError, ReadStatus};
+use broadcast_wire::{BroadcastFrame, FrameReader, FramingError, ReadError, ReadStatus};
 
 use super::incoming::Incoming;
 
@@ -31,14 +31,15 @@ const DISCARD_CHUNK: usize = 16 * 1024;
 pub enum ReadSide {
     /// Frames are read and decoded.
     Open,
-    /// The output broke the framing rules (a frame over the maximum, or the
-    /// stream ended inside a frame): it can never be split into frames
-    /// again. The error is reported (sticky) by every read; what the worker
-    /// writes after it is read and thrown away, so a worker that goes on
-    /// writing never blocks on its output, and keeps reading commands.
+    /// The output broke the framing rules (a frame over the maximum): it
+    /// can never be split into frames again. The error is reported
+    /// (sticky) by every read; what the worker writes after it is read and
+    /// thrown away, so a worker that goes on writing never blocks on its
+    /// output, and keeps reading commands.
     Broken,
-    /// The output ended (end-of-file) or failed with an I/O error: there
-    /// is nothing more to read, and nothing to wait for.
+    /// The output ended (end-of-file, on a frame boundary or inside a
+    /// frame, which is a sticky framing error) or failed with an I/O
+    /// error: there is nothing more to read, and nothing to wait for.
     Ended,
 }
 
@@ -101,6 +102,12 @@ impl<R: Read> Inbound<R> {
             Ok(status) => status,
             Err(e) => {
                 match e {
+                    // Only found at end-of-file: the output has ended, there
+                    // is nothing left to discard or to wait for.
+                    ReadError::Framing(FramingError::TruncatedStream { .. }) => {
+                        self.side = ReadSide::Ended;
+                        self.eof = true;
+                    }
                     ReadError::Framing(_) => {
                         if self.side == ReadSide::Open {
                             self.side = ReadSide::Broken;
