@@ -62,6 +62,8 @@ mod inbound;
 mod incoming;
 mod outbound;
 mod outlet;
+#[cfg(test)]
+mod tests;
 
 pub use error::{Backpressure, FlushError, SendError, Unflushed};
 pub use inbound::{MAX_FRAMES_PER_PASS, ReadAhead, ReadSide};
