@@ -132,3 +132,6 @@ impl ShardRouter {
         if any_open { Turn::Nothing } else { Turn::AllRetired }
     }
 }
+
+#[cfg(test)]
+mod tests;
