@@ -281,7 +281,7 @@ fn every_shard_retired_is_all_retired() {
 #[test]
 fn with_skip_idle_a_shard_that_had_nothing_waits_for_reask_after_items() {
     let mut r = router(3);
-    let busy = (0..3 * REASK_AFTER as i32).map(|i| Item::Frame(i)).collect();
+    let busy = (0..3 * REASK_AFTER as i32).map(Item::Frame).collect();
     let mut fake = Fake::new(vec![vec![], busy, vec![Item::Pending]]);
     let mut next = 0..;
     // Shard 0 is asked in the first round, shard 2 in the second; then
