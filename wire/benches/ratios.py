@@ -5,6 +5,7 @@ docs/PERFORMANCE.md (standard library only).
 Run the benchmarks first, then this script, from the repository root:
 
     cargo bench -p broadcast-wire --bench codec --bench framing
+    cargo bench -p broadcast-wire --features tokio --bench tokio_codec
     python3 wire/benches/ratios.py
 
 It reads <target>/criterion/**/new/{benchmark,estimates}.json, where <target>
@@ -20,7 +21,13 @@ group, measured in the same run:
 - framing/<shape>: frame_pipe throughput as a share of raw_pipe throughput
   (raw time / frame time; higher is better; goal for 4KiB_frames >= 90%),
   and frames per second where the group counts elements (goal for
-  100B_frames_coalesced >= 5,000,000).
+  100B_frames_coalesced >= 5,000,000);
+- tokio_codec/<shape>: each decoder's time against tokio-util's
+  LengthDelimitedCodec splitting the same stream (`length_delimited`) and
+  against LengthDelimitedCodec plus BroadcastFrame::decode of each payload
+  (`length_delimited_decode`, the same work as FrameCodec less the receive
+  rules), and FrameCodec against the copying design it replaced
+  (`frame_codec_copying`). Time ratios; lower is better.
 
 Exits 1 if no result is found. Missed goals are reported, not fatal.
 """
@@ -147,6 +154,43 @@ def framing_table(results):
     ] + rows
 
 
+def tokio_codec_table(results):
+    rows = []
+    old_new = []
+    for group in sorted(results):
+        if not group.startswith("tokio_codec/"):
+            continue
+        fns = results[group]
+        base = fns.get("length_delimited", {}).get("ns")
+        if base is None:
+            continue
+        with_decode = fns.get("length_delimited_decode", {}).get("ns")
+        shape = group[len("tokio_codec/"):]
+        order = ["length_delimited", "length_delimited_decode", "frame_codec", "frame_codec_copying"]
+        for func in order + sorted(set(fns) - set(order)):
+            if func not in fns:
+                continue
+            ns = fns[func]["ns"]
+            tp = fns[func]["throughput"]
+            rate = ""
+            if "Elements" in tp:
+                rate = "%.2f M frames/s" % (tp["Elements"] / (ns / 1e9) / 1e6)
+            rows.append("| %s | %s | %s | %.2f× | %s | %s |" % (
+                shape, func, fmt_ns(ns), ns / base,
+                "n/a" if with_decode is None else "%.2f×" % (ns / with_decode), rate))
+        if "frame_codec" in fns and "frame_codec_copying" in fns:
+            new_ns = fns["frame_codec"]["ns"]
+            old_ns = fns["frame_codec_copying"]["ns"]
+            old_new.append("%s: frame_codec / frame_codec_copying = %.2f× (%s against %s)" % (
+                shape, new_ns / old_ns, fmt_ns(new_ns), fmt_ns(old_ns)))
+    if not rows:
+        return []
+    return [
+        "| shape | decoder | time (per stream) | / length_delimited | / length_delimited_decode | rate |",
+        "|---|---|---:|---:|---:|---|",
+    ] + rows + [""] + old_new
+
+
 def main():
     target = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("CARGO_TARGET_DIR", "target")
     results = load(target)
@@ -155,6 +199,7 @@ def main():
         return 1
     codec = codec_table(results)
     framing = framing_table(results)
+    tokio_codec = tokio_codec_table(results)
     if codec:
         print("Codec (criterion medians; ratio = time / memcpy time of the same bytes, same run):\n")
         print("\n".join(codec))
@@ -162,6 +207,10 @@ def main():
     if framing:
         print("Framing through a pipe (criterion medians; share = raw time / framed time, same run):\n")
         print("\n".join(framing))
+        print()
+    if tokio_codec:
+        print("FrameCodec against LengthDelimitedCodec (criterion medians; ratio = time / baseline time, same run):\n")
+        print("\n".join(tokio_codec))
     return 0
 
 
