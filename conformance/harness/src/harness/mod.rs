@@ -4,7 +4,8 @@
 //!   front so a bad vector is a setup error, not a worker failure;
 //! - [`vectors_source`]: where vectors come from and loading the suite;
 //! - [`select`], [`known_failing`]: which cases run and which may fail;
-//! - [`probe`], [`runner`]: one worker per case through the
+//! - [`probe`], [`runner`], [`raw_writer`]: one worker per case, its bytes
+//!   written raw and its frames read through the
 //!   [`Broadcaster`](broadcast_process::broadcaster::Broadcaster), the probe as
 //!   the step barrier, hangs and crashes charged to the right case;
 //! - [`escape`], [`matching`]: expected frames built from the spec's rules
@@ -26,6 +27,7 @@ pub mod known_failing;
 pub mod matching;
 pub mod outcome;
 pub mod probe;
+pub mod raw_writer;
 pub mod report;
 pub mod runner;
 pub mod scenario;

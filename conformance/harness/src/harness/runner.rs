@@ -1,6 +1,7 @@
-//! Running cases against a worker: one fresh worker process per case,
-//! spawned and driven through [`Broadcaster`], with the probe of PROTOCOL.md#probe
-//! as the barrier after every step.
+//! Running cases against a worker: one fresh worker process per case, its
+//! bytes written raw ([`RawWriter`]) and its frames read through the
+//! [`Broadcaster`](broadcast_process::broadcaster::Broadcaster), with the
+//! probe of PROTOCOL.md#probe as the barrier after every step.
 //!
 //! A hang (no probe frame, or no expected exit, within the timeout) and a
 //! crash (the worker exits or closes its output unexpectedly) are charged to
@@ -14,14 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use broadcast_process::broadcaster::{
-    Broadcaster, FlushError, Incoming, Options, SendError, StderrMode, Transport,
-};
-use broadcast_wire::{BroadcastFrame, PayloadError, ReadError, SubCommand};
+use broadcast_process::broadcaster::{Incoming, Options, StderrMode, Transport};
+use broadcast_wire::{BroadcastFrame, Message, PayloadError, ReadError, SubCommand};
 
 use super::matching::{Observed, compare, render_data, render_expected, render_observed};
 use super::outcome::{Failure, FailureKind, Verdict};
 use super::probe::{PROBE_CONN, PROBE_REQ, PROBE_SUB_ID, Prober};
+use super::raw_writer::{RawWriter, WriteError, Written};
 use super::scenario::{Case, SendItem, Step};
 
 /// Lines of the worker's stderr kept for failure reports.
@@ -135,7 +135,7 @@ struct Session<'a> {
     case: &'a Case,
     cfg: &'a RunConfig,
     interrupt: &'a AtomicBool,
-    worker: Broadcaster,
+    link: RawWriter,
     prober: Prober,
     trace: Trace,
 }
@@ -168,47 +168,26 @@ impl Session<'_> {
         self.interrupt.load(Ordering::SeqCst)
     }
 
-    /// Queues a command through the Broadcaster's own encoder.
-    fn send_command(&mut self, cmd: &SubCommand, step: usize) -> Result<(), Stop> {
-        self.trace.push(format!("> {}", describe_command(cmd)));
-        self.worker
-            .send(cmd)
-            .map_err(|e| self.send_failure(e, step, "queueing a command"))
-    }
-
-    fn send_failure(&mut self, e: SendError, step: usize, what: &str) -> Stop {
-        match e {
-            SendError::WorkerGone => self.crash(step, &format!("the worker went away while {what}")),
-            other => self.failure(FailureKind::Harness, step, format!("{what} failed: {other}")),
-        }
-    }
-
-    /// Writes everything queued, keeping the worker's output flowing.
-    /// Returns `Ok(false)` if the worker went away (for an `end` step that
-    /// is not necessarily a failure).
-    fn flush(&mut self, step: usize, deadline: Instant) -> Result<bool, Stop> {
-        loop {
-            if self.interrupted() {
-                return Err(Stop::Interrupted);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(self.failure(
-                    FailureKind::Hang,
-                    step,
-                    format!(
-                        "the worker did not read the step's bytes within {} ms",
-                        self.cfg.timeout.as_millis()
-                    ),
-                ));
-            }
-            match self.worker.flush_timeout(left.min(SLICE)) {
-                Ok(status) if status.is_flushed() => return Ok(true),
-                Ok(_) => {}
-                Err(FlushError::WorkerGone { .. }) => return Ok(false),
-                Err(e) => {
-                    return Err(self.failure(FailureKind::Harness, step, format!("writing failed: {e}")));
-                }
+    /// Writes `bytes` in one write (more only if the worker takes part of
+    /// them), keeping the worker's output flowing. Returns `Ok(false)` if
+    /// the worker went away (for an `end` step that is not necessarily a
+    /// failure).
+    fn write(&mut self, bytes: &[u8], step: usize) -> Result<bool, Stop> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        match self.link.write(bytes, deadline, self.interrupt) {
+            Ok(Written::All) => Ok(true),
+            Ok(Written::Gone) => Ok(false),
+            Err(WriteError::Interrupted) => Err(Stop::Interrupted),
+            Err(WriteError::Timeout) => Err(self.failure(
+                FailureKind::Hang,
+                step,
+                format!(
+                    "the worker did not read the step's bytes within {} ms",
+                    self.cfg.timeout.as_millis()
+                ),
+            )),
+            Err(WriteError::Io(e)) => {
+                Err(self.failure(FailureKind::Harness, step, format!("writing failed: {e}")))
             }
         }
     }
@@ -246,18 +225,7 @@ impl Session<'_> {
             if i > 0 && step.pause_ms > 0 {
                 std::thread::sleep(Duration::from_millis(step.pause_ms));
             }
-            if let Err(e) = self.worker.send_raw(piece) {
-                return match e {
-                    SendError::WorkerGone => Ok(false),
-                    other => Err(self.failure(
-                        FailureKind::Harness,
-                        index,
-                        format!("queueing bytes failed: {other}"),
-                    )),
-                };
-            }
-            // Flushing each piece on its own makes every chunk its own write.
-            if !self.flush(index, Instant::now() + self.cfg.timeout)? {
+            if !self.write(piece, index)? {
                 return Ok(false);
             }
         }
@@ -288,7 +256,7 @@ impl Session<'_> {
                 }
                 return Err(stop);
             }
-            match self.worker.read_frame_timeout(left.min(SLICE)) {
+            match self.link.next_incoming(left.min(SLICE)) {
                 Ok(Incoming::Frame(frame)) => match self.prober.probe_id_of(&frame.data) {
                     Some(id) => {
                         self.trace
@@ -302,7 +270,7 @@ impl Session<'_> {
                 Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
                 Ok(Incoming::Pending) => {}
                 Ok(Incoming::WorkerExited(status)) => {
-                    let status = status.or_else(|| self.worker.wait_exit(SLICE));
+                    let status = status.or_else(|| self.link.worker().wait_exit(SLICE));
                     let mut stop =
                         self.crash_with_status(step, status, "the worker closed its output before the probe");
                     if let Stop::Fail(f) = &mut stop {
@@ -316,7 +284,7 @@ impl Session<'_> {
     }
 
     fn crash(&mut self, step: usize, what: &str) -> Stop {
-        let status = self.worker.wait_exit(SLICE);
+        let status = self.link.worker().wait_exit(SLICE);
         self.crash_with_status(step, status, what)
     }
 
@@ -335,7 +303,7 @@ impl Session<'_> {
             ReadError::Framing(f) => {
                 // A worker killed in the middle of a frame looks like a
                 // truncated stream: if it is gone, call it a crash.
-                if let Some(status) = self.worker.wait_exit(SLICE) {
+                if let Some(status) = self.link.worker().wait_exit(SLICE) {
                     let what = format!("the worker's output ended inside a frame ({})", f.class());
                     return self.crash_with_status(step, Some(status), &what);
                 }
@@ -358,10 +326,7 @@ impl Session<'_> {
     fn barrier(&mut self, step: usize) -> Result<Vec<Observed>, Stop> {
         let probe = self.prober.next_probe();
         self.trace.push(format!("> probe …{}", short_id(&probe.id)));
-        self.worker
-            .send(&probe.command)
-            .map_err(|e| self.send_failure(e, step, "sending the probe"))?;
-        if !self.flush(step, Instant::now() + self.cfg.timeout)? {
+        if !self.write(&framed(&[&probe.command]), step)? {
             return Err(self.crash(step, "the worker went away before the probe could be written"));
         }
         self.await_probe(&probe.id, step)
@@ -371,8 +336,11 @@ impl Session<'_> {
         let [new, add] = super::probe::setup_commands();
         debug_assert_eq!(add.data(), PROBE_REQ.as_bytes());
         debug_assert_eq!(add.sub_id().map(|s| s.as_str()), Some(PROBE_SUB_ID));
-        self.send_command(&new, 0)?;
-        self.send_command(&add, 0)?;
+        self.trace.push(format!("> {}", describe_command(&new)));
+        self.trace.push(format!("> {}", describe_command(&add)));
+        if !self.write(&framed(&[&new, &add]), 0)? {
+            return Err(self.crash(0, "the worker went away while the probe set-up was written"));
+        }
         let observed = self.barrier(0)?;
         if !observed.is_empty() {
             let mut stop = self.failure(
@@ -428,9 +396,7 @@ impl Session<'_> {
     fn run_end(&mut self, step: &Step, index: usize, close_input: bool, exit: i32) -> Result<(), Stop> {
         if close_input {
             self.trace.push("> (close input)".into());
-            // Nothing is queued after a successful flush, so this only fails
-            // if the worker is already gone, which the reads below report.
-            let _ = self.worker.close_write();
+            self.link.close_input();
         }
         let deadline = Instant::now() + self.cfg.timeout;
         let mut observed = Vec::new();
@@ -454,7 +420,7 @@ impl Session<'_> {
                 }
                 return Err(stop);
             }
-            match self.worker.read_frame_timeout(left.min(SLICE)) {
+            match self.link.next_incoming(left.min(SLICE)) {
                 Ok(Incoming::Frame(frame)) => {
                     if self.prober.probe_id_of(&frame.data).is_some() {
                         self.trace
@@ -468,7 +434,7 @@ impl Session<'_> {
                 Ok(Incoming::WorkerExited(status)) => match status {
                     Some(s) => break s,
                     None => {
-                        if let Some(s) = self.worker.wait_exit(left.min(SLICE)) {
+                        if let Some(s) = self.link.worker().wait_exit(left.min(SLICE)) {
                             break s;
                         }
                     }
@@ -513,8 +479,12 @@ impl Session<'_> {
         }
     }
 
-    fn stderr_lines(&self) -> Vec<String> {
-        self.worker.stderr_tail().map(|t| t.lines()).unwrap_or_default()
+    fn stderr_lines(&mut self) -> Vec<String> {
+        self.link
+            .worker()
+            .stderr_tail()
+            .map(|t| t.lines())
+            .unwrap_or_default()
     }
 }
 
@@ -595,7 +565,7 @@ pub fn run_case(case: &Case, cfg: &RunConfig, interrupt: &AtomicBool) -> CaseRun
         })
         // A case's worker is expected to exit at once on end of input.
         .grace_period(Duration::from_millis(200));
-    let worker = match Broadcaster::spawn_with(command, cfg.transport, &opts) {
+    let link = match RawWriter::spawn(command, cfg.transport, &opts) {
         Ok(w) => w,
         Err(e) => {
             return CaseRun::Done {
@@ -608,7 +578,7 @@ pub fn run_case(case: &Case, cfg: &RunConfig, interrupt: &AtomicBool) -> CaseRun
         case,
         cfg,
         interrupt,
-        worker,
+        link,
         prober: Prober::new(),
         trace: Trace::new(),
     };
@@ -624,9 +594,9 @@ pub fn run_case(case: &Case, cfg: &RunConfig, interrupt: &AtomicBool) -> CaseRun
         Err(Stop::Fail(mut f)) => {
             // Kill first so the stderr reader sees the end of the pipe, then
             // collect the worker's last words.
-            let _ = session.worker.kill();
-            let _ = session.worker.wait_exit(Duration::from_secs(1));
-            if let Some(tail) = session.worker.stderr_tail() {
+            let _ = session.link.worker().kill();
+            let _ = session.link.worker().wait_exit(Duration::from_secs(1));
+            if let Some(tail) = session.link.worker().stderr_tail() {
                 tail.wait_closed(Duration::from_millis(200));
             }
             if interrupt.load(Ordering::SeqCst) {
@@ -642,6 +612,15 @@ pub fn run_case(case: &Case, cfg: &RunConfig, interrupt: &AtomicBool) -> CaseRun
         verdict,
         duration: start.elapsed(),
     }
+}
+
+/// `commands` framed on channel 1, back to back, for one write.
+fn framed(commands: &[&SubCommand]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(commands.iter().map(|c| c.framed_len()).sum());
+    for cmd in commands {
+        cmd.encode_framed(&mut buf);
+    }
+    buf
 }
 
 fn harness_failure(message: &str) -> Verdict {
