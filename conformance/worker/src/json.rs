@@ -1,18 +1,24 @@
 //! Small serde building blocks for validating JSON in one streaming pass:
 //! strings that borrow from the input when they hold no escape, a "what
-//! type is this value" probe that accepts any JSON value, and a skip that
-//! keeps serde_json's nesting limit.
+//! type is this value" probe that accepts any JSON value, and a skip for
+//! the values the worker does not read.
 //!
-//! serde_json applies its recursion limit (128 levels) only where it
-//! recurses into a visitor: `IgnoredAny` and `RawValue` skip values with an
-//! iterative scanner that has no limit. [`Skip`] recurses through the
-//! visitor instead, so every value the worker reads or skips is held to the
-//! same limit and deeper nesting anywhere in a REQ or an event is refused.
+//! A value the worker does not read (an ignored filter key, an extra member
+//! of an event) is skipped with serde_json's own scanner, through a
+//! borrowed `RawValue`: the scanner checks the grammar, the escapes and raw
+//! control characters, the borrow checks UTF-8, and [`Skip`] adds the one
+//! rule the scanner leaves out, unpaired surrogate escapes
+//! (PROTOCOL.md#json-text). The scanner never converts a number, so `1e400`
+//! or an integer of 5000 digits there is no failure, as PROTOCOL.md#json-text
+//! requires; serde_json's `deserialize_any` would refuse them as out of
+//! range. The scanner is iterative, and the nesting of the whole text is
+//! limited before parsing ([`nests_deeper_than`]).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// A JSON string, decoded: borrowed from the input unless it contains an
 /// escape sequence (serde's own `Cow<str>` always allocates).
@@ -130,59 +136,70 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Array)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        while map.next_key::<JsonStr>()?.is_some() {
+            map.next_value::<Skip>()?;
+        }
         Ok(Scalar::Object)
     }
 }
 
-/// Any JSON value, checked and dropped, within serde_json's nesting limit
-/// (unlike `serde::de::IgnoredAny`; see the module documentation).
+/// Any JSON value, checked and dropped without being read: its text must
+/// be JSON (PROTOCOL.md#json-text), but its numbers are never converted, so
+/// a number of any magnitude is accepted (see the module documentation).
+/// Only for serde_json deserializers that borrow from their input
+/// (`from_slice`, `from_str`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Skip;
 
 impl<'de> Deserialize<'de> for Skip {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(SkipVisitor)
+        let raw = <&'de RawValue>::deserialize(d)?;
+        if has_unpaired_surrogate_escape(raw.get()) {
+            return Err(de::Error::custom(
+                "a \\u escape names a surrogate that is not part of a pair",
+            ));
+        }
+        Ok(Skip)
     }
 }
 
-struct SkipVisitor;
-
-impl<'de> Visitor<'de> for SkipVisitor {
-    type Value = Skip;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
+/// Whether the JSON text `json`, which serde_json has already scanned (so
+/// every backslash is inside a string and every `\u` has four hex digits),
+/// has a `\u` escape of a surrogate that is not a high surrogate directly
+/// followed by a `\u` escape of a low one (PROTOCOL.md#json-text).
+pub fn has_unpaired_surrogate_escape(json: &str) -> bool {
+    if !json.contains("\\u") {
+        return false;
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
-        Ok(Skip)
+    let b = json.as_bytes();
+    let unit_at = |i: usize| -> Option<u16> {
+        let hex = b.get(i..i + 4)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        match unit_at(i + 2) {
+            Some(0xd800..=0xdbff) => {
+                let low = b.get(i + 6..i + 8) == Some(b"\\u")
+                    && matches!(unit_at(i + 8), Some(0xdc00..=0xdfff));
+                if !low {
+                    return true;
+                }
+                i += 12;
+            }
+            Some(0xdc00..=0xdfff) => return true,
+            _ => i += 6,
+        }
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Skip)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_entry::<Skip, Skip>()?.is_some() {}
-        Ok(Skip)
-    }
+    false
 }
 
 /// The nesting depth every worker must accept and above which the
@@ -285,23 +302,40 @@ mod tests {
     }
 
     #[test]
-    fn skip_keeps_the_nesting_limit_that_ignored_any_does_not() {
-        let deep = nested(100_000);
-        // The fact this module works around: serde's IgnoredAny has no limit.
-        assert!(serde_json::from_str::<serde::de::IgnoredAny>(&deep).is_ok());
-        let err = serde_json::from_str::<Skip>(&deep).unwrap_err();
-        assert!(err.to_string().contains("recursion limit"), "{err}");
-        let err = serde_json::from_str::<Scalar>(&deep).unwrap_err();
-        assert!(err.to_string().contains("recursion limit"), "{err}");
+    fn skip_reads_no_number() {
+        // PROTOCOL.md#json-text: a number that is not read never fails,
+        // whatever its magnitude, while Scalar (values that are read) still
+        // refuses what serde_json cannot convert.
+        let digits = "9".repeat(5000);
+        for json in ["1e400", "-1e-400", "[1E+999,{\"a\":-0.5e-999}]", digits.as_str()] {
+            assert!(serde_json::from_str::<Skip>(json).is_ok(), "{json}");
+            assert!(serde_json::from_slice::<Skip>(json.as_bytes()).is_ok(), "{json}");
+        }
+        assert!(serde_json::from_str::<Scalar>("1e400").is_err());
+        // Skipping still checks the JSON text.
+        for bad in ["NaN", "Infinity", "[1,]", "01", "1.", "\"a\u{1}b\"", "\"\\x\"", "{\"a\" 1}"] {
+            assert!(serde_json::from_str::<Skip>(bad).is_err(), "{bad}");
+        }
+        assert!(serde_json::from_slice::<Skip>(b"\"a\xffb\"").is_err());
+        // Nesting inside a skipped value is not limited here (the depth of
+        // the whole text is checked before parsing).
+        assert!(serde_json::from_str::<Skip>(&nested(1000)).is_ok());
     }
 
     #[test]
-    fn the_limit_is_127_levels_of_arrays_or_objects() {
-        assert!(serde_json::from_str::<Skip>(&nested(127)).is_ok());
-        assert!(serde_json::from_str::<Skip>(&nested(128)).is_err());
-        let objects = format!("{}1{}", "{\"a\":".repeat(127), "}".repeat(127));
-        assert!(serde_json::from_str::<Skip>(&objects).is_ok());
-        let objects = format!("{}1{}", "{\"a\":".repeat(128), "}".repeat(128));
-        assert!(serde_json::from_str::<Skip>(&objects).is_err());
+    fn skip_refuses_unpaired_surrogate_escapes() {
+        for (json, unpaired) in [
+            (r#""\ud83e\udd80""#, false),
+            (r#"["\ud800"]"#, true),
+            (r#"{"a":"\udc00x"}"#, true),
+            (r#""\ud83e\u0041""#, true),
+            (r#""\ud83e""#, true),
+            (r#""\\ud800""#, false),
+            (r#""\\\ud800""#, true),
+            (r#""\u00e9\u0041""#, false),
+        ] {
+            assert_eq!(has_unpaired_surrogate_escape(json), unpaired, "{json}");
+            assert_eq!(serde_json::from_str::<Skip>(json).is_err(), unpaired, "{json}");
+        }
     }
 }
