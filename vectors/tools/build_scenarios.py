@@ -304,10 +304,20 @@ Q = {
     "int_range": ("integers", "Table row: `since`, `until`, `limit`, `created_at` | 0 to 18,446,744,073,709,551,615 (2^64 − 1)"),
     "int_exact": ("integers", "`since <= created_at` and `created_at <= until` compare the exact integer values. A worker MUST NOT round them through binary floating point: `since` 9007199254740993 (2^53 + 1) does not match `created_at` 9007199254740992."),
     "depth_must": ("implementation-limits", "Every worker MUST accept an Add or a Bcast whose `data` has depth 64 or less."),
-    "depth_may": ("implementation-limits", "A worker MAY refuse `data` of depth 65 or more, even when the deep part is the value of a key it otherwise ignores (§6.4.2, §10 note N-20); it then treats `data` as not JSON: the REQ fails with `invalid` and the event is invalid."),
+    "depth_may": ("implementation-limits", "A worker MAY refuse `data` of depth 65 or more, even when the deep part is the value of a key it otherwise ignores (a filter key, §6.4.2, or an extra member of the event, §6.7.1); it then treats `data` as not JSON: the REQ fails with `invalid` and the event is invalid."),
     "dup_may": ("implementation-limits", "When one filter object, or the event object, has the same key (compared decoded, §6.13.2) more than once, a worker MAY refuse the message: the REQ fails with `invalid`, the event is invalid."),
+    "dup_last": ("implementation-limits", "A worker that does not refuse MUST use the last occurrence and ignore the earlier ones, as if they were absent. Either way an earlier occurrence never takes effect: an event with `\"kind\":1` followed by `\"kind\":7` is never delivered to a subscription whose only filter is `{\"kinds\":[1]}` (it is refused, or it is of kind 7), and the filter `{\"kinds\":[1],\"kinds\":\"x\"}` always fails with `invalid` (refused, or `kinds` is not an array)."),
+    "json_encoding": ("json-text", "`data` is not JSON, so a REQ fails with `invalid` (§6.4.4) and an event is invalid (§6.7.1), when: … it is the same text encoded in UTF-16 or UTF-32, with or without a byte-order mark"),
+    "json_extension": ("json-text", "`data` is not JSON, so a REQ fails with `invalid` (§6.4.4) and an event is invalid (§6.7.1), when: … it holds something that is not a JSON value, although some parsers accept it as an extension: `NaN`, `Infinity`, `-Infinity`, a string in single quotes, a comment, a trailing comma"),
+    "json_whitespace": ("json-text", "`data` MUST be one JSON text (RFC 8259) encoded in UTF-8, with nothing before or after it but JSON whitespace (space, tab, line feed, carriage return). `data` is not JSON, so a REQ fails with `invalid` (§6.4.4) and an event is invalid (§6.7.1), when: … it has whitespace other than those four characters before, after or between its tokens: a form feed (U+000C), a vertical tab (U+000B), a no-break space (U+00A0), a line separator (U+2028)"),
+    "json_control": ("json-text", "`data` is not JSON, so a REQ fails with `invalid` (§6.4.4) and an event is invalid (§6.7.1), when: … a string in it holds a raw control character, U+0000 to U+001F, which JSON allows only as an escape (`\\t`, `\\u0001`)."),
+    "json_raw_ok": ("json-text", "U+007F and every character from U+0080 on may appear raw."),
+    "numbers_unread": ("json-text", "Everywhere else, in the value of a key that a filter ignores (§6.4.2) or of an extra member of the event (§6.7.1), at any depth inside them, a number's value is never read, so it MUST NOT make `data` not JSON or cause any other failure: `1e400`, `-1e-400` and an integer of 5,000 digits are as acceptable there as `1`, although none of them fits in a 64-bit float."),
+    "numbers_read": ("integers", "A number that is not an integer, or is outside its range, is a wrong type: a REQ fails with `invalid` and an event is invalid. (So `1e400` or an integer of 5,000 digits in one of these fields is a wrong type; in a value the worker does not read it is no failure at all, §6.13.1.)"),
     "counts": ("implementation-limits", "There is no limit on the number of filters in a REQ, of values in a list, of tags in an event or of elements in a tag, or on the length of a string, other than the maximum payload size (§3.4). A worker MUST accept every REQ and every event that fits in a payload."),
     # (PROTOCOL.md#payloads) payloads
+    "conn_range": ("operations", "`conn ≥ 0` allows 0 to 2,147,483,647; `conn ≥ −1` additionally allows −1. … A payload that breaks any rule of this table fails to decode."),
+    "auth_len": ("operations", "Table row: 5 | Auth | ≥ 0 | none | empty | exactly 32 bytes: a binary pubkey … A payload that breaks any rule of this table fails to decode."),
     "reserved": ("flags", "A receiver MUST accept a SubCommand whose reserved bits are set: it is not a decode error. The receiver MUST ignore those bits; the command behaves exactly as if they were 0."),
     "sender": ("bcast-conn", "The value does not change delivery: the publishing connection is treated like every other connection and receives the event if one of its subscriptions matches (§6.7)."),
     # (PROTOCOL.md#worker-semantics) worker semantics
@@ -328,6 +338,9 @@ Q = {
     "add_nothing": ("add-success", "A successful Add sends nothing."),
     "replace": ("add-success", "If the connection already has a subscription with the same sub_id, the new one replaces it, as NIP-01 prescribes."),
     "fail": ("add-failure", "If parsing fails, the worker MUST: … send one output frame to `conn` whose `data` is a NIP-01 `CLOSED` message for the command's `sub_id` … remove the existing subscription with that sub_id on that connection, if there is one."),
+    "prefix_both": ("add-failure", "When one REQ has failures of both kinds, the prefix MUST be `invalid`: `unsupported` is sent only when every failure of the REQ is a `#` key whose name is not one ASCII letter. This holds whatever the order of the keys, of the filters and of the failures in the text, and also when the text stops being JSON after such a key (a REQ cut short, for example)."),
+    "prefix_value": ("add-failure", "The value of a key whose name is not one ASCII letter is not checked, since the table's `#<letter>` rows are about letter keys only: `{\"#foo\":1}` fails with `unsupported` (§10, note N-19)."),
+    "esc_writers": ("sub-id-json-string", "hex digits are lowercase (U+001B is `\\u001b`, never `\\u001B`), and `<`, `>`, `&`, U+007F, U+2028 and U+2029 are written raw, never as `\\u003c`, `\\u003e`, `\\u0026`, `\\u007f`, `\\u2028` or `\\u2029` … The same writer, with the same table, writes the sub_id and the reason of a CLOSED message (§6.4.5)."),
     "remove": ("worker-remove", "Remove deletes the subscription `sub_id` of connection `conn`."),
     "remove_unknown": ("worker-remove", "If the connection or the subscription does not exist, Remove does nothing. Remove never sends anything."),
     "auth": ("worker-auth", "Auth adds the 32-byte pubkey in `data` to the connection's set of authenticated pubkeys."),
@@ -335,6 +348,7 @@ Q = {
     "auth_at_once": ("worker-auth", "The change takes effect at once: every later Bcast, including deliveries to subscriptions created before the Auth, sees the new set."),
     "auth_unknown": ("worker-auth", "If `conn` does not name an existing connection, Auth is ignored. Auth sends nothing."),
     "auth_nothing": ("worker-auth", "Auth sends nothing."),
+    "extra_members": ("bcast-event", "The event object MAY have members other than these seven (compared decoded, §6.13.2). A worker MUST ignore them, whatever their names and values: they do not make the event invalid, they take no part in matching (§6.8) or in the access rules (§6.9), and they reach the client inside the event's bytes like the rest of the object (§6.7.3)."),
     "no_verify": ("bcast-event", "The worker does not verify `id` or `sig`; the parent has already done so before sending the Bcast."),
     "event_invalid": ("bcast-event", "If `data` is not such a message, the event is invalid: the worker MUST deliver nothing for this command, writes a message to stderr, and goes on with the next command."),
     "event_shape": ("bcast-event", "The worker parses `data` as a NIP-01 event message, `[\"EVENT\", <event>]` (§10, note N-20), where `<event>` is a JSON object with these fields:"),
@@ -2408,12 +2422,308 @@ def extra_stream():
     ]
 
 
+# ===========================================================================
+# Issue 16: the holes held-out mutant workers found (PROTOCOL.md#output-promptness,
+# PROTOCOL.md#implementation-limits, PROTOCOL.md#json-text, PROTOCOL.md#closed-message,
+# the conn and Auth bounds of PROTOCOL.md#operations) and the readings it closed
+# (PROTOCOL.md#n-19, PROTOCOL.md#n-20, numbers a worker does not read). Appended to
+# their sections like the cases above.
+# ===========================================================================
+
+REQ_K1 = '["REQ","s",{"kinds":[1]}]'
+
+
+def key_ending_00():
+    """A 64-hex pubkey whose last byte is 00, found deterministically: its
+    first 31 bytes zero-padded are the key itself (input building only)."""
+    n = 0
+    while not hex64("pubkey:zed:%d" % n).endswith("00"):
+        n += 1
+    return hex64("pubkey:zed:%d" % n)
+
+
+ZED = key_ending_00()
+
+
+def issue16_req():
+    events = {"k1": ev("x16-req-k1"), "k7": ev("x16-req-k7", kind=7)}
+
+    def ok(cid, q, text, comment, checks):
+        return mk(cid, q, comment,
+                  [step([new(1), add_raw(1, "s", text)], NOTHING)]
+                  + [step([bcast(name)], exp) for name, exp in checks], events=events)
+
+    def fail(cid, q, text, comment, prefix="invalid"):
+        return mk(cid, q, comment, req_fail_steps(text=text, prefix=prefix), events=events)
+
+    def fail_hex(cid, q, data, comment):
+        return mk(cid, q, comment, req_fail_steps(data_hex=data.hex()), events=events)
+
+    digits = "9" * 5000
+    return [
+        # ---- PROTOCOL.md#add-failure: invalid wins over unsupported (PROTOCOL.md#n-19) ----
+        fail("req/prefix/invalid-after-unsupported", "prefix_both", '["REQ","s",{"#foo":["x"],"kinds":"1"}]',
+             "#foo and then a kinds that is not an array, in one filter: CLOSED invalid."),
+        fail("req/prefix/invalid-before-unsupported", "prefix_both", '["REQ","s",{"kinds":"1","#foo":["x"]}]',
+             "A kinds that is not an array and then #foo: CLOSED invalid."),
+        fail("req/prefix/invalid-in-later-filter", "prefix_both", '["REQ","s",{"#foo":["x"]},{"kinds":[-1]}]',
+             "#foo in the first filter, kinds [-1] in the second: CLOSED invalid."),
+        fail("req/prefix/invalid-in-earlier-filter", "prefix_both", '["REQ","s",{"ids":["x"]},{"#foo":["x"]}]',
+             "A bad ids value in the first filter, #foo in the second: CLOSED invalid."),
+        fail("req/prefix/filter-not-object-after-unsupported", "prefix_both", '["REQ","s",{"#foo":["x"]},5]',
+             "#foo in the first filter, then a filter that is a number: CLOSED invalid."),
+        fail("req/prefix/not-json-after-unsupported", "prefix_both", '["REQ","s",{"#foo":["x"]},{"kinds":[1]',
+             "#foo, then the text is cut short: not JSON, CLOSED invalid."),
+        fail("req/prefix/unsupported-value-not-checked", "prefix_value", '["REQ","s",{"#foo":1}]',
+             "#foo whose value is a number: only the name counts, CLOSED unsupported.", prefix="unsupported"),
+        fail("req/prefix/two-unsupported-keys", ("prefix_both", "prefix_value"), '["REQ","s",{"#foo":["x"]},{"#":{"a":null}}]',
+             "#foo in one filter and # alone (an object value) in another, nothing else wrong: CLOSED unsupported.",
+             prefix="unsupported"),
+        # ---- PROTOCOL.md#implementation-limits: an earlier duplicate never takes effect ----
+        fail("req/limits/duplicate-key-last-invalid", "dup_last", '["REQ","s",{"kinds":[1],"kinds":"x"}]',
+             "kinds [1] and then kinds \"x\": refused, or the last one is not an array; CLOSED invalid either way."),
+        fail("req/limits/duplicate-key-escaped-last-invalid", ("dup_last", "decoded"), '["REQ","s",{"kinds":[1],"kind\\u0073":-1}]',
+             "kinds [1] and then kind\\u0073 -1, the same key decoded: CLOSED invalid either way."),
+        fail("req/limits/duplicate-tag-key-last-invalid", "dup_last", '["REQ","s",{"#t":["x"],"#t":[1]}]',
+             "#t [\"x\"] and then #t [1]: CLOSED invalid either way."),
+        # ---- PROTOCOL.md#json-text: other encodings, extensions, whitespace, raw controls ----
+        fail_hex("req/json-text/utf16le-with-bom", "json_encoding", b"\xff\xfe" + REQ_K1.encode("utf-16-le"),
+                 "The REQ in UTF-16LE with its byte-order mark: CLOSED invalid."),
+        fail_hex("req/json-text/utf16be", "json_encoding", REQ_K1.encode("utf-16-be"),
+                 "The REQ in UTF-16BE without a byte-order mark: CLOSED invalid."),
+        fail_hex("req/json-text/utf32le", "json_encoding", REQ_K1.encode("utf-32-le"),
+                 "The REQ in UTF-32LE without a byte-order mark: CLOSED invalid."),
+        fail_hex("req/json-text/utf32be-with-bom", "json_encoding", b"\x00\x00\xfe\xff" + REQ_K1.encode("utf-32-be"),
+                 "The REQ in UTF-32BE with its byte-order mark: CLOSED invalid."),
+        fail("req/json-text/nan", "json_extension", '["REQ","s",{"kinds":[1],"search":NaN}]',
+             "NaN as the value of an ignored key: not JSON, CLOSED invalid."),
+        fail("req/json-text/infinity", "json_extension", '["REQ","s",{"kinds":[1],"search":Infinity}]',
+             "Infinity as the value of an ignored key: CLOSED invalid."),
+        fail("req/json-text/minus-infinity", "json_extension", '["REQ","s",{"kinds":[1],"x":[-Infinity]}]',
+             "-Infinity inside an ignored value: CLOSED invalid."),
+        fail("req/json-text/trailing-comma", "json_extension", '["REQ","s",{"kinds":[1],}]',
+             "A comma before the closing brace: CLOSED invalid."),
+        fail("req/json-text/comment", "json_extension", '["REQ","s",{"kinds":[1]}/* c */]',
+             "A /* */ comment between tokens: CLOSED invalid."),
+        fail("req/json-text/trailing-form-feed", "json_whitespace", REQ_K1 + "\f",
+             "A form feed after the REQ is not JSON whitespace: CLOSED invalid."),
+        fail("req/json-text/form-feed-between-tokens", "json_whitespace", '["REQ",\f"s",{"kinds":[1]}]',
+             "A form feed between two tokens: CLOSED invalid."),
+        fail("req/json-text/vertical-tab-between-tokens", "json_whitespace", '["REQ","s",\v{"kinds":[1]}]',
+             "A vertical tab between two tokens: CLOSED invalid."),
+        fail("req/json-text/trailing-no-break-space", "json_whitespace", REQ_K1 + "\u00a0",
+             "A no-break space (c2 a0) after the REQ: CLOSED invalid."),
+        fail("req/json-text/leading-line-separator", "json_whitespace", "\u2028" + REQ_K1,
+             "A line separator (e2 80 a8) before the REQ: CLOSED invalid."),
+        fail("req/json-text/raw-control-in-ignored-string", "json_control", '["REQ","s",{"kinds":[1],"search":"a\x01b"}]',
+             "A raw U+0001 byte inside an ignored string: CLOSED invalid."),
+        fail("req/json-text/raw-tab-in-tag-value", "json_control", '["REQ","s",{"#t":["a\tb"]}]',
+             "A raw TAB byte inside a #t value: CLOSED invalid."),
+        fail("req/json-text/raw-newline-in-ignored-string", "json_control", '["REQ","s",{"kinds":[1],"search":"a\nb"}]',
+             "A raw line feed inside an ignored string: CLOSED invalid."),
+        ok("req/json-text/raw-delete-and-line-separator", "json_raw_ok",
+           '["REQ","s",{"kinds":[1],"search":"a\x7fb\u2028c"}]',
+           "A raw U+007F and a raw U+2028 inside a string are JSON: the REQ is valid.",
+           [("k1", [E(1, "s", "k1")])]),
+        # ---- PROTOCOL.md#json-text: numbers the worker does not read -----------------------------
+        ok("req/ignored/number-1e400", "numbers_unread", '["REQ","s",{"kinds":[1],"x":1e400}]',
+           "1e400, beyond a double, as the value of an ignored key: the REQ is valid.",
+           [("k1", [E(1, "s", "k1")]), ("k7", NOTHING)]),
+        ok("req/ignored/number-minus-1e-400", "numbers_unread", '["REQ","s",{"kinds":[1],"x":-1e-400}]',
+           "-1e-400, below the smallest double, in an ignored key: the REQ is valid.",
+           [("k1", [E(1, "s", "k1")])]),
+        ok("req/ignored/integer-5000-digits", "numbers_unread", '["REQ","s",{"kinds":[1],"search":%s}]' % digits,
+           "An integer of 5000 digits as the value of search: the REQ is valid.",
+           [("k1", [E(1, "s", "k1")])]),
+        ok("req/ignored/numbers-nested", "numbers_unread",
+           '["REQ","s",{"kinds":[1],"x":{"a":[1E+999,-0.5e-999,{"b":%s.5}]}}]' % ("1" * 400),
+           "Huge and tiny numbers nested in an ignored value: the REQ is valid.",
+           [("k1", [E(1, "s", "k1")])]),
+        ok("req/ignored/number-1e400-in-second-filter", "numbers_unread",
+           '["REQ","s",{"kinds":[1]},{"search":1e400,"kinds":[7]}]',
+           "1e400 in the second filter's search: both filters are valid.",
+           [("k1", [E(1, "s", "k1")]), ("k7", [E(1, "s", "k7")])]),
+        fail("req/integers/kinds-1e400", "numbers_read", '["REQ","s",{"kinds":[1e400]}]',
+             "kinds [1e400] is read: not an integer, CLOSED invalid."),
+        fail("req/integers/since-5000-digits", "numbers_read", '["REQ","s",{"since":%s}]' % digits,
+             "since of 5000 digits is read: out of range, CLOSED invalid."),
+    ]
+
+
+def issue16_bcast():
+    base = ev("x16-bc-base")
+
+    def with_key(label, extra_key_text, first=False, **kw):
+        """An event with more members (raw text) before "sig", or first."""
+        e = ev(label, **kw)
+        if first:
+            return "{" + extra_key_text + "," + e[1:]
+        return e.replace(',"sig":', "," + extra_key_text + ',"sig":', 1)
+
+    def delivered(cid, q, event_raw, comment, filt=None):
+        """conn 1 has s (filter {} unless given): the event is delivered verbatim."""
+        return mk(cid, q, comment,
+                  [step([new(1), add(1, "s", filt if filt is not None else {})], NOTHING),
+                   step([bcast_raw(event_raw)], [ER(1, "s", event_raw)])])
+
+    def refused(cid, q, send, comment, filt=None, after=None):
+        """conn 1 has s (filter {} unless given): nothing is delivered; the
+        next valid event (`after`, one the filter matches) is."""
+        after = after or base
+        return mk(cid, q, comment,
+                  [step([new(1), add(1, "s", filt if filt is not None else {})], NOTHING),
+                   step([send], NOTHING),
+                   step([bcast_raw(after)], [ER(1, "s", after)])])
+
+    msg = lambda e: '["EVENT",' + e + ']'
+    digits = "9" * 5000
+    dup_kind = ev("x16-bc-dupk").replace('"kind":1,', '"kind":1,"kind":7,', 1)
+    dup_kind_late = ev("x16-bc-dupk-late").replace(',"sig":', ',"kind":7,"sig":', 1)
+    dup_kind_7 = ev("x16-bc-dupk7", kind=7).replace('"kind":7,', '"kind":7,"kind":1,', 1)
+    dup_content = ev("x16-bc-dupc").replace(',"sig":', ',"content":1,"sig":', 1)
+    dup_tags = ev("x16-bc-dupt", tags=[["t", "x"]]).replace(',"content":', ',"tags":[],"content":', 1)
+    dup_pubkey = ev("x16-bc-dupp", kind=4).replace(',"created_at":', ',"pubkey":"%s","created_at":' % BOB, 1)
+    extra_p = with_key("x16-bc-xp", '"p":"%s","whitelisted":true' % BOB, kind=4, pubkey=CAROL)
+    return [
+        # ---- PROTOCOL.md#bcast-event: extra members are ignored (PROTOCOL.md#n-20) ------------
+        delivered("bcast/extra-member/string", "extra_members", with_key("x16-bc-xs", '"extra":"x"'),
+                  "An event with one extra member, a string: delivered verbatim.", {"kinds": [1]}),
+        delivered("bcast/extra-member/nested-values", "extra_members",
+                  with_key("x16-bc-xn", '"relays":["wss://r.example"],"meta":{"a":[1,true,null,{"b":-2.5}]}'),
+                  "Extra members holding arrays, objects, numbers, booleans and null: delivered verbatim."),
+        delivered("bcast/extra-member/first-member", "extra_members", with_key("x16-bc-xf", '"v":2', first=True),
+                  "An extra member before id: delivered verbatim."),
+        mk("bcast/extra-member/no-part-in-matching", "extra_members",
+           "Extra members named #t, t and kinds do not make a #t [x] or kinds [7] filter match; {} still matches.",
+           [step([new(1), add(1, "tag", {"#t": ["x"]}), add(1, "kind", {"kinds": [7]}), add(1, "all", {})], NOTHING),
+            step([bcast_raw(with_key("x16-bc-xm", '"#t":["x"],"t":"x","kinds":[7]'))],
+                 [ER(1, "all", with_key("x16-bc-xm", '"#t":["x"],"t":"x","kinds":[7]'))])]),
+        mk("bcast/extra-member/no-part-in-access", ("extra_members", "rule1"),
+           "CAROL's kind-4 event with extra members p: BOB and whitelisted: true: BOB's conn 4 does not pass rule 1, whitelisted conn 2 does.",
+           [step([new(1), new(2, flags=0x01), new(4), auth(4, BOB)] + [add(c, "s", {}) for c in (1, 2, 4)], NOTHING),
+            step([bcast_raw(extra_p, flags=0x01)], [ER(2, "s", extra_p)])]),
+        delivered("bcast/extra-member/number-1e400", "numbers_unread", with_key("x16-bc-x400", '"x":1e400'),
+                  "An extra member 1e400, beyond a double: delivered verbatim."),
+        delivered("bcast/extra-member/integer-5000-digits", "numbers_unread", with_key("x16-bc-xd", '"x":' + digits),
+                  "An extra member holding an integer of 5000 digits: delivered verbatim."),
+        delivered("bcast/extra-member/numbers-nested", "numbers_unread",
+                  with_key("x16-bc-xnn", '"x":[-1e-400,{"y":1E+999}]'),
+                  "Huge and tiny numbers nested in an extra member: delivered verbatim."),
+        refused("bcast/integers/kind-5000-digits", "numbers_read",
+                bcast_raw(ev("x16-bc-kd", raw={"kind": digits})), "kind of 5000 digits is read: out of range, invalid."),
+        refused("bcast/integers/created-at-1e400", "numbers_read",
+                bcast_raw(ev("x16-bc-c400", raw={"created_at": "1e400"})), "created_at 1e400 is read: not an integer, invalid."),
+        # ---- PROTOCOL.md#implementation-limits: an earlier duplicate never takes effect ----
+        refused("bcast/limits/duplicate-kind-earlier-matches", "dup_last", bcast_raw(dup_kind),
+                "kind 1 then kind 7, to a kinds [1] subscription: refused, or of kind 7; not delivered either way.",
+                {"kinds": [1]}),
+        refused("bcast/limits/duplicate-kind-earlier-matches-far-apart", "dup_last", bcast_raw(dup_kind_late),
+                "kind 1 in its place and kind 7 again after content: not delivered to kinds [1] either way.",
+                {"kinds": [1]}),
+        refused("bcast/limits/duplicate-kind-7-then-1", "dup_last", bcast_raw(dup_kind_7),
+                "kind 7 then kind 1, to a kinds [7] subscription: refused, or of kind 1; not delivered either way.",
+                {"kinds": [7]}, after=ev("x16-bc-k7", kind=7)),
+        refused("bcast/limits/duplicate-content-last-invalid", "dup_last", bcast_raw(dup_content),
+                "content \"\" then content 1: refused, or content is not a string; invalid either way."),
+        refused("bcast/limits/duplicate-tags-earlier-matches", "dup_last", bcast_raw(dup_tags),
+                "tags [[\"t\",\"x\"]] then tags []: not delivered to #t [x] either way.", {"#t": ["x"]},
+                after=ev("x16-bc-tx", tags=[["t", "x"]])),
+        mk("bcast/limits/duplicate-pubkey-earlier-authenticated", ("dup_last", "rule1"),
+           "A need_filter kind-4 event whose pubkey is ALICE and then BOB: ALICE's conn does not pass rule 1 through the earlier pubkey.",
+           [step([new(1), auth(1, ALICE), add(1, "s", {})], NOTHING),
+            step([bcast_raw(dup_pubkey, flags=0x01)], NOTHING),
+            step([bcast_raw(ev("x16-bc-dm-alice", kind=4), flags=0x01)], [ER(1, "s", ev("x16-bc-dm-alice", kind=4))])]),
+        # ---- PROTOCOL.md#json-text: other encodings, extensions, whitespace, raw controls ----
+        refused("bcast/json-text/utf16le-with-bom", "json_encoding",
+                bcast_hex((b"\xff\xfe" + msg(base).encode("utf-16-le")).hex()),
+                "The EVENT message in UTF-16LE with its byte-order mark: invalid."),
+        refused("bcast/json-text/utf32be", "json_encoding", bcast_hex(msg(base).encode("utf-32-be").hex()),
+                "The EVENT message in UTF-32BE without a byte-order mark: invalid."),
+        refused("bcast/json-text/nan", "json_extension", bcast_raw(with_key("x16-bc-nan", '"x":NaN')),
+                "An extra member NaN: not JSON, invalid."),
+        refused("bcast/json-text/infinity", "json_extension", bcast_raw(with_key("x16-bc-inf", '"x":[Infinity,-Infinity]')),
+                "An extra member [Infinity,-Infinity]: invalid."),
+        refused("bcast/json-text/trailing-comma", "json_extension", bcast_raw(ev("x16-bc-comma")[:-1] + ",}"),
+                "A comma before the event's closing brace: invalid."),
+        refused("bcast/json-text/trailing-form-feed", "json_whitespace", bcast_data(msg(ev("x16-bc-ff")) + "\f"),
+                "A form feed after the EVENT message: invalid."),
+        refused("bcast/json-text/form-feed-in-object", "json_whitespace",
+                bcast_raw(ev("x16-bc-ffo").replace(',"kind":', ',\f"kind":', 1)),
+                "A form feed between two members of the event: invalid."),
+        refused("bcast/json-text/trailing-no-break-space", "json_whitespace", bcast_data(msg(ev("x16-bc-nbsp")) + "\u00a0"),
+                "A no-break space after the EVENT message: invalid."),
+        refused("bcast/json-text/raw-control-in-content", "json_control",
+                bcast_raw(ev("x16-bc-ctl", raw={"content": '"a\x01b"'})), "A raw U+0001 byte in content: invalid."),
+        refused("bcast/json-text/raw-tab-in-tag", "json_control",
+                bcast_raw(ev("x16-bc-tab", raw={"tags": '[["t","a\tb"]]'})), "A raw TAB byte in a tag value: invalid."),
+        delivered("bcast/json-text/raw-delete-in-content", "json_raw_ok",
+                  ev("x16-bc-del", raw={"content": '"a\x7fb"'}), "A raw U+007F byte in content is JSON: delivered verbatim."),
+    ]
+
+
+def issue16_output():
+    P = ev("output-plain", content="hi")  # the file's "plain" event
+    sid = "\x1b\x0b\x7f<&>\u2028"
+    return [
+        mk("output/closed/sub-id-controls-and-html-chars", ("closed_bytes", "esc_writers"),
+           "A failed Add for a sub_id of ESC, VT, U+007F, <&> and U+2028: the CLOSED frame writes \\u001b\\u000b (lowercase) and the rest raw.",
+           [step([new(1), add_raw(1, sid, "not json")], [CL(1, sid, "invalid")])]),
+        mk("output/sub-id/controls-and-html-chars", "esc_writers",
+           "The same sub_id in an EVENT frame, typed by hand: \\u001b\\u000b, then raw 7f, <&> and e2 80 a8.",
+           [step([new(1), add(1, sid, {})], NOTHING),
+            step([bcast("plain")], [DATA(1, '["EVENT","\\u001b\\u000b\x7f<&>\u2028",' + P + ']')])]),
+    ]
+
+
+def issue16_ordering():
+    events = {"n1": ev("x16-ord-n1"), "n2": ev("x16-ord-n2")}
+    return [
+        mk("ordering/promptness/closed-owed-without-bcast", "prompt",
+           "Failed Adds in steps with no Bcast: each CLOSED is owed at once, and the harness waits for it before it sends the probe.",
+           [step([new(1), add(1, "s", {})], NOTHING),
+            step([add_raw(1, "bad", "not json")], [CL(1, "bad", "invalid")]),
+            step([new(2)], NOTHING),
+            step([add_raw(2, "bad", "[")], [CL(2, "bad", "invalid")]),
+            step([add_raw(1, "worse", '["REQ","worse",{"#foo":["x"]}]'), remove(1, "s")], [CL(1, "worse", "unsupported")]),
+            step([add(1, "s", {})], NOTHING),
+            step([bcast("n1")], [E(1, "s", "n1")])], events=events),
+        mk("ordering/promptness/event-owed-before-next-command", ("prompt", "order_out"),
+           "An EVENT frame is owed when its Bcast is processed, not when the next command arrives: the harness waits for it before the probe.",
+           [step([new(1), add(1, "s", {})], NOTHING),
+            step([bcast("n1")], [E(1, "s", "n1")]),
+            step([add_raw(1, "t", "x"), bcast("n2")], [CL(1, "t", "invalid"), E(1, "s", "n2")], ordered=True)],
+           events=events),
+    ]
+
+
+def issue16_stream():
+    events = {"n1": ev("x16-st-n1"),
+              "dm_zed": ev("x16-st-dm-zed", kind=4, pubkey=ZED),
+              "prot": ev("x16-st-prot", kind=1, tags=[["-"]])}
+    good_req = '["REQ","s",{}]'
+    return [
+        mk("stream/garbage/conn-minus-one-never-a-connection", ("conn_range", "decode_drop"),
+           "New, Add (valid and invalid REQ) and Auth with conn -1 are all dropped: no connection -1 exists, so a matching Bcast reaches only conn 1 and no CLOSED is sent.",
+           [step([new(1), add(1, "s", {})], NOTHING),
+            step([raw(fr(1, sc("new", -1)), fr(1, sc("add", -1, sub_id="s", data=good_req)),
+                      fr(1, sc("auth", -1, data=bytes.fromhex(ALICE))))], NOTHING),
+            step([raw(fr(1, sc("add", -1, sub_id="t", data="not json")))], NOTHING),
+            step([bcast("n1")], [E(1, "s", "n1")])], events=events),
+        mk("stream/garbage/auth-31-bytes-of-key-ending-00", ("auth_len", "decode_drop"),
+           "Auth whose data is the first 31 bytes of a key ending in 00 is dropped, not zero-padded: that key's DM and a protected event do not reach conn 1; conn 2, authenticated with all 32 bytes, gets both.",
+           [step([new(1), add(1, "s", {}), new(2), auth(2, ZED), add(2, "s", {})], NOTHING),
+            step([raw(fr(1, sc("auth", 1, data=bytes.fromhex(ZED)[:31])))], NOTHING),
+            step([bcast("dm_zed", flags=0x01)], [E(2, "s", "dm_zed")]),
+            step([bcast("prot", flags=0x02)], [E(2, "s", "prot")])], events=events),
+    ]
+
+
 EXTRA = {
-    "req": extra_req,
-    "bcast": extra_bcast,
-    "output": extra_output,
-    "ordering": extra_ordering,
-    "stream": extra_stream,
+    "req": [extra_req, issue16_req],
+    "bcast": [extra_bcast, issue16_bcast],
+    "output": [extra_output, issue16_output],
+    "ordering": [extra_ordering, issue16_ordering],
+    "stream": [extra_stream, issue16_stream],
 }
 
 
@@ -2448,8 +2758,8 @@ def main():
     total = 0
     for section, build in SECTIONS:
         title, events, cases = build()
-        if section in EXTRA:
-            cases = cases + EXTRA[section]()
+        for extra in EXTRA.get(section, ()):
+            cases = cases + extra()
         for c in cases:
             assert c["id"].startswith(section + "/"), c["id"]
             assert c["id"] not in seen, c["id"]
