@@ -1,9 +1,14 @@
 //! Running cases against a worker: one fresh worker process per case, its
 //! bytes written raw ([`RawWriter`]) and its frames read through the
 //! [`Broadcaster`](broadcast_process::broadcaster::Broadcaster), with the
-//! probe of PROTOCOL.md#probe as the barrier after every step.
+//! probe of PROTOCOL.md#probe as the barrier after every step. The probe is
+//! sent only once the frames a step expects have come, or the timeout has
+//! passed: they are owed before the worker waits for more input
+//! (PROTOCOL.md#output-promptness), so a worker that holds them until the
+//! next command fails even though the probe would release them.
 //!
-//! A hang (no probe frame, or no expected exit, within the timeout) and a
+//! A hang (no probe frame, or no expected exit, within the timeout; or a
+//! step's frames that came only after the probe) and a
 //! crash (the worker exits or closes its output unexpectedly) are charged to
 //! the case and step that was running; the worker is killed and reaped when
 //! its `Broadcaster` is dropped, and the run goes on.
@@ -232,11 +237,15 @@ impl Session<'_> {
         Ok(true)
     }
 
-    /// Collects frames until the probe `probe_id` reaches the probe
-    /// connection.
-    fn await_probe(&mut self, probe_id: &str, step: usize) -> Result<Vec<Observed>, Stop> {
+    /// Collects frames, after those in `observed`, until the probe
+    /// `probe_id` reaches the probe connection.
+    fn await_probe(
+        &mut self,
+        probe_id: &str,
+        step: usize,
+        mut observed: Vec<Observed>,
+    ) -> Result<Vec<Observed>, Stop> {
         let deadline = Instant::now() + self.cfg.timeout;
-        let mut observed = Vec::new();
         loop {
             if self.interrupted() {
                 return Err(Stop::Interrupted);
@@ -322,14 +331,72 @@ impl Session<'_> {
         }
     }
 
-    /// Sends a probe and waits for it: the end of a step.
-    fn barrier(&mut self, step: usize) -> Result<Vec<Observed>, Stop> {
+    /// Collects the `owed` frames a step expects before anything more is
+    /// sent (PROTOCOL.md#output-promptness: they are written before the
+    /// worker waits for more input), up to the step timeout. Returns what
+    /// came, which is fewer than `owed` if the time ran out: the caller
+    /// sends the probe anyway and the comparison tells why.
+    fn await_owed(&mut self, owed: usize, step: usize) -> Result<Vec<Observed>, Stop> {
+        let deadline = Instant::now() + self.cfg.timeout;
+        let mut observed = Vec::new();
+        while observed.len() < owed {
+            if self.interrupted() {
+                return Err(Stop::Interrupted);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                self.trace.push(format!(
+                    "< ({} of the {owed} expected frame(s) within {} ms; sending the probe)",
+                    observed.len(),
+                    self.cfg.timeout.as_millis()
+                ));
+                break;
+            }
+            match self.link.next_incoming(left.min(SLICE)) {
+                Ok(Incoming::Frame(frame)) => match self.prober.probe_id_of(&frame.data) {
+                    // A late frame of an earlier probe, to a scenario's own
+                    // subscription: not the step's.
+                    Some(id) => self
+                        .trace
+                        .push(format!("< conn {} probe …{}", frame.conn, short_id(&id))),
+                    None => observed.push(self.observe_frame(frame)),
+                },
+                Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
+                Ok(Incoming::Pending) => {}
+                Ok(Incoming::WorkerExited(status)) => {
+                    let status = status.or_else(|| self.link.worker().wait_exit(SLICE));
+                    let mut stop = self.crash_with_status(
+                        step,
+                        status,
+                        "the worker closed its output before the step's frames",
+                    );
+                    if let Stop::Fail(f) = &mut stop {
+                        f.actual = observed.iter().map(render_observed).collect();
+                    }
+                    return Err(stop);
+                }
+                Err(e) => return Err(self.read_failure(e, step)),
+            }
+        }
+        Ok(observed)
+    }
+
+    /// The end of a step: waits for the `owed` frames it expects, then
+    /// sends a probe and waits for that. Returns every frame of the step
+    /// and how many of them came before the probe was sent.
+    fn barrier(&mut self, step: usize, owed: usize) -> Result<(Vec<Observed>, usize), Stop> {
+        let early = if owed > 0 {
+            self.await_owed(owed, step)?
+        } else {
+            Vec::new()
+        };
+        let before_probe = early.len();
         let probe = self.prober.next_probe();
         self.trace.push(format!("> probe …{}", short_id(&probe.id)));
         if !self.write(&framed(&[&probe.command]), step)? {
             return Err(self.crash(step, "the worker went away before the probe could be written"));
         }
-        self.await_probe(&probe.id, step)
+        Ok((self.await_probe(&probe.id, step, early)?, before_probe))
     }
 
     fn setup(&mut self) -> Result<(), Stop> {
@@ -341,7 +408,7 @@ impl Session<'_> {
         if !self.write(&framed(&[&new, &add]), 0)? {
             return Err(self.crash(0, "the worker went away while the probe set-up was written"));
         }
-        let observed = self.barrier(0)?;
+        let (observed, _) = self.barrier(0, 0)?;
         if !observed.is_empty() {
             let mut stop = self.failure(
                 FailureKind::Mismatch,
@@ -364,8 +431,10 @@ impl Session<'_> {
                 Err(self.crash(index, "the worker went away while the step's bytes were written"))
             }
             None => self
-                .barrier(index)
-                .and_then(|observed| self.check_frames(step, index, &observed)),
+                .barrier(index, step.expect.len())
+                .and_then(|(observed, before_probe)| {
+                    self.check_frames(step, index, &observed, Some(before_probe))
+                }),
             Some(end) => self.run_end(step, index, end.close_input, end.exit),
         };
         // A hang or a crash also shows what the step was waiting for.
@@ -379,16 +448,48 @@ impl Session<'_> {
         })
     }
 
-    fn check_frames(&mut self, step: &Step, index: usize, observed: &[Observed]) -> Result<(), Stop> {
-        if let Err(m) = compare(&step.expect, observed, step.ordered) {
-            let mut stop = self.failure(FailureKind::Mismatch, index, m.summary);
-            if let Stop::Fail(f) = &mut stop {
-                f.expected = step.expect.iter().map(render_expected).collect();
-                f.actual = observed.iter().map(render_observed).collect();
-            }
-            return Err(stop);
+    /// Compares a step's frames with its `expect`. `before_probe`, for a
+    /// step that ends with a probe, is how many of them came before the
+    /// probe was sent: frames that match but came only after it were held
+    /// by the worker until more input arrived (PROTOCOL.md#output-promptness).
+    fn check_frames(
+        &mut self,
+        step: &Step,
+        index: usize,
+        observed: &[Observed],
+        before_probe: Option<usize>,
+    ) -> Result<(), Stop> {
+        let owed = step.expect.len();
+        let late = before_probe.filter(|n| *n < owed);
+        let failure = match (compare(&step.expect, observed, step.ordered), late) {
+            (Ok(()), None) => return Ok(()),
+            (Ok(()), Some(n)) => self.failure(
+                FailureKind::Hang,
+                index,
+                format!(
+                    "{n} of the step's {owed} expected frame(s) came within {} ms; the rest came only after the probe \
+                     Bcast. A worker must write the frames its commands cause before it waits for more input \
+                     (PROTOCOL.md#output-promptness)",
+                    self.cfg.timeout.as_millis()
+                ),
+            ),
+            (Err(m), None) => self.failure(FailureKind::Mismatch, index, m.summary),
+            (Err(m), Some(n)) => self.failure(
+                FailureKind::Mismatch,
+                index,
+                format!(
+                    "{} ({n} frame(s) came in the {} ms the harness waited before the probe)",
+                    m.summary,
+                    self.cfg.timeout.as_millis()
+                ),
+            ),
+        };
+        let mut stop = failure;
+        if let Stop::Fail(f) = &mut stop {
+            f.expected = step.expect.iter().map(render_expected).collect();
+            f.actual = observed.iter().map(render_observed).collect();
         }
-        Ok(())
+        Err(stop)
     }
 
     /// A last step that ends the worker: read until its output closes,
@@ -444,7 +545,7 @@ impl Session<'_> {
         };
         self.trace
             .push(format!("< worker exited: {}", describe_status(Some(status))));
-        self.check_frames(step, index, &observed)?;
+        self.check_frames(step, index, &observed, None)?;
         if status.code() != Some(exit) {
             return Err(self.failure(
                 FailureKind::ExitStatus,
