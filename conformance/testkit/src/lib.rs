@@ -1,18 +1,18 @@
 //! Test support of the broadcast-wire repository (`publish = false`).
 //!
-//! Every integration test of the workspace lives in this package's `tests/`,
-//! next to what only tests need: the test workers (`echo_worker`,
+//! The integration tests of the workspace live in this package's `tests/`
+//! (except the process layer's, which `broadcast-process` keeps beside its
+//! code, in `wire/process/tests/`), next to what only tests need: the test
+//! workers (`echo_worker`, still used by the `broadcaster` bench, and
 //! `conformance-testee`), the spec oracles the fuzz checks compare against,
 //! the scripted readers and writers, and helpers to drive the real binaries.
 //! The published crates keep their unit tests and doctests, so each of them
 //! builds and tests on its own when unpacked from its `.crate`.
 
-pub mod broadcaster_support;
 pub mod events;
 pub mod fuzz_checks;
 pub mod harness_run;
 pub mod scripted_io;
-pub mod sharded_support;
 pub mod spec_oracle;
 pub mod worker_process;
 

@@ -237,3 +237,31 @@ impl Worker {
         (rest, status, err)
     }
 }
+
+/// Whether process `pid` is gone, reaped: no /proc entry, or one that
+/// belongs to a process that is not our child (the pid was reused). A
+/// zombie or a live child is still our child. (Linux: reads /proc.)
+pub fn is_reaped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    // Fields after the command name, which is in parentheses and may
+    // contain spaces: state, ppid, ...
+    let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+    let mut fields = after_name.split_whitespace();
+    let _state = fields.next();
+    let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    ppid != std::process::id()
+}
+
+/// Polls [`is_reaped`] for up to 20 s.
+pub fn assert_reaped(pid: u32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !is_reaped(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker {pid} was not reaped (still a child of ours)"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use broadcast_example_relay::{Config, Relay};
-use broadcast_testkit::broadcaster_support::assert_reaped;
+use broadcast_testkit::worker_process::assert_reaped;
 use futures_util::{SinkExt, StreamExt};
 use secp256k1::hashes::{Hash, sha256};
 use secp256k1::{Keypair, SECP256K1};
