@@ -8,7 +8,7 @@ Run from anywhere (standard library only):
 It writes fuzz/corpus/<target>/seed-<name> files, after removing the
 seed-* files it wrote before, and leaves every other corpus file alone.
 The output is deterministic; the seeds are committed, so the stable
-regression tests (conformance/testkit/tests/fuzz_corpus_{wire,worker}.rs)
+regression tests (conformance/testkit/tests/fuzz_corpus_{wire,worker,link}.rs)
 replay them too. Input layouts are described in docs/FUZZING.md and in the
 check functions of broadcast_testkit::fuzz_checks (conformance/testkit/src/fuzz_checks/).
 """
@@ -34,6 +34,23 @@ READ_SCHEDULES = {
     "bytewise": b"\x04",
     "mixed": bytes([0, 5, 1, 10, 0, 4, 2]),
 }
+
+
+# link_worker_output op bytes, played in a cycle (see check_link_worker_output
+# in conformance/testkit/src/fuzz_checks/link.rs): op % 8 = 0-2 read, 3-4
+# read_ahead, 5 and 7 a command picked by op >> 3, 6 a flush that lets the
+# command pipe take 4 * (op >> 3) more bytes. An empty list only reads.
+LINK_OPS = {
+    "read": b"",
+    "interleaved": bytes([3, 0, 5, 4, 6 | 8 << 3, 1, 7 | 2 << 3, 2, 13, 6 | 31 << 3, 4, 15, 21]),
+}
+# (read schedule, op list) pairs each framing stream is seeded with.
+LINK_PLANS = [("oneshot", "read"), ("mixed", "interleaved")]
+
+
+def link_input(max_byte, schedule, ops, stream):
+    """[max_payload] [n] [n read-schedule bytes] [m] [m op bytes] [stream]."""
+    return bytes([max_byte, len(schedule)]) + schedule + bytes([len(ops)]) + ops + stream
 
 
 def load(path):
@@ -110,6 +127,26 @@ def framing_seeds(seeds):
         for sched_name, sched in READ_SCHEDULES.items():
             data = bytes([max_byte, len(sched)]) + sched + stream
             seeds.add("frame_reader_chunked", f"{v['id']}-{sched_name}", data)
+        for sched_name, ops_name in LINK_PLANS:
+            data = link_input(max_byte, READ_SCHEDULES[sched_name], LINK_OPS[ops_name], stream)
+            seeds.add("link_worker_output", f"{v['id']}-{sched_name}-{ops_name}", data)
+
+
+def link_seeds(seeds, valid_payloads):
+    """link_worker_output: the valid BroadcastFrame payloads of the codec
+    vectors as a worker's output on channel 2, ending cleanly, inside a
+    frame, and at a header over the maximum followed by more output (which
+    the link must discard)."""
+    frames = b"".join(frame(chan, p) for _, chan, p in valid_payloads if chan == 2)
+    endings = {
+        "clean": b"",
+        "truncated": frame(2, b"\x01\x00\x00\x00\x05\x00\x00\x00abcde")[:9],
+        "too-large-then-more": struct.pack("<BI", 2, 0xFFFFFFFF) + frames,
+    }
+    for end_name, ending in endings.items():
+        for sched_name, ops_name in LINK_PLANS:
+            data = link_input(255, READ_SCHEDULES[sched_name], LINK_OPS[ops_name], frames + ending)
+            seeds.add("link_worker_output", f"broadcast-frames-{end_name}-{sched_name}-{ops_name}", data)
 
 
 def structured_seeds(seeds, valid_payloads):
@@ -263,6 +300,7 @@ def main():
     valid = codec_seeds(seeds)
     framing_seeds(seeds)
     structured_seeds(seeds, valid)
+    link_seeds(seeds, valid)
     scenario_seeds(seeds)
     fixed_event_req_seeds(seeds)
     seeds.write()
