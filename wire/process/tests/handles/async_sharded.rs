@@ -297,7 +297,14 @@ impl Stream {
     /// Receives until shard 0 has echoed every accepted event (so its
     /// queue is empty: each echo answers a command it read).
     async fn drain_shard0(&mut self, b: &mut AsyncShardedBroadcaster) {
-        while self.got.bcast_tags(0).len() < self.accepted.len() {
+        let bcasts = |got: &Collected| {
+            got.echoes[0]
+                .iter()
+                .filter(|c| matches!(c, SubCommand::Bcast { .. }))
+                .count()
+        };
+        // (Counted, not parsed: this runs once per frame.)
+        while bcasts(&self.got) < self.accepted.len() {
             let item = next_item(b).await;
             self.got.take(item);
         }
