@@ -3,9 +3,15 @@
 //! ratio; with each shard's peak RSS and the parent's own CPU time.
 //!
 //! ```text
-//! cargo bench -p broadcast-testkit --bench sharded
-//! cargo bench -p broadcast-testkit --bench sharded -- --rounds 9 --socketpair --tag-pool 1250
+//! cargo bench -p broadcast-process --bench sharded
+//! cargo bench -p broadcast-process --bench sharded -- --rounds 9 --socketpair --tag-pool 1250
 //! ```
+//!
+//! The workers are the reference worker binary, `broadcast-worker`, found
+//! (and under cargo built first) next to this bench by
+//! `broadcast_worker::locate`. Run the bench binary directly, outside cargo,
+//! only after building it: `cargo build --release -p broadcast-worker` with
+//! the same target directory.
 //!
 //! Workload: the mixed subscriptions of `conformance/worker/benches/e2e.rs`
 //! (a quarter each of `{"authors":[A]}`, `{"#p":[P],"kinds":[4,1059]}`,
@@ -27,6 +33,7 @@
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use std::path::Path;
     use std::time::{Duration, Instant};
 
     use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
@@ -35,7 +42,6 @@ mod linux {
     use bytes::Bytes;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-    const WORKER: &str = env!("CARGO_BIN_EXE_reference-worker");
     const FIRST_CONN: i32 = 16;
     const PROBE_CONN: i32 = 1_000_000;
     const SINCE: u64 = 1_700_000_000;
@@ -181,13 +187,18 @@ mod linux {
 
     /// Spawns K workers and loads the subscriptions, plus one probe
     /// subscription per shard; returns once every shard has applied them.
-    fn load(k: usize, subs: &[(i32, String, String)], transport: Transport) -> ShardedBroadcaster {
+    fn load(
+        worker: &Path,
+        k: usize,
+        subs: &[(i32, String, String)],
+        transport: Transport,
+    ) -> ShardedBroadcaster {
         let opts = Options::new()
             .max_queued_bytes(1 << 20)
             .stderr(StderrMode::Inherit);
         let shards = std::num::NonZeroUsize::new(k).unwrap();
         let mut b =
-            ShardedBroadcaster::spawn(shards, |_| std::process::Command::new(WORKER), transport, &opts)
+            ShardedBroadcaster::spawn(shards, |_| std::process::Command::new(worker), transport, &opts)
                 .expect("spawning the reference workers");
         let mut last_conn = None;
         let send = |b: &mut ShardedBroadcaster, f: &mut dyn FnMut(&mut ShardedBroadcaster) -> bool| {
@@ -303,11 +314,13 @@ mod linux {
         let hashtags = tag_pool.unwrap_or(sizes.subs / 16).max(1);
         let subs = subscriptions(sizes.subs, hashtags, &mut rng);
         let events = events(sizes.events, sizes.subs, hashtags, &mut rng);
+        let exe = std::env::current_exe().expect("the bench binary's path");
+        let worker = broadcast_worker::locate::locate(&exe).unwrap_or_else(|e| panic!("{e}"));
         let load_started = Instant::now();
-        let mut one = load(1, &subs, transport);
+        let mut one = load(&worker, 1, &subs, transport);
         let load_one = load_started.elapsed();
         let load_started = Instant::now();
-        let mut two = load(2, &subs, transport);
+        let mut two = load(&worker, 2, &subs, transport);
         let load_two = load_started.elapsed();
 
         let (mut ratios, mut rates) = (Vec::new(), [Vec::new(), Vec::new()]);

@@ -1,14 +1,23 @@
 //! Commands per second through a `Broadcaster` into a worker that reads and
-//! discards (`echo_worker --discard`), against writing the same pre-encoded
-//! bytes straight to the same kind of fd into the same kind of child, in the
-//! same run; and through an `AsyncBroadcaster` against the sync
-//! `Broadcaster`, in the same run.
+//! discards, against writing the same pre-encoded bytes straight to the
+//! same kind of fd into the same kind of child, in the same run; and
+//! through an `AsyncBroadcaster` against the sync `Broadcaster`, in the
+//! same run.
 //!
 //! ```text
-//! cargo bench -p broadcast-testkit --bench broadcaster
-//! cargo bench -p broadcast-testkit --bench broadcaster -- --rounds 31 stdio_batch
-//! cargo bench -p broadcast-testkit --bench broadcaster -- async
+//! cargo bench -p broadcast-process --bench broadcaster --features tokio
+//! cargo bench -p broadcast-process --bench broadcaster -- --rounds 31 stdio_batch
+//! cargo bench -p broadcast-process --bench broadcaster --features tokio -- async
 //! ```
+//!
+//! The async scenarios need the `tokio` feature; without it they are
+//! skipped (and say so).
+//!
+//! The worker is this bench binary itself: run with
+//! `BROADCAST_PROCESS_BENCH_WORKER` set in its environment, `main` is the
+//! test echo worker of `tests/handles/echo_worker.rs` (one implementation,
+//! shared with the crate's tests), here always `--discard`: it reads and
+//! throws away its input until end of input.
 //!
 //! Not criterion: criterion measures one function after the other, and on
 //! a shared two-core machine the load changes between the two more than the
@@ -35,11 +44,13 @@
 //!   the default 8 MiB the queue stays nearly full, its data falls out of
 //!   the cache and the buffer compacts often: measured slower.)
 //! - `socketpair_stream`: the same over a socketpair (`--fd 3`).
-//! - `stdio_pre_encoded`: the batch's pre-encoded bytes go in with one
-//!   `send_raw`, then `flush_blocking`: the queue and the non-blocking
-//!   flush (`poll`, `SIGPIPE` shield) alone, without encoding.
 //! - `stdio_per_command`: `send` and `flush` for every command, nothing
 //!   coalesced: the queue's worst case (raw: one 200-byte `write_all` each).
+//!
+//! (`stdio_pre_encoded`, which queued the batch's pre-encoded bytes with
+//! `Broadcaster::send_raw`, is gone with `send_raw`: the handle queues
+//! commands only, and bytes written to a copy of its fd would bypass the
+//! queue, which is what the raw arm already measures.)
 //!
 //! The async scenarios compare an `AsyncBroadcaster` (a current-thread tokio
 //! runtime, `send(..).await` for each command, then `flush().await`) with
@@ -57,6 +68,7 @@ mod unix {
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
+    #[cfg(feature = "tokio")]
     use broadcast_process::async_broadcaster::AsyncBroadcaster;
     use broadcast_process::broadcaster::{
         Broadcaster, FlushStatus, Options, SendError, StderrMode, Transport,
@@ -66,7 +78,9 @@ mod unix {
     use command_fds::{CommandFdExt, FdMapping};
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-    const WORKER: &str = env!("CARGO_BIN_EXE_echo_worker");
+    /// Set in the environment of the child that this binary spawns as its
+    /// worker; `main` then runs the echo worker instead of the bench.
+    pub const WORKER_ENV: &str = "BROADCAST_PROCESS_BENCH_WORKER";
     const FRAME_LEN: usize = 200;
     const EVENT_LEN: usize = FRAME_LEN - 5 - SubCommand::FIXED_LEN;
     /// Commands per batch.
@@ -94,9 +108,11 @@ mod unix {
         wire
     }
 
+    /// This binary, re-run as the echo worker reading and discarding.
     fn discard_worker() -> Command {
-        let mut cmd = Command::new(WORKER);
-        cmd.arg("--discard").stderr(Stdio::null());
+        let exe = std::env::current_exe().expect("the bench binary's path");
+        let mut cmd = Command::new(exe);
+        cmd.env(WORKER_ENV, "1").arg("--discard").stderr(Stdio::null());
         cmd
     }
 
@@ -181,9 +197,6 @@ mod unix {
         Stream,
         BatchBlocking,
         PerCommand,
-        /// The batch's pre-encoded bytes through `send_raw`: the queue and
-        /// flush machinery without the per-command encoding.
-        PreEncoded,
     }
 
     /// The Broadcaster, used as a caller would.
@@ -191,7 +204,6 @@ mod unix {
         b: Broadcaster,
         cmd: SubCommand,
         mode: Mode,
-        wire: Vec<u8>,
     }
 
     impl Handle {
@@ -205,7 +217,6 @@ mod unix {
                 b,
                 cmd: command(),
                 mode,
-                wire: pre_encoded(BATCH),
             }
         }
 
@@ -249,10 +260,6 @@ mod unix {
                     }
                     self.b.flush_blocking().expect("flush");
                 }
-                Mode::PreEncoded => {
-                    self.b.send_raw(black_box(&self.wire)).expect("queue");
-                    self.b.flush_blocking().expect("flush");
-                }
                 Mode::PerCommand => {
                     for _ in 0..BATCH {
                         self.b.send(black_box(&self.cmd)).expect("queue");
@@ -279,6 +286,7 @@ mod unix {
 
     /// The async handle, on its own current-thread runtime, used as a tokio
     /// relay's hub would.
+    #[cfg(feature = "tokio")]
     struct AsyncHandle {
         // Declared first: dropped (deregistered) before the runtime.
         b: AsyncBroadcaster,
@@ -286,6 +294,7 @@ mod unix {
         rt: tokio::runtime::Runtime,
     }
 
+    #[cfg(feature = "tokio")]
     impl AsyncHandle {
         fn spawn(transport: Transport) -> AsyncHandle {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -307,6 +316,7 @@ mod unix {
         }
     }
 
+    #[cfg(feature = "tokio")]
     impl Arm for AsyncHandle {
         fn pid(&self) -> u32 {
             self.b.pid().expect("spawned")
@@ -346,7 +356,10 @@ mod unix {
     }
 
     const RAW_VS_SYNC: (&str, &str) = ("raw", "broadcaster");
+    #[cfg(feature = "tokio")]
     const SYNC_VS_ASYNC: (&str, &str) = ("sync", "async");
+    /// The scenarios that need the `tokio` feature.
+    const ASYNC_SCENARIOS: [&str; 2] = ["async_stdio_stream", "async_socketpair_stream"];
 
     fn scenarios() -> Vec<Scenario> {
         vec![
@@ -369,23 +382,19 @@ mod unix {
                 arm: || Box::new(Handle::spawn(Transport::SocketPair, Mode::Stream)),
             },
             Scenario {
-                name: "stdio_pre_encoded",
-                names: RAW_VS_SYNC,
-                baseline: || Box::new(Raw::stdio(BATCH * FRAME_LEN)),
-                arm: || Box::new(Handle::spawn(Transport::Stdio, Mode::PreEncoded)),
-            },
-            Scenario {
                 name: "stdio_per_command",
                 names: RAW_VS_SYNC,
                 baseline: || Box::new(Raw::stdio(FRAME_LEN)),
                 arm: || Box::new(Handle::spawn(Transport::Stdio, Mode::PerCommand)),
             },
+            #[cfg(feature = "tokio")]
             Scenario {
                 name: "async_stdio_stream",
                 names: SYNC_VS_ASYNC,
                 baseline: || Box::new(Handle::spawn(Transport::Stdio, Mode::Stream)),
                 arm: || Box::new(AsyncHandle::spawn(Transport::Stdio)),
             },
+            #[cfg(feature = "tokio")]
             Scenario {
                 name: "async_socketpair_stream",
                 names: SYNC_VS_ASYNC,
@@ -521,15 +530,41 @@ mod unix {
         println!(
             "scenario                arm/baseline throughput (median of {rounds} rounds, 200-byte commands)"
         );
-        for scenario in scenarios() {
-            if filters.is_empty() || filters.iter().any(|f| scenario.name.contains(f.as_str())) {
-                run(&scenario, rounds, smoke);
+        let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+        let scenarios = scenarios();
+        for scenario in &scenarios {
+            if wanted(scenario.name) {
+                run(scenario, rounds, smoke);
+            }
+        }
+        for name in ASYNC_SCENARIOS {
+            if wanted(name) && !scenarios.iter().any(|s| s.name == name) {
+                println!("{name:<23} skipped: needs --features tokio");
             }
         }
     }
 }
 
-fn main() {
+/// The echo worker of the crate's tests, the one implementation; this
+/// bench runs only its `--discard` mode.
+#[cfg(unix)]
+#[allow(dead_code)] // items the tests use and this bench does not
+#[path = "../tests/handles/echo_worker.rs"]
+mod echo_worker;
+
+fn main() -> std::process::ExitCode {
     #[cfg(unix)]
-    unix::main();
+    {
+        if std::env::var_os(unix::WORKER_ENV).is_some() {
+            // SAFETY: the first thing this process does as a worker, before
+            // anything takes a descriptor (the fd-safety policy of
+            // broadcast_process::worker_io: `--fd N` is taken only if it was
+            // inherited).
+            #[allow(unsafe_code)]
+            let _ = unsafe { broadcast_process::worker_io::init_inherited_fds() };
+            return echo_worker::main(std::env::args().skip(1));
+        }
+        unix::main();
+    }
+    std::process::ExitCode::SUCCESS
 }
