@@ -3,9 +3,9 @@
 //! The integration tests of the workspace live in this package's `tests/`
 //! (except the process layer's, which `broadcast-process` keeps beside its
 //! code, in `wire/process/tests/`), next to what only tests need: the test
-//! workers (`echo_worker`, still used by the `broadcaster` bench, and
-//! `conformance-testee`), the spec oracles the fuzz checks compare against,
-//! the scripted readers and writers, and helpers to drive the real binaries.
+//! worker `conformance-testee`, the spec oracles the fuzz checks compare
+//! against, the scripted readers and writers, and helpers to drive the real
+//! binaries.
 //! The published crates keep their unit tests and doctests, so each of them
 //! builds and tests on its own when unpacked from its `.crate`.
 
