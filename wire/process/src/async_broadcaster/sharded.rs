@@ -335,9 +335,11 @@ impl AsyncShardedBroadcaster {
     // ---- writing ------------------------------------------------------------
 
     /// Writes every live shard's queue out, waiting for the workers to take
-    /// it (see [`AsyncBroadcaster::flush`]). Every shard is flushed even if
-    /// one fails; the first error is returned, and a shard found dead
-    /// ([`FlushError::WorkerGone`]) is marked down.
+    /// it (see [`AsyncBroadcaster::flush`]). The shards are written side by
+    /// side, not one after the other, so a slow shard holds up no other and
+    /// a future dropped early has written what every fd took. Every shard
+    /// is flushed even if one fails; the first error is returned, and a
+    /// shard found dead ([`FlushError::WorkerGone`]) is marked down.
     ///
     /// ```
     /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
@@ -355,13 +357,24 @@ impl AsyncShardedBroadcaster {
     /// ```
     pub async fn flush(&mut self) -> Result<(), ShardError<FlushError>> {
         let mut first_error = None;
-        for shard in 0..self.shards.len() {
-            if self.router.state(shard) != Some(ShardState::Live) {
-                continue;
+        let mut done = vec![false; self.shards.len()];
+        poll_fn(|cx| {
+            let mut waiting = false;
+            for (shard, done) in done.iter_mut().enumerate() {
+                if *done || self.router.state(shard) != Some(ShardState::Live) {
+                    continue;
+                }
+                match self.shards[shard].poll_flush(cx) {
+                    Poll::Pending => waiting = true,
+                    Poll::Ready(outcome) => {
+                        *done = true;
+                        self.router.settle_flush(shard, outcome, &mut first_error);
+                    }
+                }
             }
-            let outcome = self.shards[shard].flush().await;
-            self.router.settle_flush(shard, outcome, &mut first_error);
-        }
+            if waiting { Poll::Pending } else { Poll::Ready(()) }
+        })
+        .await;
         first_error.map_or(Ok(()), Err)
     }
 
