@@ -165,8 +165,9 @@ impl<R: io::Read, W: Outlet> Link<R, W> {
     }
 
     /// Ends the command stream ([`Outlet::close`]): refused, with nothing
-    /// closed, while commands are queued. Later commands are refused with
-    /// [`SendError::WriteClosed`].
+    /// closed, while commands are queued that can still be written (once
+    /// the worker is gone, nothing can: it closes). Later commands are
+    /// refused with [`SendError::WriteClosed`].
     ///
     /// ```
     /// use broadcast_process::link::{Link, SendError};
@@ -264,15 +265,17 @@ impl<R: io::Read, W: Outlet> Link<R, W> {
 
     // ---- state and counters -----------------------------------------------
 
-    /// Whether commands are queued (a driver then watches for
-    /// writability and flushes).
+    /// Whether commands are queued that a flush could write (a driver then
+    /// watches for writability and flushes). False once the worker is gone:
+    /// what is queued then can never be written (see
+    /// [`Link::queued_commands`] for how much).
     ///
     /// ```
     /// let mut link = broadcast_process::link::Link::new(std::io::empty(), Vec::new(), 1024, 1024);
     /// assert!(!link.wants_write());
     /// ```
     pub fn wants_write(&self) -> bool {
-        self.outbound.pending_bytes() > 0
+        self.outbound.wants_write()
     }
 
     /// Bytes queued and not yet written.

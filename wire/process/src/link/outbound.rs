@@ -160,10 +160,11 @@ impl<W: Outlet> Outbound<W> {
         }
     }
 
-    /// Ends the command stream, if nothing is queued.
+    /// Ends the command stream, if nothing is queued, or if what is queued
+    /// can never be written (the worker is gone).
     pub(crate) fn close(&mut self) -> Result<(), Unflushed> {
         let queued_bytes = self.writer.pending();
-        if queued_bytes > 0 {
+        if queued_bytes > 0 && self.state != State::Gone {
             return Err(Unflushed { queued_bytes });
         }
         if self.state != State::Closed {
@@ -175,6 +176,13 @@ impl<W: Outlet> Outbound<W> {
 
     pub(crate) fn pending_bytes(&self) -> usize {
         self.writer.pending()
+    }
+
+    /// Whether a flush could write something: bytes are queued and the
+    /// worker is not gone (its queue can never drain then, and its fd would
+    /// stay "writable" with an error forever).
+    pub(crate) fn wants_write(&self) -> bool {
+        self.writer.pending() > 0 && self.state != State::Gone
     }
 
     pub(crate) fn pending_commands(&self) -> usize {

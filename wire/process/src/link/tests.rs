@@ -436,6 +436,12 @@ fn a_write_that_meets_broken_pipe_or_reset_makes_the_worker_gone() {
         assert_eq!(send(&mut link, &new_cmd(3)), Err(SendError::WorkerGone));
         assert!(!SendError::WorkerGone.is_retryable());
         assert_eq!((link.queued_commands(), link.sent_commands()), (2, 0));
+        // Nothing left that a flush could write: no more write interest, and
+        // the stream can be closed with the dead commands still counted.
+        assert!(!link.wants_write());
+        assert_eq!(link.close_write(), Ok(()));
+        assert_eq!(link.writer().closes, 1);
+        assert_eq!(link.queued_commands(), 2);
     }
 }
 
