@@ -29,8 +29,16 @@ fn suite_against(flags: &[&str], extra: &[&str]) -> Run {
 
 /// The suite fails against `--bug bug`, and every case in `caught` is
 /// among the failures, with the failure kind `kind`.
+///
+/// A step whose expected frames a bug never writes costs the harness one
+/// timeout before its probe (PROTOCOL.md#output-promptness), so bug runs use
+/// 1 s unless the test sets its own: far more than a small case needs.
 fn caught(bug: &str, extra: &[&str], kind: &str, cases: &[&str]) {
-    let run = suite_against(&["--bug", bug], extra);
+    let mut extra = extra.to_vec();
+    if !extra.contains(&"--timeout") {
+        extra.extend_from_slice(&["--timeout", "1000"]);
+    }
+    let run = suite_against(&["--bug", bug], &extra);
     assert_eq!(run.code, 1, "bug {bug} went unnoticed: {}", run.stderr);
     let failed = run.ids_with("failed");
     assert!(!failed.is_empty(), "bug {bug}: no failing case");
@@ -85,7 +93,8 @@ fn ignores_t1_only() {
 fn no_closed_on_invalid() {
     caught(
         "no-closed-on-invalid",
-        &[],
+        // Every case with a CLOSED waits out the timeout before its probe.
+        &["--timeout", "500"],
         "mismatch",
         &["req/json/not-json", "ordering/closed/two-closed"],
     );
@@ -247,7 +256,10 @@ fn crash_on_remove() {
 fn reorders_across_commands() {
     caught(
         "reorders-across-commands",
-        &[],
+        // Holding a Bcast's frames until the next command also breaks
+        // PROTOCOL.md#output-promptness, so every step with an EVENT frame
+        // waits out the timeout; the ordering section is enough here.
+        &["--timeout", "500", "--case", "ordering/**"],
         "mismatch",
         &["ordering/bcast/two-events", "ordering/closed/event-then-closed"],
     );
@@ -384,6 +396,190 @@ fn oversize_drops_bcast() {
         ],
         "mismatch",
         &["output/oversize/at-max", "output/oversize/over-max"],
+    );
+}
+
+// ---- issue 16: rules no case could catch before -------------------------------------
+
+#[test]
+fn holds_closed_until_bcast() {
+    // PROTOCOL.md#output-promptness: the probe Bcast would release the held
+    // CLOSED, so only the harness's wait for a step's frames before the
+    // probe sees it. Every step whose CLOSED comes without a Bcast waits
+    // the whole timeout, so the run is kept to a few sections and a short
+    // timeout.
+    caught(
+        "holds-closed-until-bcast",
+        &[
+            "--timeout",
+            "500",
+            "--case",
+            "ordering/**",
+            "--case",
+            "req/json/**",
+        ],
+        "hang",
+        &[
+            "ordering/promptness/closed-owed-without-bcast",
+            "ordering/promptness/frames-before-next-read",
+            "ordering/closed/two-closed",
+            "req/json/not-json",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_key_first_wins() {
+    // PROTOCOL.md#implementation-limits: refusing and keeping the last
+    // occurrence agree on these cases; keeping the first does not.
+    caught(
+        "duplicate-key-first-wins",
+        &[],
+        "mismatch",
+        &[
+            "bcast/limits/duplicate-kind-earlier-matches",
+            "bcast/limits/duplicate-kind-earlier-matches-far-apart",
+            "bcast/limits/duplicate-kind-7-then-1",
+            "bcast/limits/duplicate-content-last-invalid",
+            "bcast/limits/duplicate-tags-earlier-matches",
+            "bcast/limits/duplicate-pubkey-earlier-authenticated",
+            "req/limits/duplicate-key-last-invalid",
+            "req/limits/duplicate-key-escaped-last-invalid",
+            "req/limits/duplicate-tag-key-last-invalid",
+        ],
+    );
+}
+
+#[test]
+fn json_text_extensions() {
+    caught(
+        "json-text-extensions",
+        &[],
+        "mismatch",
+        &[
+            "req/json-text/utf16le-with-bom",
+            "req/json-text/utf16be",
+            "req/json-text/utf32le",
+            "req/json-text/utf32be-with-bom",
+            "req/json-text/nan",
+            "req/json-text/infinity",
+            "req/json-text/minus-infinity",
+            "req/json-text/trailing-comma",
+            "req/json-text/comment",
+            "req/json-text/trailing-form-feed",
+            "req/json-text/form-feed-between-tokens",
+            "req/json-text/vertical-tab-between-tokens",
+            "req/json-text/trailing-no-break-space",
+            "req/json-text/leading-line-separator",
+            "req/json-text/raw-control-in-ignored-string",
+            "req/json-text/raw-tab-in-tag-value",
+            "req/json-text/raw-newline-in-ignored-string",
+            "bcast/json-text/utf16le-with-bom",
+            "bcast/json-text/utf32be",
+            "bcast/json-text/nan",
+            "bcast/json-text/infinity",
+            "bcast/json-text/trailing-comma",
+            "bcast/json-text/trailing-form-feed",
+            "bcast/json-text/form-feed-in-object",
+            "bcast/json-text/trailing-no-break-space",
+            "bcast/json-text/raw-control-in-content",
+            "bcast/json-text/raw-tab-in-tag",
+        ],
+    );
+}
+
+#[test]
+fn closed_uppercase_escapes() {
+    caught(
+        "closed-uppercase-escapes",
+        &[],
+        "mismatch",
+        &["output/closed/sub-id-controls-and-html-chars"],
+    );
+}
+
+#[test]
+fn closed_html_escapes() {
+    caught(
+        "closed-html-escapes",
+        &[],
+        "mismatch",
+        &["output/closed/sub-id-controls-and-html-chars"],
+    );
+}
+
+#[test]
+fn conn_minus_one_accepted() {
+    caught(
+        "conn-minus-one-accepted",
+        &[],
+        "mismatch",
+        &["stream/garbage/conn-minus-one-never-a-connection"],
+    );
+}
+
+#[test]
+fn auth_short_key_padded() {
+    caught(
+        "auth-short-key-padded",
+        &[],
+        "mismatch",
+        &["stream/garbage/auth-31-bytes-of-key-ending-00"],
+    );
+}
+
+#[test]
+fn extra_members_refused() {
+    // PROTOCOL.md#bcast-event (N-20 settled): extra members are ignored.
+    caught(
+        "extra-members-refused",
+        &[],
+        "mismatch",
+        &[
+            "bcast/extra-member/string",
+            "bcast/extra-member/nested-values",
+            "bcast/extra-member/first-member",
+            "bcast/extra-member/no-part-in-matching",
+            "bcast/extra-member/no-part-in-access",
+            "bcast/limits/depth-64",
+        ],
+    );
+}
+
+#[test]
+fn unread_numbers_range_checked() {
+    // PROTOCOL.md#json-text: what the reference worker used to do.
+    caught(
+        "unread-numbers-range-checked",
+        &[],
+        "mismatch",
+        &[
+            "req/ignored/number-1e400",
+            "req/ignored/integer-5000-digits",
+            "req/ignored/numbers-nested",
+            "req/ignored/number-1e400-in-second-filter",
+            "bcast/extra-member/number-1e400",
+            "bcast/extra-member/integer-5000-digits",
+            "bcast/extra-member/numbers-nested",
+        ],
+    );
+}
+
+#[test]
+fn unsupported_wins() {
+    // PROTOCOL.md#add-failure (N-19 settled): `invalid` wins.
+    caught(
+        "unsupported-wins",
+        &[],
+        "mismatch",
+        &[
+            "req/prefix/invalid-after-unsupported",
+            "req/prefix/invalid-before-unsupported",
+            "req/prefix/invalid-in-later-filter",
+            "req/prefix/invalid-in-earlier-filter",
+            "req/prefix/filter-not-object-after-unsupported",
+            "req/prefix/not-json-after-unsupported",
+        ],
     );
 }
 

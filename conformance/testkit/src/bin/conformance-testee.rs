@@ -133,6 +133,46 @@ const BUGS: &[(&str, &str)] = &[
         "oversize-drops-bcast",
         "a Bcast within 381 bytes of the maximum payload is not delivered at all (PROTOCOL.md#oversize-output)",
     ),
+    (
+        "holds-closed-until-bcast",
+        "a CLOSED frame is written only when the next Bcast arrives, not before the worker waits for more input (PROTOCOL.md#output-promptness)",
+    ),
+    (
+        "duplicate-key-first-wins",
+        "of a key given twice in a filter or an event, the first occurrence is used (PROTOCOL.md#implementation-limits)",
+    ),
+    (
+        "json-text-extensions",
+        "NaN, Infinity, comments, trailing commas, UTF-16 and UTF-32 text, form feeds, vertical tabs and non-ASCII spaces, and raw control characters in strings are accepted (PROTOCOL.md#json-text)",
+    ),
+    (
+        "closed-uppercase-escapes",
+        "CLOSED frames write the sub_id's control characters as \\u00XX with uppercase hex digits (PROTOCOL.md#closed-message)",
+    ),
+    (
+        "closed-html-escapes",
+        "CLOSED frames write the sub_id's <, >, &, U+2028 and U+2029 as \\u escapes, as Go's encoding/json does (PROTOCOL.md#closed-message)",
+    ),
+    (
+        "conn-minus-one-accepted",
+        "New, Close, Add, Remove and Auth with conn -1 are executed instead of dropped, so a connection -1 exists (PROTOCOL.md#operations)",
+    ),
+    (
+        "auth-short-key-padded",
+        "Auth with 31 bytes of data is zero-padded to a 32-byte pubkey instead of dropped (PROTOCOL.md#operations)",
+    ),
+    (
+        "extra-members-refused",
+        "an event object with a member other than the seven of NIP-01 is invalid (PROTOCOL.md#bcast-event)",
+    ),
+    (
+        "unread-numbers-range-checked",
+        "a number beyond the range of a double is refused even where its value is never read (PROTOCOL.md#json-text)",
+    ),
+    (
+        "unsupported-wins",
+        "a REQ with a # key that is not one letter is closed with `unsupported` even when it has an `invalid` failure too (PROTOCOL.md#add-failure)",
+    ),
 ];
 
 /// Conforming behaviours a harness must accept.
@@ -240,6 +280,8 @@ struct Testee {
     modes: BTreeSet<String>,
     /// Frames held back by `reorders-across-commands`.
     held: Vec<BroadcastFrame>,
+    /// CLOSED frames held back by `holds-closed-until-bcast`.
+    held_closed: Vec<BroadcastFrame>,
 }
 
 impl Testee {
@@ -292,6 +334,24 @@ impl Testee {
                         }
                     }
                 }
+                for (bug, escape) in [
+                    ("closed-uppercase-escapes", upper_hex_json as fn(&str) -> String),
+                    ("closed-html-escapes", html_safe_json),
+                ] {
+                    if self.bug(bug) {
+                        for f in &mut out {
+                            f.data = respell_closed_sub_id(&f.data, sub_id.as_str(), escape);
+                        }
+                    }
+                }
+                if self.bug("unsupported-wins")
+                    && matches!(&outcome, Outcome::Refused(e) if e.prefix() == "invalid")
+                    && has_unsupported_key(req)
+                {
+                    for f in &mut out {
+                        f.data = replace_first(&f.data, b",\"invalid: ", b",\"unsupported: ").into();
+                    }
+                }
                 match outcome {
                     Outcome::Applied => {
                         self.shadow.reqs.insert(key, req.clone());
@@ -335,7 +395,15 @@ impl Testee {
                     std::process::exit(0);
                 }
                 out = self.bcast(*sender, *flags, event);
+                if self.bug("holds-closed-until-bcast") {
+                    let mut held = std::mem::take(&mut self.held_closed);
+                    held.append(&mut out);
+                    out = held;
+                }
             }
+        }
+        if self.bug("holds-closed-until-bcast") && matches!(cmd, SubCommand::Add { .. }) {
+            self.held_closed.append(&mut out);
         }
         self.order(&cmd, out)
     }
@@ -360,6 +428,10 @@ impl Testee {
             && data.len() + 14 + 381 > broadcast_wire::DEFAULT_MAX_PAYLOAD as usize
         {
             eprintln!("testee: dropping a Bcast near the maximum (bug oversize-drops-bcast)");
+            return Vec::new();
+        }
+        if self.bug("extra-members-refused") && has_extra_member(data) {
+            eprintln!("testee: refusing an event with an extra member (bug extra-members-refused)");
             return Vec::new();
         }
         // The byte-level bugs rewrite the message the worker sees; the frames
@@ -442,6 +514,24 @@ impl Testee {
     /// The byte-level bugs shared by REQ and EVENT data.
     fn rewrite_json_text(&self, data: &bytes::Bytes) -> bytes::Bytes {
         let mut data = data.clone();
+        if self.bug("json-text-extensions")
+            && let Some(plain) = lenient_json(&data)
+        {
+            data = plain.into();
+        }
+        if self.bug("unread-numbers-range-checked")
+            && let Err(e) = serde_json::from_slice::<Value>(&data)
+            && e.to_string().contains("number out of range")
+        {
+            // Not JSON: the worker refuses it as a parser that converts
+            // every number would.
+            return bytes::Bytes::from_static(b"[");
+        }
+        if self.bug("duplicate-key-first-wins")
+            && let Some(first) = first_occurrences(&data)
+        {
+            data = first.into();
+        }
         if self.bug("depth-limit-32") && nests_deeper_than(&data, 32) {
             // Not JSON: the worker refuses it as the bug's limit would.
             return bytes::Bytes::from_static(b"[");
@@ -697,6 +787,323 @@ fn unescape_sub_id(frame: &[u8]) -> Option<bytes::Bytes> {
     Some(v.into())
 }
 
+/// For `closed-uppercase-escapes`: the JSON string of PROTOCOL.md#sub-id-json-string, but
+/// with uppercase hex digits in `\u00XX` escapes.
+fn upper_hex_json(sub_id: &str) -> String {
+    let mut out = String::from("\"");
+    for c in sub_id.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// For `closed-html-escapes`: the JSON string of PROTOCOL.md#sub-id-json-string, plus the
+/// escapes Go's `encoding/json` adds for HTML and JavaScript.
+fn html_safe_json(sub_id: &str) -> String {
+    let mut out = String::new();
+    for c in sub_id_json(sub_id).chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A CLOSED frame for `sub_id` with the sub_id written by `escape` instead
+/// of PROTOCOL.md#sub-id-json-string; any other frame unchanged.
+fn respell_closed_sub_id(frame: &[u8], sub_id: &str, escape: fn(&str) -> String) -> bytes::Bytes {
+    let head = format!("[\"CLOSED\",{}", sub_id_json(sub_id));
+    match frame.strip_prefix(head.as_bytes()) {
+        Some(rest) => {
+            let mut v = format!("[\"CLOSED\",{}", escape(sub_id)).into_bytes();
+            v.extend_from_slice(rest);
+            v.into()
+        }
+        None => bytes::Bytes::copy_from_slice(frame),
+    }
+}
+
+/// `data` with the first occurrence of `from` replaced by `to`.
+fn replace_first(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    match data.windows(from.len()).position(|w| w == from) {
+        Some(i) => [&data[..i], to, &data[i + from.len()..]].concat(),
+        None => data.to_vec(),
+    }
+}
+
+/// For `unsupported-wins`: whether the REQ text has an object key that
+/// starts with `#` and is not `#` plus one ASCII letter (a plain text scan:
+/// it also finds such keys in a REQ that is not JSON further on).
+fn has_unsupported_key(req: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(at) = req[i..].windows(2).position(|w| w == b"\"#") {
+        let start = i + at + 1;
+        let Some(len) = req[start..].iter().position(|b| *b == b'"') else {
+            return false;
+        };
+        let name = &req[start..start + len];
+        let after = req[start + len + 1..].iter().find(|b| !b.is_ascii_whitespace());
+        if after == Some(&b':') && !matches!(name, [b'#', l] if l.is_ascii_alphabetic()) {
+            return true;
+        }
+        i = start + len + 1;
+    }
+    false
+}
+
+/// For `extra-members-refused`: whether the EVENT message's event object has
+/// a member that is not one of the seven of NIP-01.
+fn has_extra_member(data: &[u8]) -> bool {
+    const FIELDS: [&str; 7] = ["id", "pubkey", "created_at", "kind", "tags", "content", "sig"];
+    let Ok(Value::Array(msg)) = serde_json::from_slice::<Value>(data) else {
+        return false;
+    };
+    msg.get(1)
+        .and_then(Value::as_object)
+        .is_some_and(|event| event.keys().any(|k| !FIELDS.contains(&k.as_str())))
+}
+
+/// For `json-text-extensions`: the text a lenient parser would read, as
+/// strict JSON, or `None` if it is unchanged. UTF-16 and UTF-32 (found by
+/// their byte-order mark or their zero bytes, as RFC 4627 did) become UTF-8;
+/// outside strings `NaN`, `Infinity` and `-Infinity` become `0`, comments
+/// and trailing commas go, and a form feed, a vertical tab, U+00A0 or
+/// U+2028 becomes a space; inside strings a raw control character becomes a
+/// `\u00xx` escape.
+fn lenient_json(data: &[u8]) -> Option<Vec<u8>> {
+    let text = decode_utf16_or_32(data).map(String::into_bytes);
+    let input: &[u8] = text.as_deref().unwrap_or(data);
+    let mut out = Vec::with_capacity(input.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < input.len() {
+        let b = input[i];
+        let rest = &input[i..];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            } else if b < 0x20 {
+                out.extend_from_slice(format!("\\u{b:04x}").as_bytes());
+                i += 1;
+                continue;
+            }
+            out.push(b);
+            i += 1;
+            continue;
+        }
+        let skip = if let Some(word) = [&b"-Infinity"[..], b"Infinity", b"NaN"]
+            .iter()
+            .find(|w| rest.starts_with(w))
+        {
+            out.push(b'0');
+            word.len()
+        } else if rest.starts_with(b"/*") {
+            rest.windows(2)
+                .position(|w| w == b"*/")
+                .map_or(rest.len(), |e| e + 2)
+        } else if rest.starts_with(b"//") {
+            rest.iter().position(|c| *c == b'\n').unwrap_or(rest.len())
+        } else if let Some(space) = [&b"\x0c"[..], b"\x0b", "\u{a0}".as_bytes(), "\u{2028}".as_bytes()]
+            .iter()
+            .find(|w| rest.starts_with(w))
+        {
+            out.push(b' ');
+            space.len()
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b']' | b'}' => {
+                    while out.last().is_some_and(|c| c.is_ascii_whitespace()) {
+                        out.pop();
+                    }
+                    if out.last() == Some(&b',') {
+                        out.pop();
+                    }
+                }
+                _ => {}
+            }
+            out.push(b);
+            1
+        };
+        i += skip;
+    }
+    (out != data).then_some(out)
+}
+
+/// `data` decoded from UTF-16 or UTF-32 (little- or big-endian, with or
+/// without a byte-order mark), if it looks like either.
+fn decode_utf16_or_32(data: &[u8]) -> Option<String> {
+    let units32 = |bytes: &[u8], le: bool| -> Option<String> {
+        bytes
+            .chunks(4)
+            .map(|c| {
+                let a: [u8; 4] = c.try_into().ok()?;
+                char::from_u32(if le {
+                    u32::from_le_bytes(a)
+                } else {
+                    u32::from_be_bytes(a)
+                })
+            })
+            .collect()
+    };
+    let units16 = |bytes: &[u8], le: bool| -> Option<String> {
+        let units: Vec<u16> = bytes
+            .chunks(2)
+            .map(|c| {
+                c.try_into().ok().map(|a: [u8; 2]| {
+                    if le {
+                        u16::from_le_bytes(a)
+                    } else {
+                        u16::from_be_bytes(a)
+                    }
+                })
+            })
+            .collect::<Option<_>>()?;
+        String::from_utf16(&units).ok()
+    };
+    match data {
+        [0xff, 0xfe, 0, 0, rest @ ..] => units32(rest, true),
+        [0, 0, 0xfe, 0xff, rest @ ..] => units32(rest, false),
+        [0xff, 0xfe, rest @ ..] => units16(rest, true),
+        [0xfe, 0xff, rest @ ..] => units16(rest, false),
+        [0, 0, 0, x, ..] if *x != 0 => units32(data, false),
+        [x, 0, 0, 0, ..] if *x != 0 => units32(data, true),
+        [0, x, ..] if *x != 0 => units16(data, false),
+        [x, 0, ..] if *x != 0 => units16(data, true),
+        _ => None,
+    }
+}
+
+/// For `duplicate-key-first-wins`: the JSON text with only the first
+/// occurrence of every key of every object (keys compared decoded), or
+/// `None` if no key repeats or `data` is not JSON.
+fn first_occurrences(data: &[u8]) -> Option<Vec<u8>> {
+    use serde::de::DeserializeSeed;
+    let mut repeated = false;
+    let mut de = serde_json::Deserializer::from_slice(data);
+    let value = FirstWins(&mut repeated).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    if !repeated {
+        return None;
+    }
+    serde_json::to_vec(&value).ok()
+}
+
+/// A JSON value read with the first occurrence of each key kept; sets the
+/// flag when a key repeats.
+struct FirstWins<'a>(&'a mut bool);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FirstWins<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FirstWins<'_> {
+    type Value = Value;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(FirstWins(&mut *self.0))? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut members = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let v = map.next_value_seed(FirstWins(&mut *self.0))?;
+            if members.contains_key(&key) {
+                *self.0 = true;
+            } else {
+                members.insert(key, v);
+            }
+        }
+        Ok(Value::Object(members))
+    }
+}
+
+/// A payload that fails to decode, read as the command a buggy decoder
+/// would execute: `conn-minus-one-accepted` takes conn −1 for New, Close,
+/// Add, Remove and Auth; `auth-short-key-padded` zero-pads a 31-byte Auth
+/// key. `None` for every other payload.
+fn lenient_command(payload: &[u8], testee: &Testee) -> Option<SubCommand> {
+    let op = *payload.first()?;
+    let conn = i32::from_le_bytes(payload.get(2..6)?.try_into().ok()?);
+    let mut fixed = payload.to_vec();
+    let minus_one = testee.bug("conn-minus-one-accepted") && conn == -1 && (1..=5).contains(&op);
+    if minus_one {
+        fixed[2..6].copy_from_slice(&0i32.to_le_bytes());
+    }
+    let padded = testee.bug("auth-short-key-padded")
+        && op == 5
+        && payload.len() == 14 + 31
+        && payload.get(10..14) == Some(&31u32.to_le_bytes()[..]);
+    if padded {
+        fixed[10..14].copy_from_slice(&32u32.to_le_bytes());
+        fixed.push(0);
+    }
+    if !minus_one && !padded {
+        return None;
+    }
+    let cmd = SubCommand::decode(fixed.into()).ok()?;
+    if !minus_one {
+        return Some(cmd);
+    }
+    Some(match cmd {
+        SubCommand::New { flags, .. } => SubCommand::New { conn, flags },
+        SubCommand::Close { flags, .. } => SubCommand::Close { conn, flags },
+        SubCommand::Add {
+            flags, sub_id, req, ..
+        } => SubCommand::Add {
+            conn,
+            flags,
+            sub_id,
+            req,
+        },
+        SubCommand::Remove { flags, sub_id, .. } => SubCommand::Remove { conn, flags, sub_id },
+        SubCommand::Auth { flags, pubkey, .. } => SubCommand::Auth { conn, flags, pubkey },
+        other => other,
+    })
+}
+
 /// The frames the `noise` mode puts before each real one: heartbeats on the
 /// parent's channel and on others, and frames on channels the parent skips.
 fn noise() -> [Frame; 4] {
@@ -723,6 +1130,7 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
         bugs: cfg.bugs,
         modes: cfg.modes,
         held: Vec::new(),
+        held_closed: Vec::new(),
     };
     loop {
         let frame = match reader.read_frame() {
@@ -730,7 +1138,8 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
             Ok(ReadStatus::Pending) => continue,
             Ok(ReadStatus::Closed) => {
                 // `buffer-until-eof` writes everything only here.
-                let held = std::mem::take(&mut testee.held);
+                let mut held = std::mem::take(&mut testee.held_closed);
+                held.append(&mut testee.held);
                 for f in held {
                     let _ = writer.queue_message(&f);
                 }
@@ -741,6 +1150,9 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
                 if testee.bug("no-output-before-fatal-exit") {
                     eprintln!("testee: fatal stream error, exiting without writing held output: {e}");
                     return Ok(ExitCode::from(2));
+                }
+                for f in std::mem::take(&mut testee.held_closed) {
+                    let _ = writer.queue_message(&f);
                 }
                 writer.flush()?;
                 eprintln!("testee: fatal stream error: {e}");
@@ -759,10 +1171,19 @@ fn run(cfg: Config) -> io::Result<ExitCode> {
         }
         let cmd = match frame.message::<SubCommand>() {
             None => continue,
-            Some(Err(e)) => {
-                eprintln!("testee: dropping an undecodable command: {e}");
-                continue;
-            }
+            Some(Err(e)) => match lenient_command(&frame.payload, &testee) {
+                Some(cmd) => {
+                    eprintln!(
+                        "testee: executing an undecodable command ({e}) as {}",
+                        cmd.op().name()
+                    );
+                    cmd
+                }
+                None => {
+                    eprintln!("testee: dropping an undecodable command: {e}");
+                    continue;
+                }
+            },
             Some(Ok(cmd)) => cmd,
         };
         for f in testee.handle(cmd) {
@@ -843,5 +1264,37 @@ mod tests {
         assert_eq!(n, Value::from(9007199254740992u64));
         let (_, text) = widen_tags(br#"["EVENT",{"tags":[["t","a","b"]]}]"#).unwrap();
         assert_eq!(text, r#"{"tags":[["t","a","b"],["t","b"]]}"#);
+    }
+
+    #[test]
+    fn helpers_of_the_issue_16_bugs() {
+        assert_eq!(upper_hex_json("\u{1b}<"), "\"\\u001B<\"");
+        assert_eq!(
+            html_safe_json("\u{1b}<&>\u{2028}"),
+            "\"\\u001b\\u003c\\u0026\\u003e\\u2028\""
+        );
+        assert_eq!(
+            &respell_closed_sub_id(b"[\"CLOSED\",\"<\",\"invalid: x\"]", "<", html_safe_json)[..],
+            b"[\"CLOSED\",\"\\u003c\",\"invalid: x\"]"
+        );
+        assert!(has_unsupported_key(
+            br##"["REQ","s",{"kinds":"1", "#foo" :["x"]}]"##
+        ));
+        assert!(has_unsupported_key(br##"["REQ","s",{"#":1}]"##));
+        assert!(!has_unsupported_key(br##"["REQ","s",{"#t":["#foo"]}]"##));
+        assert!(has_extra_member(br#"["EVENT",{"id":"x","v":1}]"#));
+        assert!(!has_extra_member(br#"["EVENT",{"id":"x","kind":1}]"#));
+        assert_eq!(
+            lenient_json(b"[NaN,-Infinity,\"a\x01\"/* c */,\x0c1,]").unwrap(),
+            br#"[0,0,"a\u0001", 1]"#.to_vec()
+        );
+        assert_eq!(lenient_json(br#"["ok"]"#), None);
+        let utf16: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert_eq!(lenient_json(&utf16).unwrap(), b"[1]".to_vec());
+        assert_eq!(
+            first_occurrences(br#"{"kind":1,"kin\u0064":7}"#).unwrap(),
+            br#"{"kind":1}"#.to_vec()
+        );
+        assert_eq!(first_occurrences(br#"{"kind":1}"#), None);
     }
 }
