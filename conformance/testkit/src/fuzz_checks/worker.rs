@@ -35,6 +35,57 @@ fn is_lower_hex(s: &str, len: usize) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// JSON text read as PROTOCOL.md#json-text reads it, with `serde_json`: a
+/// number of any magnitude is JSON. serde_json refuses a number beyond the
+/// range of a double as out of range; when it does, every number with a
+/// fraction, an exponent or more than 20 digits is read as `1.5` instead,
+/// which keeps what the model needs of it (a number that is not an
+/// integer of the spec's ranges, PROTOCOL.md#integers).
+fn spec_json(text: &[u8]) -> serde_json::Result<Value> {
+    match serde_json::from_slice::<Value>(text) {
+        Err(e) if e.to_string().contains("number out of range") => {
+            serde_json::from_slice(&big_numbers_as_1_5(text))
+        }
+        other => other,
+    }
+}
+
+fn big_numbers_as_1_5(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < text.len() {
+        let b = text[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'-' || b.is_ascii_digit() {
+            let len = text[i..]
+                .iter()
+                .position(|c| !matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                .unwrap_or(text.len() - i);
+            let token = &text[i..i + len];
+            let digits = token.iter().filter(|c| c.is_ascii_digit()).count();
+            if token.iter().any(|c| matches!(c, b'.' | b'e' | b'E')) || digits > 20 {
+                out.extend_from_slice(b"1.5");
+            } else {
+                out.extend_from_slice(token);
+            }
+            i += len;
+            continue;
+        } else if b == b'"' {
+            in_string = true;
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
 /// A Bcast's event as the spec describes it, read with `serde_json` alone.
 #[derive(Debug)]
 struct SpecEvent {
@@ -55,7 +106,10 @@ fn spec_event(data: &[u8]) -> Result<SpecEvent, String> {
     if serde_json::from_str::<String>(head.get()).ok().as_deref() != Some("EVENT") {
         return Err("not EVENT".into());
     }
-    let obj: Map<String, Value> = serde_json::from_str(event.get()).map_err(|e| e.to_string())?;
+    let obj: Map<String, Value> = match spec_json(event.get().as_bytes()).map_err(|e| e.to_string())? {
+        Value::Object(obj) => obj,
+        _ => return Err("the event is not an object".into()),
+    };
     let text = |k: &str| {
         obj.get(k)
             .and_then(Value::as_str)
@@ -151,7 +205,7 @@ fn spec_allows(flags: BcastFlags, ev: &SpecEvent, conn: &ModelConn) -> bool {
 /// The filters of a REQ the worker accepted: it must be a JSON array
 /// `["REQ", sub_id, {...}, ...]`.
 fn accepted_filters(req: &[u8], sub_id: &str) -> Vec<Map<String, Value>> {
-    let value: Value = serde_json::from_slice(req).expect("an accepted REQ is JSON");
+    let value: Value = spec_json(req).expect("an accepted REQ is JSON");
     let arr = value.as_array().expect("an accepted REQ is an array");
     assert!(arr.len() >= 3, "an accepted REQ has a filter");
     assert_eq!(arr[0], "REQ");
@@ -214,7 +268,7 @@ impl Workers {
             let mut bytes = Vec::new();
             frame.encode(&mut bytes);
             assert_eq!(BroadcastFrame::decode(Bytes::from(bytes)).as_ref(), Ok(frame));
-            serde_json::from_slice::<Value>(&frame.data).expect("every output frame's data is JSON");
+            spec_json(&frame.data).expect("every output frame's data is JSON");
         }
         self.check_against_model(cmd, &outcome, &out);
         let subs: usize = self.model.values().map(|c| c.subs.len()).sum();
@@ -547,7 +601,7 @@ fn spec_req_shape_ok(value: &Value, sub_id: &str) -> bool {
 /// connection).
 pub fn check_req_filter_parse(input: &[u8]) {
     let parsed = parse_req(input, REQ_SUB_ID);
-    match serde_json::from_slice::<Value>(input) {
+    match spec_json(input) {
         Err(_) => assert_eq!(
             parsed.as_ref().map_err(|e| e.prefix()).err(),
             Some("invalid"),
@@ -614,5 +668,30 @@ pub fn check_req_filter_parse(input: &[u8]) {
                 event: fixed_event_message(i),
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_beyond_a_double_are_json_where_unread() {
+        // PROTOCOL.md#json-text: accepted by the worker and by the model.
+        let digits = "9".repeat(5000);
+        for req in [
+            r#"["REQ","s",{"kinds":[1],"x":1e400}]"#.to_string(),
+            format!(r#"["REQ","s",{{"search":{digits},"y":"1e400"}}]"#),
+        ] {
+            check_req_filter_parse(req.as_bytes());
+        }
+        assert_eq!(
+            big_numbers_as_1_5(br#"[1,-2,1e400,"1e400",0.5,123456789012345678901]"#),
+            br#"[1,-2,1.5,"1e400",1.5,1.5]"#.to_vec()
+        );
+        // Read where the spec reads a number, it is still no integer.
+        let refused = parse_req(br#"["REQ","s",{"kinds":[1e400]}]"#, REQ_SUB_ID);
+        assert_eq!(refused.map_err(|e| e.prefix()).err(), Some("invalid"));
+        check_req_filter_parse(br#"["REQ","s",{"kinds":[1e400]}]"#);
     }
 }
