@@ -84,7 +84,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub strict: bool,
     /// Per-step timeout in milliseconds: a probe (or an expected exit) that
-    /// does not come in time is a hang.
+    /// does not come in time is a hang. It is also how long a step waits for
+    /// its expected frames before it sends the probe.
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// File of case ids expected to fail (one per line, `#` comments). The
