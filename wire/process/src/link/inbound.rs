@@ -189,10 +189,13 @@ impl<R: Read> Inbound<R> {
         self.eof
     }
 
-    /// Whether items or bytes are held in memory, which no fd readiness
-    /// will announce.
+    /// Whether items read ahead wait in the stash, which no fd readiness
+    /// will announce. (A partial frame in the decoder needs more bytes,
+    /// whose arrival readiness does announce; complete frames are left in
+    /// the decoder only after a read that returned one, never after one
+    /// that said "nothing yet".)
     pub(crate) fn has_buffered(&self) -> bool {
-        !self.stash.is_empty() || self.reader.decoder().buffered() > 0
+        !self.stash.is_empty()
     }
 
     pub(crate) fn buffered_bytes(&self) -> usize {

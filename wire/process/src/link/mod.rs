@@ -240,10 +240,11 @@ impl<R: io::Read, W: Outlet> Link<R, W> {
         self.inbound.side()
     }
 
-    /// Whether items or bytes of the worker's output are held in memory
-    /// (read ahead, or a partial frame). No fd readiness announces these:
-    /// a caller that waits on fds must first call [`Link::read`] until
-    /// it says [`Incoming::Pending`].
+    /// Whether items of the worker's output were read ahead and wait in
+    /// memory. No fd readiness announces these: a caller that waits on fds
+    /// must first call [`Link::read`] until it says [`Incoming::Pending`].
+    /// (A partial frame does not count: the bytes it still needs are
+    /// announced by readiness.)
     ///
     /// ```
     /// let link = broadcast_process::link::Link::new(std::io::empty(), Vec::new(), 1024, 1024);
