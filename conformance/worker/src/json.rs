@@ -188,8 +188,8 @@ pub fn has_unpaired_surrogate_escape(json: &str) -> bool {
         }
         match unit_at(i + 2) {
             Some(0xd800..=0xdbff) => {
-                let low = b.get(i + 6..i + 8) == Some(b"\\u")
-                    && matches!(unit_at(i + 8), Some(0xdc00..=0xdfff));
+                let low =
+                    b.get(i + 6..i + 8) == Some(b"\\u") && matches!(unit_at(i + 8), Some(0xdc00..=0xdfff));
                 if !low {
                     return true;
                 }
@@ -313,7 +313,16 @@ mod tests {
         }
         assert!(serde_json::from_str::<Scalar>("1e400").is_err());
         // Skipping still checks the JSON text.
-        for bad in ["NaN", "Infinity", "[1,]", "01", "1.", "\"a\u{1}b\"", "\"\\x\"", "{\"a\" 1}"] {
+        for bad in [
+            "NaN",
+            "Infinity",
+            "[1,]",
+            "01",
+            "1.",
+            "\"a\u{1}b\"",
+            "\"\\x\"",
+            "{\"a\" 1}",
+        ] {
             assert!(serde_json::from_str::<Skip>(bad).is_err(), "{bad}");
         }
         assert!(serde_json::from_slice::<Skip>(b"\"a\xffb\"").is_err());
