@@ -715,6 +715,12 @@ fn mask_timings(text: &str) -> String {
         };
         // The unit goes too: the same run may take 900 ms or 1.10 s.
         if digits > 0 && (unit(" ms") || unit(" s")) {
+            // So does the padding of a trace's right-aligned times: 9.054 ms
+            // and 10.225 ms are padded to one width by different spaces.
+            if out.ends_with(' ') {
+                out.truncate(out.trim_end_matches(' ').len());
+                out.push(' ');
+            }
             out.push('T');
             rest = rest[digits..].trim_start_matches(" ms").trim_start_matches(" s");
             continue;
@@ -736,6 +742,10 @@ fn mask_timings_hides_only_timings() {
         r#"{"duration_ms":T,"id":"x"}"#
     );
     assert_eq!(mask_timings("conn 12 sub 3"), "conn 12 sub 3");
+    assert_eq!(
+        mask_timings("\n      9.054 ms > new"),
+        mask_timings("\n     10.225 ms > new")
+    );
 }
 
 #[test]
