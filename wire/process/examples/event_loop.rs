@@ -3,8 +3,8 @@
 //! every frame the worker sends back, driving both fds with `poll(2)`.
 //!
 //! ```text
-//! cargo run -p broadcast-wire --features broadcaster --example event_loop
-//! cargo run -p broadcast-wire --features broadcaster --example event_loop -- target/debug/broadcast-worker
+//! cargo run -p broadcast-process --example event_loop
+//! cargo run -p broadcast-process --example event_loop -- target/debug/broadcast-worker
 //! ```
 //!
 //! With no argument the example runs a copy of itself as a toy worker that
