@@ -2,6 +2,11 @@
 //! [`Handle`](crate::support::handle::Handle) and run for each of the four
 //! handles on each transport: `suite::<case>::<handle>::<transport>`.
 //!
+//! Among them, the behaviour the doc examples used to check by running
+//! processes (they are `no_run` now): the exact bytes each named command
+//! queues, `close_write` and what follows it, the exit status of a running
+//! and of a killed worker.
+//!
 //! The `regression_*` cases are the defects issue 15 fixed, each on both
 //! drivers (blocking and tokio) and both transports:
 //!
@@ -68,6 +73,9 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             heartbeats_and_foreign_channels_are_skipped_and_an_invalid_frame_is_reported,
             a_crash_is_a_typed_outcome_and_the_worker_is_reaped,
             drop_reaps_the_workers,
+            named_commands_queue_the_frame_bytes_the_spec_lays_out,
+            close_write_waits_for_empty_queues_then_refuses_every_command,
+            a_running_worker_has_no_status_and_a_killed_one_reports_signal_9,
             regression_a_worker_that_floods_after_breaking_the_framing_cannot_stall_waiting_commands,
         ],
         Kind::sharded() => [
@@ -702,6 +710,184 @@ fn drop_reaps_the_workers(kind: Kind, transport: Transport) {
         for pid in pids {
             assert_reaped(pid);
         }
+    }
+}
+
+/// PROTOCOL.md#frame-layout: every frame is a 5-byte header, then its payload.
+const HEADER: usize = 5;
+/// PROTOCOL.md#subcommand-layout: op, flags, conn, sub_id_len and data_len,
+/// the 14 bytes of every SubCommand besides its sub_id and its data.
+const FIXED: usize = 14;
+
+/// Each named method (and `send`) queues exactly one frame of
+/// `5 + 14 + S + D` bytes (S the sub_id's length, D the data's), on its
+/// conn's shard only, or for a Bcast on every shard. The expected counts
+/// come from the spec's layouts, not from the encoder. The commands then
+/// all go out.
+fn named_commands_queue_the_frame_bytes_the_spec_lays_out(kind: Kind, transport: Transport) {
+    let mut h = kind.spawn(transport, SHARDS, &none, &test_options());
+    let k = h.shard_count();
+    let req = r#"["REQ","s1",{"kinds":[1]}]"#;
+    let ev = r#"["EVENT",{"kind":1}]"#;
+    assert_eq!((req.len(), ev.len()), (26, 20));
+    let id64 = "x".repeat(64);
+    // The call, its conn (None: a Bcast, for every shard), S and D.
+    let calls: Vec<(Cmd, Option<i32>, usize, usize)> = vec![
+        (Cmd::Connect(3, true), Some(3), 0, 0),
+        (Cmd::Connect(4, false), Some(4), 0, 0),
+        (Cmd::Subscribe(3, "s1".into(), req.into()), Some(3), 2, 26),
+        (Cmd::Unsubscribe(3, "s1".into()), Some(3), 2, 0),
+        (Cmd::Subscribe(4, id64.clone(), req.into()), Some(4), 64, 26),
+        (Cmd::Unsubscribe(4, id64), Some(4), 64, 0),
+        (Cmd::Auth(4, [0xab; 32]), Some(4), 0, 32),
+        (Cmd::Fanout(ev.into(), -1, BcastFlags::NEED_FILTER), None, 0, 20),
+        (Cmd::Fanout("[1]".into(), 3, BcastFlags::EMPTY), None, 0, 3),
+        (Cmd::Disconnect(3), Some(3), 0, 0),
+        (
+            Cmd::Send(SubCommand::Close {
+                conn: 4,
+                flags: ReservedFlags::EMPTY,
+            }),
+            Some(4),
+            0,
+            0,
+        ),
+    ];
+    // (bytes, commands) queued, by shard.
+    let mut want = vec![(0, 0); k];
+    for (cmd, conn, sub_id_len, data_len) in &calls {
+        h.command(cmd, Mode::Now)
+            .unwrap_or_else(|e| panic!("{cmd:?}: {e:?}"));
+        let frame = HEADER + FIXED + sub_id_len + data_len;
+        for (s, queued) in want.iter_mut().enumerate() {
+            if conn.is_none_or(|conn| h.shard_of(conn) == s) {
+                queued.0 += frame;
+                queued.1 += 1;
+            }
+        }
+        assert_eq!(h.queues(), want, "after {cmd:?}");
+    }
+    if h.is_sharded() {
+        assert!(
+            want.iter().all(|&(_, n)| n < calls.len()),
+            "both shards own a conn"
+        );
+    }
+    h.flush().unwrap();
+    for s in 0..k {
+        assert_eq!(h.link(s).sent_commands(), want[s].1 as u64, "shard {s}");
+        assert_eq!(h.queues()[s], (0, 0), "shard {s}");
+    }
+}
+
+/// `close_write` is refused while a command is queued, naming the shard
+/// that has it, and closes nothing; once the queues are written it takes
+/// every write fd away, and every command after it, waiting or not, is
+/// refused with `WriteClosed` and queues nothing. The workers read their
+/// commands, then the end of their input, and exit 0.
+fn close_write_waits_for_empty_queues_then_refuses_every_command(kind: Kind, transport: Transport) {
+    let mut h = kind.spawn(transport, SHARDS, &none, &test_options());
+    let k = h.shard_count();
+    let conn = k as i32 - 1; // on the last shard
+    h.command(&Cmd::Connect(conn, false), Mode::Now).unwrap();
+    assert_eq!(h.close_write(), Err(h.shard_of(conn)));
+    for s in 0..k {
+        assert!(
+            h.link(s).writer().fd().is_some(),
+            "shard {s}: closed by a refused close"
+        );
+    }
+    h.flush().unwrap();
+    h.close_write().unwrap();
+    for s in 0..k {
+        assert!(h.link(s).writer().fd().is_none(), "shard {s}: still open");
+    }
+
+    let calls = [
+        Cmd::Connect(0, false),
+        Cmd::Disconnect(1),
+        Cmd::Subscribe(0, "s".into(), "[1]".into()),
+        Cmd::Unsubscribe(1, "s".into()),
+        Cmd::Auth(0, [1; 32]),
+        event("late"),
+        Cmd::Send(SubCommand::New {
+            conn: 1,
+            flags: NewFlags::EMPTY,
+        }),
+    ];
+    for mode in MODES {
+        for cmd in &calls {
+            let refused = h.command(cmd, mode).expect_err("a command after close_write");
+            assert_eq!(refused.error, SendError::WriteClosed, "{cmd:?} {mode:?}");
+            let conn = match cmd {
+                Cmd::Connect(conn, _)
+                | Cmd::Disconnect(conn)
+                | Cmd::Subscribe(conn, ..)
+                | Cmd::Unsubscribe(conn, _)
+                | Cmd::Auth(conn, _) => Some(*conn),
+                Cmd::Send(cmd) => Some(cmd.conn()),
+                Cmd::Fanout(..) => None,
+            };
+            if h.is_sharded() {
+                // A conn's command names the conn's shard; a Bcast, a shard.
+                let shard = refused.shard.expect("a sharded refusal names its shard");
+                if let Some(conn) = conn {
+                    assert_eq!(shard, h.shard_of(conn), "{cmd:?} {mode:?}");
+                }
+            } else {
+                assert_eq!(refused.shard, None);
+            }
+        }
+    }
+    assert!(h.queues().iter().all(|&q| q == (0, 0)), "{:?}", h.queues());
+
+    let mut c = Collected::new(&*h);
+    c.drain(&mut *h);
+    let answers: Vec<usize> = c.frames.iter().map(Vec::len).collect();
+    let mut want = vec![0; k];
+    want[h.shard_of(conn)] = 1;
+    assert_eq!(answers, want);
+    for (s, status) in c.statuses(&mut *h).into_iter().enumerate() {
+        assert!(
+            status.success(),
+            "shard {s}: {status:?}; stderr: {:?}",
+            h.stderr_all()
+        );
+    }
+}
+
+/// A running worker has no exit status. Killed (`SIGKILL`), its end is
+/// reported after the frames it wrote, with signal 9 (and, by a sharded
+/// handle, the conns its shard owned), the same status is then returned
+/// without waiting, and the worker is reaped.
+fn a_running_worker_has_no_status_and_a_killed_one_reports_signal_9(kind: Kind, transport: Transport) {
+    let mut h = kind.spawn(transport, SHARDS, &none, &test_options());
+    let k = h.shard_count();
+    for conn in 0..k as i32 {
+        h.command(&Cmd::Connect(conn, false), Mode::Now).unwrap();
+    }
+    // Every worker is up and running: it has answered.
+    let mut c = Collected::new(&*h);
+    c.read_until(&mut *h, |c| c.frames.iter().all(|f| !f.is_empty()));
+    let pids = h.pids();
+    for s in 0..k {
+        assert_eq!(h.exit_status(s), None, "shard {s} is running");
+    }
+    for s in 0..k {
+        h.kill(s);
+    }
+    c.drain(&mut *h);
+    for (s, status) in c.statuses(&mut *h).into_iter().enumerate() {
+        assert_eq!(status.signal(), Some(9), "shard {s}: {status:?}");
+        assert_eq!(h.exit_status(s), Some(status), "shard {s}");
+        if h.is_sharded() {
+            // Conn s is shard s's (`conn % K`).
+            let (_, conns) = c.exits[s].as_ref().unwrap();
+            assert_eq!(conns, &[s as i32], "shard {s}");
+        }
+    }
+    for pid in pids {
+        assert_reaped(pid);
     }
 }
 
