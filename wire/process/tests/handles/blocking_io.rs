@@ -1,16 +1,19 @@
 //! The blocking `Broadcaster` over real child processes: the receive rules
-//! (partial frames, oversize frames), the fds of both transports, spawning,
-//! a chatty worker during `flush_timeout`, raw bytes written beside the
-//! handle, and a flush after the worker's output broke the framing. What
+//! (partial frames, oversize frames), the fds of both transports, spawning
+//! (the socket's fd and `--fd N`, the options' limits), adopting fds
+//! without a child, `check_send`, a chatty worker during `flush_timeout`,
+//! raw bytes written beside the handle, and a flush after the worker's
+//! output broke the framing. What
 //! every handle owes (the named methods, validation, skipped channels, an
 //! invalid frame) is in `suite`.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 use broadcast_process::broadcaster::{
-    Broadcaster, FlushStatus, Incoming, Options, SpawnError, Transport, WorkerProcess,
+    Backpressure, Broadcaster, FlushStatus, Incoming, Options, SendError, SpawnError, StderrMode, Transport,
+    WorkerProcess,
 };
 use broadcast_wire::{BcastFlags, NewFlags, ReadError, ReservedFlags, SubCommand, SubId};
 use bytes::Bytes;
@@ -30,6 +33,11 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         raw_bytes_can_break_the_stream_on_purpose,
         the_handle_can_move_to_another_thread,
         a_flush_goes_on_after_the_worker_output_broke_the_framing,
+        the_socket_is_fd_3_by_default_and_stdio_appends_no_argument,
+        the_queue_limit_and_the_payload_maximum_come_from_the_options,
+        check_send_says_what_send_would_do_and_changes_nothing,
+        an_idle_worker_reads_as_pending,
+        adopting_without_a_child_gives_no_pid_and_no_status,
     ]
 }
 
@@ -94,9 +102,17 @@ fn the_two_transports_expose_their_fds_as_documented() {
     let (r, w) = (b.read_fd().as_raw_fd(), b.write_fd().unwrap().as_raw_fd());
     assert_ne!(r, w);
     assert_eq!(b.as_raw_fd(), r);
+    assert_eq!(b.as_fd().as_raw_fd(), r);
+    // The link's reader and writer hold the same fds.
+    assert_eq!(b.link().reader().fd().as_raw_fd(), r);
+    assert_eq!(b.link().writer().fd().map(|fd| fd.as_raw_fd()), Some(w));
 
-    let b = spawn_echo(Transport::SocketPair, &[], &test_options());
+    let mut b = spawn_echo(Transport::SocketPair, &[], &test_options());
     assert_eq!(b.read_fd().as_raw_fd(), b.write_fd().unwrap().as_raw_fd());
+    assert_eq!(
+        b.link().writer().fd().map(|fd| fd.as_raw_fd()),
+        Some(b.link().reader().fd().as_raw_fd())
+    );
 
     // Both ends are non-blocking, so nothing in the handle can block.
     for fd in [b.read_fd().as_raw_fd(), r, w] {
@@ -109,6 +125,13 @@ fn the_two_transports_expose_their_fds_as_documented() {
             "fd {fd}: {flags}"
         );
     }
+
+    // Closing the command stream takes the write fd away; the read fd stays.
+    let read = b.read_fd().as_raw_fd();
+    b.close_write().unwrap();
+    assert!(b.write_fd().is_none());
+    assert!(b.link().writer().fd().is_none());
+    assert_eq!(b.read_fd().as_raw_fd(), read);
 }
 
 fn the_socket_goes_to_the_requested_fd_with_fd_n_appended() {
@@ -311,4 +334,161 @@ fn a_flush_goes_on_after_the_worker_output_broke_the_framing() {
             other => panic!("{transport:?}: expected the framing error, got {other:?}"),
         }
     }
+}
+
+/// The arguments the worker was started with, from /proc. `spawn` returns
+/// once `exec` is past its point of no return, which can be before the
+/// new program's arguments are in place (the file reads empty): wait for
+/// them.
+fn argv_of(pid: u32) -> Vec<String> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the worker's cmdline");
+        if !cmdline.is_empty() {
+            return cmdline
+                .split(|&b| b == 0)
+                .filter(|arg| !arg.is_empty())
+                .map(|arg| String::from_utf8_lossy(arg).into_owned())
+                .collect();
+        }
+        assert!(Instant::now() < deadline, "worker {pid} has no arguments");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn the_socket_is_fd_3_by_default_and_stdio_appends_no_argument() {
+    // The echo worker's own arguments, then what the transport appends.
+    let b = spawn_echo(Transport::SocketPair, &["--noise"], &test_options());
+    let pid = b.pid().unwrap();
+    let argv = argv_of(pid);
+    assert_eq!(argv[1..], ["--noise", "--fd", "3"], "{argv:?}");
+    let fd3 = std::fs::read_link(format!("/proc/{pid}/fd/3")).expect("the worker's fd 3");
+    assert!(fd3.to_string_lossy().starts_with("socket:"), "{fd3:?}");
+
+    let b = spawn_echo(Transport::Stdio, &["--noise"], &test_options());
+    let argv = argv_of(b.pid().unwrap());
+    assert_eq!(argv[1..], ["--noise"], "{argv:?}");
+}
+
+fn the_queue_limit_and_the_payload_maximum_come_from_the_options() {
+    // The defaults: an 8 MiB queue (Options), the spec's 16 MiB payload
+    // maximum (PROTOCOL.md#maximum-payload). Stderr is inherited by
+    // default, and `cat` writes none there.
+    let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    assert_eq!(b.queue_limit(), 8 * 1024 * 1024);
+    assert_eq!(b.max_payload(), 16 * 1024 * 1024);
+    assert!(b.pid().is_some() && b.has_child());
+    drop(b);
+
+    let opts = test_options().max_queued_bytes(1 << 16).max_payload(4096);
+    for transport in TRANSPORTS {
+        let b = spawn_echo(transport, &[], &opts);
+        assert_eq!(
+            (b.queue_limit(), b.max_payload()),
+            (1 << 16, 4096),
+            "{transport:?}"
+        );
+        let p = WorkerProcess::spawn(echo_worker::<&str>(&[]), transport, &opts).unwrap();
+        assert!(p.pid().is_some());
+        let b = Broadcaster::from_process(p, &opts);
+        assert_eq!(
+            (b.queue_limit(), b.max_payload()),
+            (1 << 16, 4096),
+            "{transport:?}"
+        );
+    }
+}
+
+fn check_send_says_what_send_would_do_and_changes_nothing() {
+    // A Bcast of 40 bytes is a 5 + 14 + 40 = 59-byte frame
+    // (PROTOCOL.md#frame-layout, PROTOCOL.md#subcommand-layout).
+    let mut b = spawn_echo(Transport::Stdio, &[], &test_options().max_queued_bytes(64));
+    let ev = SubCommand::Bcast {
+        sender: -1,
+        flags: BcastFlags::EMPTY,
+        event: vec![b'x'; 40].into(),
+    };
+    assert_eq!(b.check_send(&ev), Ok(()));
+    assert_eq!((b.queued_bytes(), b.queued_commands()), (0, 0));
+    b.send(&ev).unwrap();
+    assert_eq!(b.queued_bytes(), 59);
+    let full = Err(SendError::Backpressure(Backpressure {
+        queued: 59,
+        needed: 59,
+        limit: 64,
+    }));
+    assert_eq!(b.check_send(&ev), full);
+    assert_eq!(b.send(&ev), full);
+    assert_eq!((b.queued_bytes(), b.queued_commands()), (59, 1));
+
+    // A few bytes always fit an empty pipe: one non-blocking flush.
+    assert!(b.wants_write());
+    assert_eq!(b.flush().unwrap(), FlushStatus::Flushed);
+    assert!(!b.wants_write());
+    assert_eq!((b.queued_bytes(), b.sent_commands()), (0, 1));
+    assert_eq!(b.check_send(&ev), Ok(()));
+    assert_eq!(echoed(&next_frame(&mut b)), ev);
+}
+
+fn an_idle_worker_reads_as_pending() {
+    for transport in TRANSPORTS {
+        // The echo worker writes only answers: nothing comes unasked.
+        let mut b = spawn_echo(transport, &[], &test_options());
+        assert!(!b.wants_write());
+        assert_eq!(b.read_frame().unwrap(), Incoming::Pending, "{transport:?}");
+        let wait = Duration::from_millis(30);
+        let started = Instant::now();
+        assert_eq!(
+            b.read_frame_timeout(wait).unwrap(),
+            Incoming::Pending,
+            "{transport:?}"
+        );
+        assert!(started.elapsed() >= wait, "{transport:?}: returned early");
+        assert_eq!(b.inbound_buffered(), 0);
+        assert!(b.is_alive());
+    }
+}
+
+fn adopting_without_a_child_gives_no_pid_and_no_status() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    // One duplex socket, as `from_socket` and `WorkerProcess::adopt` with
+    // no write fd take it; captured stderr asked for, but there is none.
+    let opts = Options::new().stderr(StderrMode::Capture { max_lines: 4 });
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    let p = WorkerProcess::adopt(ours.into(), None, None, &opts).unwrap();
+    assert_eq!(p.pid(), None);
+    assert_eq!(p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd());
+    let (ours, _theirs) = UnixStream::pair().unwrap();
+    let socket = Broadcaster::from_socket(ours.into(), None, &opts).unwrap();
+
+    // Two one-way ends, as `from_fds` takes them.
+    let (read, _their_write) = UnixStream::pair().unwrap();
+    let (write, mut their_read) = UnixStream::pair().unwrap();
+    let mut fds = Broadcaster::from_fds(read.into(), write.into(), None, &opts).unwrap();
+
+    for mut b in [Broadcaster::from_process(p, &opts), socket] {
+        assert_eq!(b.pid(), None);
+        assert!(!b.has_child());
+        assert_eq!(b.exit_status(), None);
+        assert_eq!(b.wait_exit(Duration::ZERO), None);
+        assert!(b.stderr_tail().is_none());
+        assert!(b.is_alive(), "its output is still open");
+    }
+    assert_eq!(fds.pid(), None);
+    assert!(!fds.has_child());
+    assert_eq!(fds.exit_status(), None);
+    assert!(fds.stderr_tail().is_none());
+    assert_ne!(fds.read_fd().as_raw_fd(), fds.write_fd().unwrap().as_raw_fd());
+    // Commands go out on the write end: a Close of conn 9 is one frame,
+    // channel 1, len 14; op 2, flags 0, conn 9, no sub_id, no data
+    // (PROTOCOL.md#frame-layout, PROTOCOL.md#subcommand-layout).
+    fds.on_disconnect(9).unwrap();
+    fds.flush_blocking().unwrap();
+    let mut got = [0u8; 19];
+    their_read.read_exact(&mut got).unwrap();
+    #[rustfmt::skip]
+    let want = [1, 14, 0, 0, 0, /* */ 2, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert_eq!(got, want);
 }

@@ -1,6 +1,7 @@
 //! The blocking `Broadcaster`'s worker, alive and dead: killed mid-stream,
 //! crashing, exiting with a code, ignoring end-of-file at drop; always
-//! reported, always reaped.
+//! reported, always reaped. Its status without reading (`exit_status`,
+//! `wait_exit`), and its captured stderr.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
@@ -26,6 +27,9 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         a_worker_that_exits_by_itself_is_reaped_by_the_handle,
         from_fds_adopts_a_child_and_reaps_it_at_drop,
         kill_ends_the_worker_and_reading_reports_it,
+        wait_exit_returns_the_status_and_none_while_the_worker_runs,
+        the_stderr_tail_exists_only_when_captured,
+        the_stderr_tail_keeps_an_unfinished_last_line_and_cuts_long_ones,
     ]
 }
 
@@ -257,4 +261,73 @@ fn kill_ends_the_worker_and_reading_reports_it() {
         // Killing a dead worker is not an error.
         b.kill().unwrap();
     }
+}
+
+fn wait_exit_returns_the_status_and_none_while_the_worker_runs() {
+    // Exits with 4 once it has answered one command.
+    let mut b = spawn_echo(Transport::Stdio, &["--exit-after", "1:4"], &test_options());
+    assert!(b.has_child());
+    assert!(b.is_alive());
+    assert_eq!(b.exit_status(), None);
+    // It waits for its command: still running when the wait gives up.
+    assert_eq!(b.wait_exit(Duration::from_millis(20)), None);
+    assert!(b.is_alive());
+    b.on_connect(1, false).unwrap();
+    b.flush_blocking().unwrap();
+    // Reaped without reading its answer.
+    let status = b.wait_exit(PATIENCE).expect("the worker exits");
+    assert_eq!(status.code(), Some(4));
+    assert_eq!(b.exit_status(), Some(status));
+    assert!(!b.is_alive());
+
+    for transport in TRANSPORTS {
+        let mut b = spawn_echo(transport, &[], &test_options());
+        let pid = b.pid().unwrap();
+        b.kill().unwrap();
+        let status = b.wait_exit(PATIENCE).expect("a killed worker exits");
+        assert_eq!(status.signal(), Some(9), "{transport:?}");
+        assert!(is_reaped(pid), "{transport:?}");
+    }
+}
+
+fn the_stderr_tail_exists_only_when_captured() {
+    // `cat` writes nothing on stderr, so inheriting it adds nothing to the
+    // test output.
+    let b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
+    assert!(b.stderr_tail().is_none(), "inherited by default");
+    for (mode, captured) in [
+        (StderrMode::Inherit, false),
+        (StderrMode::Null, false),
+        (StderrMode::Capture { max_lines: 4 }, true),
+    ] {
+        let opts = Options::new().stderr(mode);
+        let mut b = Broadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
+        assert_eq!(b.stderr_tail().is_some(), captured, "{mode:?}");
+        if let Some(tail) = b.stderr_tail().cloned() {
+            // Open while the worker runs, closed once it has exited.
+            assert!(!tail.is_closed());
+            b.close_write().unwrap();
+            assert!(wait_exited(&mut b).success());
+            assert!(tail.wait_closed(PATIENCE));
+            assert!(tail.is_closed());
+            assert!(tail.lines().is_empty());
+        }
+    }
+}
+
+fn the_stderr_tail_keeps_an_unfinished_last_line_and_cuts_long_ones() {
+    // A line of 5000 bytes is cut at 4 KiB and marked; the last line has no
+    // newline.
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "printf 'a\\n' >&2; head -c 5000 /dev/zero | tr '\\0' x >&2; printf '\\nb' >&2",
+    ]);
+    let opts = Options::new().stderr(StderrMode::Capture { max_lines: 8 });
+    let b = Broadcaster::spawn_with(cmd, Transport::Stdio, &opts).unwrap();
+    let tail = b.stderr_tail().unwrap();
+    assert!(tail.wait_closed(PATIENCE));
+    let cut = format!("{} [line cut]", "x".repeat(4096));
+    assert_eq!(tail.lines(), ["a", cut.as_str(), "b"]);
+    assert_eq!(tail.dropped_lines(), 0);
 }
