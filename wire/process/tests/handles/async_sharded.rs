@@ -7,7 +7,9 @@
 //! dies (reported once, after its frames, with its conns; the others carry
 //! on; one whose output breaks the framing is an error once, then killed
 //! and reported exited), `recv` taking turns between shards that all have
-//! frames, and drop reaping every worker.
+//! frames, and drop reaping every worker. A shard that fails to start is
+//! named, a shard index out of range is refused, the queues are reported
+//! by shard.
 
 use std::future::{Future, poll_fn};
 use std::num::NonZeroUsize;
@@ -34,6 +36,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         drop_reaps_every_shard_even_those_that_ignore_eof_or_have_commands_queued,
         recv_takes_turns_between_shards_that_all_have_frames,
         a_shard_whose_output_breaks_the_framing_is_reported_once_then_killed_and_reported_exited,
+        a_shard_that_fails_to_start_is_named_and_bad_indexes_are_refused,
     ]
 }
 
@@ -587,5 +590,56 @@ fn a_shard_whose_output_breaks_the_framing_is_reported_once_then_killed_and_repo
             ShardedIncoming::Frame { shard: 0, frame } => assert_eq!(frame.conn, 4),
             other => panic!("unexpected {other:?}"),
         }
+    });
+}
+
+fn a_shard_that_fails_to_start_is_named_and_bad_indexes_are_refused() {
+    // A Bcast of 3 bytes is a 5 + 14 + 3-byte frame (PROTOCOL.md#frame-layout,
+    // PROTOCOL.md#subcommand-layout), queued on each shard.
+    const BCAST_3: usize = 5 + 14 + 3;
+    block_on(async {
+        for transport in TRANSPORTS {
+            let err = AsyncShardedBroadcaster::spawn(
+                NonZeroUsize::new(3).unwrap(),
+                |i| {
+                    if i == 1 {
+                        std::process::Command::new("/nonexistent/broadcast-worker")
+                    } else {
+                        echo_worker::<&str>(&[])
+                    }
+                },
+                transport,
+                &test_options(),
+            )
+            .unwrap_err();
+            assert_eq!(err.shard, 1, "{transport:?}");
+            assert!(
+                matches!(
+                    err.error,
+                    broadcast_process::broadcaster::SpawnError::Spawn { .. }
+                ),
+                "{transport:?}: {err}"
+            );
+        }
+
+        let mut b = spawn(2, Transport::Stdio, |_| Vec::new(), &test_options());
+        assert_eq!(b.shard_count(), 2);
+        assert!(b.pids().iter().all(Option::is_some));
+        assert_eq!(b.router().state(1), Some(ShardState::Live));
+        assert_eq!(b.router().state(2), None);
+        assert!(b.shard(2).is_none());
+        assert_eq!(b.shard_of(17), 1);
+        assert_eq!(b.wait_exit(0, Duration::ZERO).await, None, "running");
+        assert_eq!(b.wait_exit(2, Duration::ZERO).await, None);
+        let err = b.kill_shard(2).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+
+        b.try_on_connect(3, false).unwrap();
+        assert_eq!(b.shard(1).unwrap().link().queued_commands(), 1);
+        b.try_fanout("[1]", -1, BcastFlags::EMPTY).unwrap();
+        assert_eq!(b.queued_bytes(), 5 + 14 + 2 * BCAST_3);
+        assert_eq!(b.conns_of(1), vec![3]);
+        b.flush().await.unwrap();
+        assert_eq!(b.queued_bytes(), 0);
     });
 }

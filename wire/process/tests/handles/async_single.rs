@@ -1,13 +1,17 @@
 //! What is particular to `AsyncBroadcaster` (feature `tokio`): the waiting
 //! and `try_` commands against a stopped worker (a cancelled wait queues
 //! nothing), a cancellation-safe `recv`, and drop reaping the worker
-//! without blocking the runtime, even when the runtime stops first. What
-//! every handle owes is in `suite`.
+//! without blocking the runtime, even when the runtime stops first; the
+//! process accessors (`wait_exit`, `exit_status`, `is_alive`, the stderr
+//! tail) and handles without a child. What every handle owes is in
+//! `suite`.
 
 use std::time::{Duration, Instant};
 
 use broadcast_process::async_broadcaster::AsyncBroadcaster;
-use broadcast_process::broadcaster::{Incoming, Options, SendError, Transport};
+use broadcast_process::broadcaster::{
+    Broadcaster, Incoming, Options, SendError, StderrMode, Transport, WorkerProcess,
+};
 use broadcast_wire::{BcastFlags, BroadcastFrame};
 use nix::sys::signal::Signal;
 use tokio::time::timeout;
@@ -20,6 +24,8 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         recv_is_cancellation_safe,
         drop_reaps_the_worker_in_the_background,
         drop_reaps_even_when_the_runtime_stops_first,
+        the_process_accessors_report_the_worker,
+        a_handle_without_a_child_has_no_pid_and_keeps_what_was_queued,
     ]
 }
 
@@ -226,4 +232,75 @@ fn drop_reaps_even_when_the_runtime_stops_first() {
     });
     drop(rt);
     assert_reaped(pid);
+}
+
+/// `spawn_with` takes the options' limits; a running worker has no status,
+/// and `wait_exit` gives up on it; it exits with its code once it has
+/// answered, and `wait_exit` reaps it without a `recv`. The stderr tail
+/// exists only when captured.
+fn the_process_accessors_report_the_worker() {
+    block_on(async {
+        // Exits with 4 once it has answered one command.
+        let opts = test_options().max_queued_bytes(1 << 16).max_payload(4096);
+        let mut b = spawn(Transport::Stdio, &["--exit-after", "1:4"], &opts);
+        assert_eq!((b.link().queue_limit(), b.link().max_payload()), (1 << 16, 4096));
+        assert!(b.pid().is_some());
+        assert!(b.stderr_tail().is_some(), "captured");
+        assert!(b.is_alive());
+        assert_eq!(b.exit_status(), None);
+        assert_eq!(b.wait_exit(Duration::from_millis(20)).await, None);
+        b.on_connect(1, false).await.unwrap();
+        b.flush().await.unwrap();
+        let status = b.wait_exit(PATIENCE).await.expect("the worker exits");
+        assert_eq!(status.code(), Some(4));
+        assert_eq!(b.exit_status(), Some(status));
+        assert!(!b.is_alive());
+
+        // The defaults: an 8 MiB queue, the spec's 16 MiB payload maximum
+        // (PROTOCOL.md#maximum-payload), stderr inherited (`cat` writes
+        // none).
+        let b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+        assert_eq!(b.link().queue_limit(), 8 * 1024 * 1024);
+        assert_eq!(b.link().max_payload(), 16 * 1024 * 1024);
+        assert!(b.stderr_tail().is_none(), "inherited by default");
+        let opts = Options::new().stderr(StderrMode::Null);
+        let b =
+            AsyncBroadcaster::spawn_with(std::process::Command::new("cat"), Transport::Stdio, &opts).unwrap();
+        assert!(b.stderr_tail().is_none());
+    });
+}
+
+/// Adopted without a child (one socket, as `WorkerProcess::adopt` or
+/// `Broadcaster::from_socket` take it): no pid, no status. Commands queued
+/// in a blocking handle stay queued when it becomes an async one, and go
+/// out on its socket.
+fn a_handle_without_a_child_has_no_pid_and_keeps_what_was_queued() {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    block_on(async {
+        let (ours, _theirs) = UnixStream::pair().unwrap();
+        let p = WorkerProcess::adopt(ours.into(), None, None, &Options::new()).unwrap();
+        let mut b = AsyncBroadcaster::from_process(p, &Options::new()).unwrap();
+        assert_eq!(b.pid(), None);
+        assert_eq!(b.exit_status(), None);
+        assert_eq!(b.wait_exit(Duration::ZERO).await, None);
+        assert!(b.is_alive(), "its output is still open");
+
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let mut sync = Broadcaster::from_socket(ours.into(), None, &Options::new()).unwrap();
+        sync.on_connect(7, true).unwrap();
+        let mut b = AsyncBroadcaster::from_broadcaster(sync).unwrap();
+        assert_eq!(b.pid(), None);
+        assert_eq!(b.link().queued_commands(), 1);
+        b.flush().await.unwrap();
+        assert_eq!(b.link().sent_commands(), 1);
+        // A New of conn 7, whitelisted: channel 1, len 14; op 1, flags 1,
+        // conn 7, no sub_id, no data (PROTOCOL.md#subcommand-layout).
+        let mut got = [0u8; 19];
+        theirs.read_exact(&mut got).unwrap();
+        #[rustfmt::skip]
+        let want = [1, 14, 0, 0, 0, /* */ 1, 1, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(got, want);
+    });
 }

@@ -2,7 +2,8 @@
 //! that dies is reported once, after every frame it wrote, naming it and
 //! the connections it owned; the other shards carry on; a shard whose
 //! output breaks the framing is killed and reported; dropping the handle
-//! reaps every worker.
+//! reaps every worker. A running shard has no status; a shard index out of
+//! range is refused.
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
@@ -21,6 +22,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         a_dead_shard_found_by_a_flush_is_left_out_of_later_bcasts,
         a_shard_whose_output_breaks_the_framing_is_killed_and_reported,
         drop_reaps_every_shard_even_those_that_ignore_eof_or_have_commands_queued,
+        a_running_shard_has_no_status_and_a_bad_index_is_refused,
     ]
 }
 
@@ -189,4 +191,19 @@ fn drop_reaps_every_shard_even_those_that_ignore_eof_or_have_commands_queued() {
             assert!(is_reaped(pid), "{transport:?}: worker {pid} was left behind");
         }
     }
+}
+
+fn a_running_shard_has_no_status_and_a_bad_index_is_refused() {
+    let mut b = spawn_sharded_echo(2, Transport::Stdio, |_| Vec::new(), &test_options());
+    assert_eq!(b.exit_status(0), None);
+    assert_eq!(b.exit_status(1), None);
+    assert_eq!(b.exit_status(2), None);
+    let err = b.kill_shard(2).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    // Nothing was killed.
+    for pid in b.pids() {
+        assert!(!is_reaped(pid.unwrap()));
+    }
+    assert_eq!(b.router().state(0), Some(ShardState::Live));
+    assert_eq!(b.router().state(1), Some(ShardState::Live));
 }

@@ -2,12 +2,15 @@
 //! command with its payload, so what each shard received is observable):
 //! a connection's commands reach exactly its shard, in order; a Bcast
 //! reaches every shard, in order with the rest; the connections each shard
-//! owns are tracked; frames are read fairly across shards.
+//! owns are tracked; frames are read fairly across shards. A shard that
+//! fails to start is named; the fds and queues are reported by shard.
 
+use std::os::fd::{AsRawFd, RawFd};
+use std::process::Command;
 use std::time::Instant;
 
-use broadcast_process::broadcaster::sharded::ShardedIncoming;
-use broadcast_process::broadcaster::{SendError, Transport};
+use broadcast_process::broadcaster::sharded::{ShardState, ShardedBroadcaster, ShardedIncoming};
+use broadcast_process::broadcaster::{FlushStatus, SendError, SpawnError, Transport};
 use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand, SubId};
 
 use crate::support::sharded::*;
@@ -19,6 +22,8 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         a_refused_command_is_queued_nowhere_and_names_its_shard,
         frames_are_read_round_robin_across_shards,
         an_undecodable_frame_is_reported_with_its_shard,
+        a_shard_that_fails_to_start_is_named,
+        the_fds_and_queues_of_the_shards_are_reported_by_shard,
     ]
 }
 
@@ -215,4 +220,67 @@ fn an_undecodable_frame_is_reported_with_its_shard() {
     }
     got.sort();
     assert_eq!(got, [(0, 2), (1, 1)]);
+}
+
+fn a_shard_that_fails_to_start_is_named() {
+    for transport in TRANSPORTS {
+        let err = ShardedBroadcaster::spawn(
+            k(3),
+            |i| {
+                if i == 1 {
+                    Command::new("/nonexistent/broadcast-worker")
+                } else {
+                    echo_worker::<&str>(&[])
+                }
+            },
+            transport,
+            &test_options(),
+        )
+        .unwrap_err();
+        assert_eq!(err.shard, 1, "{transport:?}");
+        assert!(
+            matches!(err.error, SpawnError::Spawn { .. }),
+            "{transport:?}: {err}"
+        );
+    }
+}
+
+fn the_fds_and_queues_of_the_shards_are_reported_by_shard() {
+    // PROTOCOL.md#frame-layout, PROTOCOL.md#subcommand-layout: a New is a
+    // 5 + 14-byte frame; a Bcast of 3 bytes, 5 + 14 + 3.
+    const NEW: usize = 5 + 14;
+    const BCAST_3: usize = 5 + 14 + 3;
+    let mut b = spawn_sharded_echo(2, Transport::Stdio, |_| Vec::new(), &test_options());
+    assert_eq!(b.shard_count(), 2);
+    assert_eq!(b.pids().len(), 2);
+    assert_eq!(b.router().state(0), Some(ShardState::Live));
+    assert_eq!(b.router().state(1), Some(ShardState::Live));
+    assert_eq!(b.router().state(2), None);
+    assert!(b.shard(2).is_none());
+    assert_eq!(b.shard_of(17), 1);
+
+    let read_fd = |b: &ShardedBroadcaster, s: usize| b.shard(s).unwrap().read_fd().as_raw_fd();
+    let write_fd = |b: &ShardedBroadcaster, s: usize| b.shard(s).unwrap().write_fd().unwrap().as_raw_fd();
+    let reads: Vec<(usize, RawFd)> = b.read_fds().map(|(s, fd)| (s, fd.as_raw_fd())).collect();
+    assert_eq!(reads, [(0, read_fd(&b, 0)), (1, read_fd(&b, 1))]);
+    assert!(!b.wants_write());
+    assert_eq!(b.write_fds().count(), 0);
+
+    // Conn 2 is shard 0's: only its write fd is wanted.
+    b.on_connect(2, false).unwrap();
+    assert!(b.wants_write());
+    let writes: Vec<(usize, RawFd)> = b.write_fds().map(|(s, fd)| (s, fd.as_raw_fd())).collect();
+    assert_eq!(writes, [(0, write_fd(&b, 0))]);
+    assert_eq!(b.queued_bytes(), NEW);
+    // A Bcast is queued on both.
+    b.fanout("[1]", -1, BcastFlags::EMPTY).unwrap();
+    assert_eq!(b.queued_bytes(), NEW + 2 * BCAST_3);
+    assert_eq!(b.shard(1).unwrap().queued_bytes(), BCAST_3);
+    assert_eq!(b.write_fds().count(), 2);
+
+    // A few bytes always fit empty pipes: one non-blocking flush.
+    assert_eq!(b.flush().unwrap(), FlushStatus::Flushed);
+    assert!(!b.wants_write());
+    assert_eq!(b.queued_bytes(), 0);
+    assert_eq!(b.conns_of(0), vec![2]);
 }
