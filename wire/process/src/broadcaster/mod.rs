@@ -117,15 +117,14 @@ pub(crate) use readiness::wait as wait_fds;
 /// docs](self) for an overview and an example. It is `Send` and `Sync`, so
 /// it can live in whichever thread runs the relay's event loop.
 ///
-/// ```
+/// ```no_run
 /// use broadcast_process::broadcaster::{Broadcaster, Transport};
 /// use std::process::Command;
 ///
-/// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-/// b.on_connect(7, true).unwrap();
-/// assert!(b.wants_write());
-/// b.flush_blocking().unwrap();
-/// assert!(!b.wants_write());
+/// let mut b = Broadcaster::spawn(Command::new("broadcast-worker"), Transport::Stdio)?;
+/// b.on_connect(7, true)?; // queued
+/// b.flush_blocking()?; // written to the worker
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct Broadcaster {
@@ -138,12 +137,13 @@ impl Broadcaster {
     /// holds the worker's end of the socket until it is dropped, which must
     /// happen right after the spawn for the worker's exit to be seen.
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::broadcaster::{Broadcaster, Transport};
     /// use std::process::Command;
     ///
-    /// let b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.pid().is_some());
+    /// let b = Broadcaster::spawn(Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// println!("worker {:?} started", b.pid());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn spawn(command: Command, transport: Transport) -> Result<Broadcaster, SpawnError> {
         Self::spawn_with(command, transport, &Options::default())
@@ -151,13 +151,13 @@ impl Broadcaster {
 
     /// Spawns `command` as a worker over `transport`.
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
     /// use std::process::Command;
     ///
     /// let opts = Options::new().max_queued_bytes(1 << 16).stderr(StderrMode::Null);
-    /// let b = Broadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
-    /// assert_eq!(b.queue_limit(), 1 << 16);
+    /// let b = Broadcaster::spawn_with(Command::new("broadcast-worker"), Transport::SocketPair, &opts)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn spawn_with(
         command: Command,
@@ -174,16 +174,16 @@ impl Broadcaster {
     /// `write` takes the commands (two pipe ends, or two descriptors of one
     /// socket); see [`WorkerProcess::adopt`].
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::broadcaster::{Broadcaster, Options};
     /// use std::process::{Command, Stdio};
     ///
-    /// let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    /// let mut child = Command::new("broadcast-worker").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     /// let write = child.stdin.take().unwrap().into();
     /// let read = child.stdout.take().unwrap().into();
-    /// let mut b = Broadcaster::from_fds(read, write, Some(child), &Options::new()).unwrap();
-    /// b.on_disconnect(3).unwrap();
-    /// b.flush_blocking().unwrap();
+    /// let mut b = Broadcaster::from_fds(read, write, Some(child), &Options::new())?;
+    /// b.on_disconnect(3)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_fds(
         read: OwnedFd,
@@ -222,13 +222,14 @@ impl Broadcaster {
     /// Drives a [`WorkerProcess`] with `opts`' queue limit and payload
     /// maximum.
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::broadcaster::{Broadcaster, Options, Transport, WorkerProcess};
     /// use std::process::Command;
     ///
     /// let opts = Options::new().max_queued_bytes(4096);
-    /// let p = WorkerProcess::spawn(Command::new("cat"), Transport::Stdio, &opts).unwrap();
-    /// assert_eq!(Broadcaster::from_process(p, &opts).queue_limit(), 4096);
+    /// let p = WorkerProcess::spawn(Command::new("broadcast-worker"), Transport::Stdio, &opts)?;
+    /// let b = Broadcaster::from_process(p, &opts); // with a 4096-byte queue
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn from_process(process: WorkerProcess, opts: &Options) -> Broadcaster {
         Broadcaster {
@@ -239,11 +240,12 @@ impl Broadcaster {
     /// The [`Link`](crate::link::Link) core underneath: its state and
     /// counters.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_disconnect(4).unwrap();
-    /// assert_eq!(b.link().queued_commands(), 1);
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.on_disconnect(4)?;
+    /// let queued = b.link().queued_commands(); // 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn link(&self) -> &FdLink {
         &self.end.link
@@ -259,16 +261,18 @@ impl Broadcaster {
     /// [`SendError`] ([`SendError::Backpressure`] when the queue is full:
     /// flush and send it again).
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
+    /// ```no_run
+    /// use broadcast_process::broadcaster::SendError;
     /// use broadcast_wire::{NewFlags, SubCommand};
-    /// use std::process::Command;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.send(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }).unwrap();
+    /// b.send(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY })?;
     /// let bad = SubCommand::New { conn: -1, flags: NewFlags::EMPTY };
-    /// assert!(matches!(b.send(&bad), Err(SendError::Invalid(_))));
-    /// assert_eq!(b.queued_commands(), 1);
+    /// if let Err(SendError::Invalid(e)) = b.send(&bad) {
+    ///     eprintln!("refused, nothing queued: {e}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
         self.end.link.send(cmd)
@@ -277,17 +281,16 @@ impl Broadcaster {
     /// Whether [`Broadcaster::send`] would queue `cmd` right now: `Ok` if
     /// it would, else the [`SendError`] it would return. Nothing changes.
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, Options, SendError, Transport};
+    /// ```no_run
     /// use broadcast_wire::{BcastFlags, SubCommand};
-    /// use std::process::Command;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let opts = Options::new().max_queued_bytes(64);
-    /// let mut b = Broadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
-    /// let ev = SubCommand::Bcast { sender: -1, flags: BcastFlags::EMPTY, event: vec![b'x'; 40].into() };
-    /// assert_eq!(b.check_send(&ev), Ok(()));
-    /// b.send(&ev).unwrap();
-    /// assert!(matches!(b.check_send(&ev), Err(SendError::Backpressure(_))));
+    /// let ev = SubCommand::Bcast { sender: -1, flags: BcastFlags::EMPTY, event: r#"["EVENT",{}]"#.into() };
+    /// if b.check_send(&ev).is_ok() {
+    ///     b.send(&ev)?; // queued: nothing changed in between
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
         self.end.link.check_send(cmd)
@@ -302,7 +305,7 @@ impl Broadcaster {
         refuse: Self::refuse,
         error: SendError,
         names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
-        setup: "# fn main() {\n# use broadcast_process::broadcaster::{Broadcaster, Transport};\n# let mut b = Broadcaster::spawn(std::process::Command::new(\"cat\"), Transport::Stdio).unwrap();",
+        setup: "# fn main() {\n# use broadcast_process::broadcaster::{Broadcaster, Transport};\n# let mut b = Broadcaster::spawn(std::process::Command::new(\"broadcast-worker\"), Transport::Stdio).unwrap();",
         call: ".unwrap()",
     }
 
@@ -313,14 +316,16 @@ impl Broadcaster {
     /// when the fd is full (wait for writability and call again). Frames are
     /// coalesced into as few writes as possible; a partial write is kept.
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, FlushStatus, Transport};
-    /// # use std::process::Command;
+    /// ```no_run
+    /// use broadcast_process::broadcaster::FlushStatus;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_connect(1, false).unwrap();
-    /// assert_eq!(b.flush().unwrap(), FlushStatus::Flushed);
-    /// assert_eq!(b.sent_commands(), 1);
+    /// b.on_connect(1, false)?;
+    /// if b.flush()? == FlushStatus::WouldBlock {
+    ///     // The fd is full: wait until b.write_fd() is writable, and flush again.
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&mut self) -> Result<FlushStatus, FlushError> {
         self.end.link.flush()
@@ -333,14 +338,14 @@ impl Broadcaster {
     /// discarded), so a worker blocked on its output cannot deadlock it.
     /// Returns [`FlushError::WorkerGone`] if the worker dies first.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     /// for conn in 0..1000 {
-    ///     b.on_connect(conn, false).unwrap();
+    ///     b.on_connect(conn, false)?;
     /// }
-    /// b.flush_blocking().unwrap();
-    /// assert_eq!(b.sent_commands(), 1000);
+    /// b.flush_blocking()?; // all 1000 written
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush_blocking(&mut self) -> Result<(), FlushError> {
         self.flush_until(None).map(|_| ())
@@ -349,19 +354,17 @@ impl Broadcaster {
     /// Like [`Broadcaster::flush_blocking`], but gives up after `timeout`,
     /// returning [`FlushStatus::WouldBlock`] with the rest still queued.
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, FlushStatus, Transport};
-    /// use std::process::Command;
+    /// ```no_run
+    /// use broadcast_process::broadcaster::FlushStatus;
     /// use std::time::Duration;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// // A worker that never reads: the pipe fills up and the flush gives up.
-    /// let mut sleeper = Command::new("sleep");
-    /// sleeper.arg("30");
-    /// let mut b = Broadcaster::spawn(sleeper, Transport::Stdio).unwrap();
-    /// for _ in 0..2000 {
-    ///     b.fanout(vec![b'x'; 100], -1, Default::default()).unwrap();
+    /// b.fanout(r#"["EVENT",{}]"#, -1, Default::default())?;
+    /// if b.flush_timeout(Duration::from_millis(50))? == FlushStatus::WouldBlock {
+    ///     // The worker did not take it all in time; the rest stays queued.
     /// }
-    /// assert_eq!(b.flush_timeout(Duration::from_millis(50)).unwrap(), FlushStatus::WouldBlock);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush_timeout(&mut self, timeout: Duration) -> Result<FlushStatus, FlushError> {
         self.flush_until(Some(Instant::now() + timeout))
@@ -401,12 +404,14 @@ impl Broadcaster {
     /// Whether commands are queued: register the write fd for writability
     /// and call [`Broadcaster::flush`] when it is.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(!b.wants_write());
-    /// b.on_connect(1, false).unwrap();
-    /// assert!(b.wants_write());
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.on_connect(1, false)?;
+    /// if b.wants_write() {
+    ///     // Register b.write_fd() for writability, then call b.flush().
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wants_write(&self) -> bool {
         self.end.link.wants_write()
@@ -414,11 +419,12 @@ impl Broadcaster {
 
     /// Bytes queued and not yet written.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_connect(12, false).unwrap();
-    /// assert_eq!(b.queued_bytes(), 5 + 14);
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.on_connect(12, false)?;
+    /// let bytes = b.queued_bytes(); // 19: a 5-byte frame header and the 14-byte New
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn queued_bytes(&self) -> usize {
         self.end.link.queued_bytes()
@@ -426,11 +432,12 @@ impl Broadcaster {
 
     /// Commands queued and not completely written.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_disconnect(4).unwrap();
-    /// assert_eq!(b.queued_commands(), 1);
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.on_disconnect(4)?;
+    /// let commands = b.queued_commands(); // 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn queued_commands(&self) -> usize {
         self.end.link.queued_commands()
@@ -439,12 +446,13 @@ impl Broadcaster {
     /// Commands completely written to the worker's fd so far. Written is
     /// not read: a worker that dies may leave the last of them unread.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_disconnect(4).unwrap();
-    /// b.flush_blocking().unwrap();
-    /// assert_eq!(b.sent_commands(), 1);
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.on_disconnect(4)?;
+    /// b.flush_blocking()?;
+    /// let sent = b.sent_commands(); // 1
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sent_commands(&self) -> u64 {
         self.end.link.sent_commands()
@@ -452,10 +460,11 @@ impl Broadcaster {
 
     /// The outbound queue's byte limit ([`Options::max_queued_bytes`]).
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.queue_limit(), 8 << 20);
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let limit = b.queue_limit(); // 8 MiB by default
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn queue_limit(&self) -> usize {
         self.end.link.queue_limit()
@@ -463,10 +472,11 @@ impl Broadcaster {
 
     /// The payload maximum in both directions ([`Options::max_payload`]).
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.max_payload(), 16 << 20);
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let max = b.max_payload(); // 16 MiB by default (PROTOCOL.md#maximum-payload)
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn max_payload(&self) -> u32 {
         self.end.link.max_payload()
@@ -478,17 +488,19 @@ impl Broadcaster {
     /// with nothing closed, while commands are queued: flush first. Later
     /// commands are refused with [`SendError::WriteClosed`].
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, SendError, Transport};
-    /// # use std::process::Command;
+    /// ```no_run
+    /// use broadcast_process::broadcaster::SendError;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.on_connect(1, false).unwrap();
-    /// assert!(b.close_write().is_err()); // still queued
-    /// b.flush_blocking().unwrap();
-    /// b.close_write().unwrap();
-    /// assert!(b.write_fd().is_none());
-    /// assert_eq!(b.on_connect(2, false), Err(SendError::WriteClosed));
+    /// b.on_connect(1, false)?;
+    /// b.flush_blocking()?; // close_write refuses while commands are queued
+    /// b.close_write()?;
+    /// // The worker reads end-of-file and exits; read on for its last frames.
+    /// if let Err(SendError::WriteClosed) = b.on_connect(2, false) {
+    ///     // From now on b.write_fd() is None, and every command is refused.
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close_write(&mut self) -> Result<(), Unflushed> {
         self.end.link.close_write()
@@ -508,12 +520,23 @@ impl Broadcaster {
     /// `Err(ReadError::Framing(_))`, and so is every later call. I/O errors
     /// are `Err(ReadError::Io(_))`.
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
-    /// # use std::process::Command;
+    /// ```no_run
+    /// use broadcast_process::broadcaster::Incoming;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.read_frame().unwrap(), Incoming::Pending);
+    /// loop {
+    ///     match b.read_frame()? {
+    ///         Incoming::Frame(frame) => println!("{} bytes for conn {}", frame.data.len(), frame.conn),
+    ///         Incoming::InvalidFrame(e) => eprintln!("one frame lost: {e}"),
+    ///         Incoming::Pending => break, // wait until b.read_fd() is readable
+    ///         Incoming::WorkerExited(status) => {
+    ///             eprintln!("worker gone: {status:?}");
+    ///             break;
+    ///         }
+    ///     }
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_frame(&mut self) -> Result<Incoming, ReadError> {
         self.end.read()
@@ -525,14 +548,16 @@ impl Broadcaster {
     /// (A flush error is not reported here; the next
     /// [`Broadcaster::flush`] reports it.)
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Transport};
-    /// use std::process::Command;
+    /// ```no_run
+    /// use broadcast_process::broadcaster::Incoming;
     /// use std::time::Duration;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let mut b = Broadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// let got = b.read_frame_timeout(Duration::from_millis(20)).unwrap();
-    /// assert_eq!(got, Incoming::Pending); // cat sends nothing on channel 2
+    /// if let Incoming::Frame(frame) = b.read_frame_timeout(Duration::from_millis(20))? {
+    ///     println!("conn {}: {} bytes", frame.conn, frame.data.len());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_frame_timeout(&mut self, timeout: Duration) -> Result<Incoming, ReadError> {
         let deadline = Instant::now() + timeout;
@@ -561,10 +586,11 @@ impl Broadcaster {
     /// Bytes received from the worker and not yet returned as frames (a
     /// partial frame, or frames not yet read).
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.inbound_buffered(), 0);
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let partial = b.inbound_buffered(); // 0 until the worker writes
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn inbound_buffered(&self) -> usize {
         self.end.link.inbound_buffered()
@@ -574,12 +600,13 @@ impl Broadcaster {
 
     /// The fd to watch for readability (the worker's frames).
     ///
-    /// ```
-    /// use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// ```no_run
     /// use std::os::fd::AsRawFd;
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_ne!(b.read_fd().as_raw_fd(), b.write_fd().unwrap().as_raw_fd());
+    /// let fd = b.read_fd().as_raw_fd(); // watch it for readability (poll, epoll, mio)
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_fd(&self) -> BorrowedFd<'_> {
         self.end.read_fd()
@@ -589,10 +616,13 @@ impl Broadcaster {
     /// the same fd as [`Broadcaster::read_fd`] with a socketpair. `None`
     /// after [`Broadcaster::close_write`].
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.write_fd().is_some());
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// if let Some(fd) = b.write_fd() {
+    ///     // Watch fd for writability while b.wants_write().
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_fd(&self) -> Option<BorrowedFd<'_>> {
         self.end.write_fd()
@@ -604,12 +634,13 @@ impl Broadcaster {
     /// process runs (reaping it if it has exited); without one, whether its
     /// output is still open and no write has found it gone.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # use std::time::Duration;
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("true"), Transport::Stdio).unwrap();
-    /// b.wait_exit(Duration::from_secs(10));
-    /// assert!(!b.is_alive());
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// if !b.is_alive() {
+    ///     eprintln!("worker gone: {:?}", b.exit_status());
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn is_alive(&mut self) -> bool {
         self.end.is_alive()
@@ -617,10 +648,13 @@ impl Broadcaster {
 
     /// The worker's process id, if the handle has a child.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.pid().unwrap() > 0);
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// if let Some(pid) = b.pid() {
+    ///     println!("worker {pid}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pid(&self) -> Option<u32> {
         self.end.worker.pid()
@@ -629,10 +663,14 @@ impl Broadcaster {
     /// The worker's exit status if it has exited (it is reaped), without
     /// blocking.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.exit_status(), None); // cat waits for input
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// match b.exit_status() {
+    ///     Some(status) => println!("worker exited: {status}"),
+    ///     None => {} // still running
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         self.end.worker.try_status()
@@ -641,14 +679,17 @@ impl Broadcaster {
     /// Waits up to `timeout` for the worker to exit, and reaps it. `None` if
     /// it is still running (or the handle has no child).
     ///
-    /// ```
+    /// ```no_run
+    /// use std::time::Duration;
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # use std::process::Command;
-    /// # use std::time::Duration;
-    /// let mut cmd = Command::new("sh");
-    /// cmd.args(["-c", "exit 4"]);
-    /// let mut b = Broadcaster::spawn(cmd, Transport::Stdio).unwrap();
-    /// assert_eq!(b.wait_exit(Duration::from_secs(10)).unwrap().code(), Some(4));
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// b.close_write()?;
+    /// match b.wait_exit(Duration::from_secs(5)) {
+    ///     Some(status) => println!("worker exited: {status}"),
+    ///     None => b.kill()?, // still running
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         self.end.worker.wait_timeout(timeout)
@@ -657,14 +698,14 @@ impl Broadcaster {
     /// Kills the worker now (`SIGKILL`); it is reaped by the next status
     /// check, or at drop.
     ///
-    /// ```
+    /// ```no_run
+    /// use std::time::Duration;
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// # use std::time::Duration;
-    /// use std::os::unix::process::ExitStatusExt;
+    /// # let mut b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     ///
-    /// let mut b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.kill().unwrap();
-    /// assert_eq!(b.wait_exit(Duration::from_secs(10)).unwrap().signal(), Some(9));
+    /// b.kill()?;
+    /// let status = b.wait_exit(Duration::from_secs(5)); // killed by SIGKILL
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn kill(&mut self) -> io::Result<()> {
         self.end.kill()
@@ -672,10 +713,17 @@ impl Broadcaster {
 
     /// The captured stderr, with [`StderrMode::Capture`].
     ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.stderr_tail().is_none()); // inherited by default
+    /// ```no_run
+    /// use broadcast_process::broadcaster::{Broadcaster, Options, StderrMode, Transport};
+    /// use std::process::Command;
+    ///
+    /// let opts = Options::new().stderr(StderrMode::Capture { max_lines: 100 });
+    /// let b = Broadcaster::spawn_with(Command::new("broadcast-worker"), Transport::Stdio, &opts)?;
+    /// // ... and once the worker has died:
+    /// for line in b.stderr_tail().map(|tail| tail.lines()).unwrap_or_default() {
+    ///     eprintln!("worker: {line}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stderr_tail(&self) -> Option<&StderrTail> {
         self.end.stderr.as_ref()
@@ -683,10 +731,11 @@ impl Broadcaster {
 
     /// Whether the handle owns a child process.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
-    /// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.has_child());
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let spawned = b.has_child(); // true: spawned, not adopted without its child
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn has_child(&self) -> bool {
         self.end.worker.has_child()
@@ -695,12 +744,13 @@ impl Broadcaster {
 
 /// The read side: the fd an event loop always watches.
 ///
-/// ```
-/// use broadcast_process::broadcaster::{Broadcaster, Transport};
-/// use std::os::fd::{AsFd, AsRawFd};
+/// ```no_run
+/// use std::os::fd::AsFd;
+/// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+/// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
 ///
-/// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-/// assert_eq!(b.as_fd().as_raw_fd(), b.read_fd().as_raw_fd());
+/// let fd = b.as_fd(); // the read fd
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 impl AsFd for Broadcaster {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -710,12 +760,13 @@ impl AsFd for Broadcaster {
 
 /// The read side's raw fd, for APIs that take one (mio's `SourceFd`).
 ///
-/// ```
-/// use broadcast_process::broadcaster::{Broadcaster, Transport};
+/// ```no_run
 /// use std::os::fd::AsRawFd;
+/// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+/// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
 ///
-/// let b = Broadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-/// assert!(b.as_raw_fd() > 2);
+/// let raw = b.as_raw_fd(); // the read fd, for mio's SourceFd(&raw)
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 impl AsRawFd for Broadcaster {
     fn as_raw_fd(&self) -> RawFd {

@@ -18,16 +18,14 @@ use super::stderr::StderrTail;
 
 /// How the parent and the worker are connected (PROTOCOL.md#transports).
 ///
-/// ```
+/// ```no_run
 /// use broadcast_process::broadcaster::{Broadcaster, Transport};
 /// use std::process::Command;
 ///
-/// // `sh` ignores the appended `--fd 3` as extra positional arguments.
-/// let mut cmd = Command::new("sh");
-/// cmd.args(["-c", "cat <&3 >&3"]);
-/// let b = Broadcaster::spawn(cmd, Transport::SocketPair).unwrap();
-/// assert_eq!(b.write_fd().map(|fd| std::os::fd::AsRawFd::as_raw_fd(&fd)),
-///            Some(std::os::fd::AsRawFd::as_raw_fd(&b.read_fd())));
+/// // The worker gets one duplex socket as its fd 3, and `--fd 3` after its
+/// // own arguments; that one fd carries both directions.
+/// let b = Broadcaster::spawn(Command::new("broadcast-worker"), Transport::SocketPair)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -51,16 +49,15 @@ pub enum Transport {
 /// grace period ([`Options::grace_period`]), is killed if needed, and is
 /// reaped.
 ///
-/// ```
+/// ```no_run
 /// use broadcast_process::broadcaster::{Broadcaster, Options, Transport, WorkerProcess};
-/// use std::os::fd::AsRawFd;
 /// use std::process::Command;
 ///
 /// let opts = Options::new();
-/// let p = WorkerProcess::spawn(Command::new("cat"), Transport::Stdio, &opts).unwrap();
-/// assert_ne!(p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd());
+/// let p = WorkerProcess::spawn(Command::new("broadcast-worker"), Transport::Stdio, &opts)?;
+/// let copy = p.write_fd().try_clone_to_owned()?; // kept before the handle takes the fd
 /// let b = Broadcaster::from_process(p, &opts);
-/// assert!(b.pid().is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// [`Broadcaster::from_process`]: super::Broadcaster::from_process
@@ -89,12 +86,12 @@ impl WorkerProcess {
     /// Spawns `command` connected over `transport`, with `opts`' stderr
     /// mode, child fd and grace period.
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
     /// use std::process::Command;
     ///
-    /// let p = WorkerProcess::spawn(Command::new("cat"), Transport::SocketPair, &Options::new()).unwrap();
-    /// assert!(p.pid().is_some());
+    /// let p = WorkerProcess::spawn(Command::new("broadcast-worker"), Transport::SocketPair, &Options::new())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn spawn(
         command: Command,
@@ -130,11 +127,13 @@ impl WorkerProcess {
 
     /// The parent's read end (the worker's frames), non-blocking.
     ///
-    /// ```
-    /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
+    /// ```no_run
     /// use std::os::fd::AsRawFd;
-    /// let p = WorkerProcess::spawn(std::process::Command::new("cat"), Transport::SocketPair, &Options::new()).unwrap();
-    /// assert_eq!(p.read_fd().as_raw_fd(), p.write_fd().as_raw_fd()); // one socket
+    /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
+    /// # let p = WorkerProcess::spawn(std::process::Command::new("broadcast-worker"), Transport::SocketPair, &Options::new())?;
+    ///
+    /// let fd = p.read_fd().as_raw_fd(); // over a socketpair, p.write_fd() too
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_fd(&self) -> BorrowedFd<'_> {
         self.read.as_fd()
@@ -143,10 +142,11 @@ impl WorkerProcess {
     /// The parent's write end (the commands), non-blocking; the read end
     /// itself for a socket.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
-    /// let p = WorkerProcess::spawn(std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// let _copy = p.write_fd().try_clone_to_owned().unwrap();
+    /// # let p = WorkerProcess::spawn(std::process::Command::new("broadcast-worker"), Transport::SocketPair, &Options::new())?;
+    /// let copy = p.write_fd().try_clone_to_owned()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_fd(&self) -> BorrowedFd<'_> {
         self.write.as_fd()
@@ -154,10 +154,13 @@ impl WorkerProcess {
 
     /// The worker's process id, if there is a child.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::broadcaster::{Options, Transport, WorkerProcess};
-    /// let p = WorkerProcess::spawn(std::process::Command::new("cat"), Transport::Stdio, &Options::new()).unwrap();
-    /// assert!(p.pid().unwrap() > 0);
+    /// # let p = WorkerProcess::spawn(std::process::Command::new("broadcast-worker"), Transport::SocketPair, &Options::new())?;
+    /// if let Some(pid) = p.pid() {
+    ///     println!("worker {pid}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn pid(&self) -> Option<u32> {
         self.worker.pid()

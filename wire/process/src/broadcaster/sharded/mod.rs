@@ -354,7 +354,7 @@ impl ShardedBroadcaster {
         refuse: Self::refuse,
         error: ShardError<SendError>,
         names: [on_connect, on_disconnect, on_subscribe, on_unsubscribe, on_auth, fanout],
-        setup: "# fn main() {\n# use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"cat\"), Transport::Stdio, &Options::new()).unwrap();",
+        setup: "# fn main() {\n# use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};\n# let k = std::num::NonZeroUsize::new(2).unwrap();\n# let mut b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new(\"broadcast-worker\"), Transport::Stdio, &Options::new()).unwrap();",
         call: ".unwrap()",
     }
 
