@@ -148,7 +148,7 @@ impl<P: BlockingParent> Loop<P> {
                     status,
                     last,
                 } => {
-                    self.session.worker_gone(fatal, &message, status);
+                    self.session.worker_gone(fatal, &message, status, last);
                     self.reading = !last;
                 }
             }
@@ -209,7 +209,7 @@ impl<P: BlockingParent> Loop<P> {
             }
             self.wait(false, Some(left));
         }
-        self.session.worker_gone(false, &message, None);
+        self.session.worker_gone(false, &message, None, true);
     }
 
     /// The end of life: write what is queued (killing a worker that does
@@ -217,6 +217,7 @@ impl<P: BlockingParent> Loop<P> {
     /// the worker's last frames until its output ends (killing it after
     /// SHUTDOWN_GRACE of silence), reap it.
     fn finish(&mut self) {
+        self.session.ending();
         self.write_all(Some(Instant::now() + SHUTDOWN_GRACE));
         if self.parent.wants_write() {
             eprintln!("parent-adapter: the worker does not read its input: killing it");
@@ -242,6 +243,7 @@ impl<P: BlockingParent> Loop<P> {
             self.wait(false, Some(left));
         }
         self.parent.reap();
+        self.session.release_gone();
     }
 
     /// Waits until stdin (with `actions`), a worker's output, or a wanted

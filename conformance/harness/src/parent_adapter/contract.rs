@@ -339,15 +339,31 @@ pub struct Session {
     clients: Clients,
     out: Out,
     gone: bool,
+    /// Shutting down: a worker's clean end waits for the last one's.
+    ending: bool,
+    held: Option<(bool, String, Option<ExitStatus>)>,
 }
 
 impl Session {
     /// A session with no client, after `started`.
     pub fn new(out: Out) -> Session {
         Session {
-            clients: Clients::default(),
             out,
-            gone: false,
+            ..Session::default()
+        }
+    }
+
+    /// The adapter is ending its workers (`shutdown`, or the end of stdin):
+    /// from now on the clean end of one worker of several is not reported
+    /// until the last one ends, so that `worker_gone` follows every frame.
+    pub fn ending(&mut self) {
+        self.ending = true;
+    }
+
+    /// Writes the `worker_gone` held back by [`Session::ending`], if any.
+    pub fn release_gone(&mut self) {
+        if let Some((fatal, message, status)) = self.held.take() {
+            self.report_gone(fatal, &message, status);
         }
     }
 
@@ -502,9 +518,27 @@ impl Session {
         self.out.line(&Event::DroppedFrame { message: &message });
     }
 
-    /// The worker is gone (PROTOCOL.md#parent-worker-death): written once;
-    /// later reports (another shard, say) only go to stderr.
-    pub fn worker_gone(&mut self, fatal: bool, message: &str, status: Option<ExitStatus>) {
+    /// A worker is gone (PROTOCOL.md#parent-worker-death); `last`: no
+    /// other worker is left. `worker_gone` is written once; later reports
+    /// (another shard, say) only go to stderr. While [`Session::ending`],
+    /// the clean end of a worker that is not the last is held back.
+    pub fn worker_gone(&mut self, fatal: bool, message: &str, status: Option<ExitStatus>, last: bool) {
+        if self.ending && !fatal && !last && !self.gone {
+            if self.held.is_none() {
+                self.held = Some((fatal, message.to_string(), status));
+            }
+            return;
+        }
+        match self.held.take() {
+            Some((fatal, held, status)) => {
+                self.report_gone(fatal, &held, status);
+                eprintln!("parent-adapter: {message}");
+            }
+            None => self.report_gone(fatal, message, status),
+        }
+    }
+
+    fn report_gone(&mut self, fatal: bool, message: &str, status: Option<ExitStatus>) {
         if self.gone {
             eprintln!("parent-adapter: {message}");
             return;
@@ -620,7 +654,7 @@ mod tests {
         for line in bad {
             assert!(matches!(step(&mut s, line), Step::Answered), "{line}");
         }
-        s.worker_gone(false, "gone", None);
+        s.worker_gone(false, "gone", None, true);
         assert!(matches!(
             step(&mut s, r#"{"seq":8,"action":"disconnect","client":"x"}"#),
             Step::Answered

@@ -180,7 +180,7 @@ impl<P: AsyncParent> Loop<P> {
                 status,
                 last,
             } => {
-                self.session.worker_gone(fatal, &message, status);
+                self.session.worker_gone(fatal, &message, status, last);
                 self.reading = !last;
             }
         }
@@ -222,7 +222,7 @@ impl<P: AsyncParent> Loop<P> {
                 }
             }
         }
-        self.session.worker_gone(false, &message, None);
+        self.session.worker_gone(false, &message, None, true);
     }
 
     /// The end of life: write what is queued (killing a worker that does
@@ -230,6 +230,7 @@ impl<P: AsyncParent> Loop<P> {
     /// the last frames until the output ends (killing the worker after
     /// SHUTDOWN_GRACE of silence), reap it.
     async fn finish(&mut self) {
+        self.session.ending();
         if timeout(SHUTDOWN_GRACE, self.write_all()).await.is_err() {
             eprintln!("parent-adapter: the worker does not read its input: killing it");
             self.parent.kill();
@@ -252,6 +253,7 @@ impl<P: AsyncParent> Loop<P> {
             }
         }
         self.parent.reap().await;
+        self.session.release_gone();
     }
 }
 
