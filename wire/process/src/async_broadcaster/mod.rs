@@ -113,20 +113,17 @@ use registration::Registration;
 /// docs](self). Create it inside a tokio runtime with I/O enabled (its
 /// constructors panic otherwise, as tokio's own I/O types do).
 ///
-/// ```
+/// ```no_run
 /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
 /// use broadcast_process::broadcaster::Transport;
 /// use std::process::Command;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// // A stand-in worker over a socketpair: cat on the fd that `--fd 3` names.
-/// let mut cat = Command::new("sh");
-/// cat.args(["-c", "exec cat <&3 >&3", "sh"]); // "--fd" "3" follow as $1 $2
-/// let mut b = AsyncBroadcaster::spawn(cat, Transport::SocketPair).unwrap();
-/// b.on_connect(7, true).await.unwrap();
-/// b.flush().await.unwrap();
-/// assert_eq!(b.link().sent_commands(), 1);
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut b = AsyncBroadcaster::spawn(Command::new("broadcast-worker"), Transport::SocketPair)?;
+/// b.on_connect(7, true).await?; // queued
+/// b.flush().await?; // written to the worker
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Debug)]
@@ -141,15 +138,15 @@ impl AsyncBroadcaster {
     /// Spawns `command` as a worker over `transport`, with default
     /// [`Options`] (see [`Broadcaster::spawn`]).
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// use broadcast_process::broadcaster::Transport;
     /// use std::process::Command;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let b = AsyncBroadcaster::spawn(Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.pid().is_some());
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let b = AsyncBroadcaster::spawn(Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn spawn(command: Command, transport: Transport) -> Result<AsyncBroadcaster, SpawnError> {
@@ -159,16 +156,16 @@ impl AsyncBroadcaster {
     /// Spawns `command` as a worker over `transport` with `opts` (see
     /// [`Broadcaster::spawn_with`]).
     ///
-    /// ```
+    /// ```no_run
     /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// use broadcast_process::broadcaster::{Options, Transport};
     /// use std::process::Command;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let opts = Options::new().max_queued_bytes(1 << 16);
-    /// let b = AsyncBroadcaster::spawn_with(Command::new("cat"), Transport::Stdio, &opts).unwrap();
-    /// assert_eq!(b.link().queue_limit(), 1 << 16);
+    /// let b = AsyncBroadcaster::spawn_with(Command::new("broadcast-worker"), Transport::Stdio, &opts)?;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn spawn_with(
@@ -235,14 +232,15 @@ impl AsyncBroadcaster {
     /// counters ([`queued_bytes`](crate::link::Link::queued_bytes),
     /// [`sent_commands`](crate::link::Link::sent_commands), ...).
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_disconnect(4).unwrap();
-    /// assert_eq!(b.link().queued_commands(), 1);
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.try_on_disconnect(4)?;
+    /// let queued = b.link().queued_commands(); // 1
+    /// # Ok(())
     /// # }
     /// ```
     pub fn link(&self) -> &FdLink {
@@ -255,17 +253,22 @@ impl AsyncBroadcaster {
     /// while the queue is full. Cancellation safe: if the future is dropped
     /// before it completes, `cmd` was not queued.
     ///
-    /// ```
-    /// use broadcast_process::async_broadcaster::{AsyncBroadcaster, QueueError};
-    /// use broadcast_process::broadcaster::{SendError, Transport};
+    /// ```no_run
+    /// use broadcast_process::async_broadcaster::QueueError;
+    /// use broadcast_process::broadcaster::SendError;
     /// use broadcast_wire::{NewFlags, SubCommand};
-    ///
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.send(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }).await.unwrap();
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// b.send(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }).await?; // waits while the queue is full
     /// let bad = SubCommand::New { conn: -1, flags: NewFlags::EMPTY };
-    /// assert!(matches!(b.send(&bad).await, Err(QueueError::Refused(SendError::Invalid(_)))));
+    /// if let Err(QueueError::Refused(SendError::Invalid(e))) = b.send(&bad).await {
+    ///     eprintln!("refused, nothing queued: {e}");
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub async fn send(&mut self, cmd: &SubCommand) -> Result<(), QueueError> {
@@ -292,18 +295,21 @@ impl AsyncBroadcaster {
     /// ([`SendError::Backpressure`] when the queue is full); see
     /// [`Broadcaster::send`].
     ///
-    /// ```
-    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_process::broadcaster::{Options, SendError, Transport};
+    /// ```no_run
+    /// use broadcast_process::broadcaster::SendError;
     /// use broadcast_wire::{NewFlags, SubCommand};
-    ///
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let opts = Options::new().max_queued_bytes(20);
-    /// let mut b = AsyncBroadcaster::spawn_with(std::process::Command::new("cat"), Transport::Stdio, &opts).unwrap();
-    /// b.try_send(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }).unwrap(); // 19 bytes
-    /// let again = b.try_send(&SubCommand::New { conn: 2, flags: NewFlags::EMPTY });
-    /// assert!(matches!(again, Err(SendError::Backpressure(_))));
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// match b.try_send(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }) {
+    ///     Ok(()) => {}
+    ///     Err(SendError::Backpressure(_)) => {} // full now: flush, or use the waiting `send`
+    ///     Err(e) => eprintln!("refused: {e}"),
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn try_send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
@@ -370,17 +376,17 @@ impl AsyncBroadcaster {
     /// [`recv`](AsyncBroadcaster::recv)). A dead worker is
     /// [`FlushError::WorkerGone`], with the count of commands it never got.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
     /// for conn in 0..1000 {
-    ///     b.try_on_connect(conn, false).unwrap();
+    ///     b.try_on_connect(conn, false)?;
     /// }
-    /// b.flush().await.unwrap();
-    /// assert_eq!(b.link().sent_commands(), 1000);
+    /// b.flush().await?; // all 1000 written
+    /// # Ok(())
     /// # }
     /// ```
     pub async fn flush(&mut self) -> Result<(), FlushError> {
@@ -431,17 +437,20 @@ impl AsyncBroadcaster {
     /// end-of-file and exits, and [`recv`](AsyncBroadcaster::recv) reports
     /// its last frames and its exit.
     ///
-    /// ```
+    /// ```no_run
+    /// use broadcast_process::broadcaster::Incoming;
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::{Incoming, Transport};
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.try_on_connect(1, false).unwrap();
-    /// assert!(b.close_write().is_err()); // still queued
-    /// b.flush().await.unwrap();
-    /// b.close_write().unwrap();
-    /// assert!(matches!(b.recv().await.unwrap(), Incoming::WorkerExited(_)));
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// b.try_on_connect(1, false)?;
+    /// b.flush().await?; // close_write refuses while commands are queued
+    /// b.close_write()?;
+    /// // The worker reads end-of-file and exits: recv gives its last frames, then its exit.
+    /// while !matches!(b.recv().await?, Incoming::WorkerExited(_)) {}
+    /// # Ok(())
     /// # }
     /// ```
     pub fn close_write(&mut self) -> Result<(), Unflushed> {
@@ -468,17 +477,31 @@ impl AsyncBroadcaster {
     /// Cancellation safe: if the future is dropped before it completes, no
     /// frame was taken.
     ///
-    /// ```
-    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_process::broadcaster::{Incoming, Transport};
+    /// ```no_run
+    /// use broadcast_process::broadcaster::Incoming;
     /// use std::time::Duration;
-    ///
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// // cat sends nothing on channel 2: recv waits, and the timeout wins.
-    /// let got = tokio::time::timeout(Duration::from_millis(20), b.recv()).await;
-    /// assert!(got.is_err());
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// let mut tick = tokio::time::interval(Duration::from_secs(1));
+    /// loop {
+    ///     tokio::select! {
+    ///         item = b.recv() => match item? {
+    ///             Incoming::Frame(frame) => println!("conn {}: {} bytes", frame.conn, frame.data.len()),
+    ///             Incoming::InvalidFrame(e) => eprintln!("one frame lost: {e}"),
+    ///             Incoming::WorkerExited(status) => {
+    ///                 eprintln!("worker gone: {status:?}");
+    ///                 break;
+    ///             }
+    ///             Incoming::Pending => {} // never: recv waits instead
+    ///         },
+    ///         _ = tick.tick() => {} // the relay's other work
+    ///     }
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub async fn recv(&mut self) -> Result<Incoming, ReadError> {
@@ -489,16 +512,16 @@ impl AsyncBroadcaster {
     /// futures and streams: `Pending` registers `cx`'s waker for the
     /// worker's output (and, while commands are queued, for writability).
     ///
-    /// ```
-    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// use broadcast_process::broadcaster::{Incoming, Transport};
+    /// ```no_run
     /// use std::future::poll_fn;
-    ///
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("true"), Transport::Stdio).unwrap();
-    /// let got = poll_fn(|cx| b.poll_recv(cx)).await.unwrap();
-    /// assert!(matches!(got, Incoming::WorkerExited(_)));
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// let item = poll_fn(|cx| b.poll_recv(cx)).await?; // as b.recv().await
+    /// # Ok(())
     /// # }
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ReadError>> {
@@ -522,13 +545,16 @@ impl AsyncBroadcaster {
 
     /// The worker's process id, if the handle has a child.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.pid().unwrap() > 0);
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// if let Some(pid) = b.pid() {
+    ///     println!("worker {pid}");
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn pid(&self) -> Option<u32> {
@@ -537,13 +563,16 @@ impl AsyncBroadcaster {
 
     /// Whether the worker is still there (see [`Broadcaster::is_alive`]).
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.is_alive());
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// if !b.is_alive() {
+    ///     eprintln!("worker gone: {:?}", b.exit_status());
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn is_alive(&mut self) -> bool {
@@ -553,13 +582,17 @@ impl AsyncBroadcaster {
     /// The worker's exit status if it has exited (it is reaped), without
     /// blocking.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert_eq!(b.exit_status(), None);
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// match b.exit_status() {
+    ///     Some(status) => println!("worker exited: {status}"),
+    ///     None => {} // still running
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
@@ -570,16 +603,20 @@ impl AsyncBroadcaster {
     /// blocking the runtime. `None` if it is still running (or the handle
     /// has no child).
     ///
-    /// ```
+    /// ```no_run
+    /// use std::time::Duration;
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
     /// # use broadcast_process::broadcaster::Transport;
-    /// # use std::time::Duration;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut cmd = std::process::Command::new("sh");
-    /// cmd.args(["-c", "exit 4"]);
-    /// let mut b = AsyncBroadcaster::spawn(cmd, Transport::Stdio).unwrap();
-    /// assert_eq!(b.wait_exit(Duration::from_secs(10)).await.unwrap().code(), Some(4));
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    ///
+    /// b.close_write()?;
+    /// match b.wait_exit(Duration::from_secs(5)).await {
+    ///     Some(status) => println!("worker exited: {status}"),
+    ///     None => b.kill()?, // still running
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
@@ -600,14 +637,15 @@ impl AsyncBroadcaster {
     /// Kills the worker now (`SIGKILL`); [`recv`](AsyncBroadcaster::recv)
     /// then reports its exit.
     ///
-    /// ```
+    /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::{Incoming, Transport};
+    /// # use broadcast_process::broadcaster::Transport;
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let mut b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// b.kill().unwrap();
-    /// assert!(matches!(b.recv().await.unwrap(), Incoming::WorkerExited(_)));
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let mut b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// b.kill()?;
+    /// // b.recv() reports Incoming::WorkerExited next.
+    /// # Ok(())
     /// # }
     /// ```
     pub fn kill(&mut self) -> io::Result<()> {
@@ -617,13 +655,20 @@ impl AsyncBroadcaster {
     /// The captured stderr, with
     /// [`StderrMode::Capture`](crate::broadcaster::StderrMode::Capture).
     ///
-    /// ```
-    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
-    /// # use broadcast_process::broadcaster::Transport;
+    /// ```no_run
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Options, StderrMode, Transport};
+    /// use std::process::Command;
+    ///
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() {
-    /// let b = AsyncBroadcaster::spawn(std::process::Command::new("cat"), Transport::Stdio).unwrap();
-    /// assert!(b.stderr_tail().is_none()); // inherited by default
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let opts = Options::new().stderr(StderrMode::Capture { max_lines: 100 });
+    /// let b = AsyncBroadcaster::spawn_with(Command::new("broadcast-worker"), Transport::Stdio, &opts)?;
+    /// // ... and once the worker has died:
+    /// for line in b.stderr_tail().map(|tail| tail.lines()).unwrap_or_default() {
+    ///     eprintln!("worker: {line}");
+    /// }
+    /// # Ok(())
     /// # }
     /// ```
     pub fn stderr_tail(&self) -> Option<&StderrTail> {
