@@ -117,9 +117,11 @@ class Worker:
             raise Refused("the worker is gone")
         if not self.write_open:
             raise Refused("the command stream is closed")
-        if len(self.queue) + len(frame) > QUEUE_LIMIT:
+        # An empty queue takes any command (or one larger than the limit
+        # could never be sent).
+        if self.queue and len(self.queue) + len(frame) > QUEUE_LIMIT:
             self.flush()  # a write may make room
-            if len(self.queue) + len(frame) > QUEUE_LIMIT:
+            if self.queue and len(self.queue) + len(frame) > QUEUE_LIMIT:
                 raise Refused(f"back-pressure: {len(self.queue)} bytes are queued, the limit is {QUEUE_LIMIT}")
         self.queue += frame
 

@@ -1,7 +1,8 @@
 //! The parent adapters (docs/CONFORMANCE.md, "Testing a parent") driven by
 //! hand through the adapter contract, independently of the parent suite:
-//! `broadcast-parent-adapter` with each `--handle`, and the Python adapter
-//! (conformance/parent-python/adapter.py), on both transports. Most tests
+//! `broadcast-parent-adapter` with each `--handle`, the Python adapter
+//! (conformance/parent-python/adapter.py), and the test-only
+//! `parent-testee` in its correct mode, on both transports. Most tests
 //! run the real reference worker; the rest run small `sh` stand-ins that
 //! write chosen bytes (frames for unknown conns, a bad payload, an
 //! oversize header) or do not read for a while.
@@ -25,6 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 enum Kind {
     Rust(&'static str),
     Python,
+    Testee,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,7 @@ impl Kind {
                 handle.into(),
             ],
             Kind::Python => vec!["python3".into(), python_adapter().display().to_string()],
+            Kind::Testee => vec![broadcast_testkit::bin_str("parent-testee").into()],
         }
     }
 
@@ -309,6 +312,7 @@ macro_rules! for_every_adapter {
         for_every_adapter!(@kind sharded, crate::Kind::Rust("sharded"), $($name),*);
         for_every_adapter!(@kind async_sharded, crate::Kind::Rust("async-sharded"), $($name),*);
         for_every_adapter!(@kind python, crate::Kind::Python, $($name),*);
+        for_every_adapter!(@kind testee, crate::Kind::Testee, $($name),*);
     };
     (@kind $module:ident, $kind:expr, $($name:ident),*) => {
         mod $module {
