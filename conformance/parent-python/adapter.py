@@ -222,6 +222,7 @@ class Adapter:
         self.next_conn = 0  # PROTOCOL.md#parent-lifecycle: a counter, never reused
         self.gone = False  # worker_gone was written
         self.stdin_buf = bytearray()
+        self.scanned = 0  # stdin_buf[:scanned] holds no newline
         self.stdin_eof = False
         self.sel = selectors.DefaultSelector()
         self.watched = {}
@@ -291,6 +292,8 @@ class Adapter:
         while self.worker.reading and not (until_gone and self.gone):
             if self.handle_frames():
                 deadline = time.monotonic() + (EXIT_GRACE if killed else grace)
+            if not self.worker.reading or (until_gone and self.gone):
+                break
             left = deadline - time.monotonic()
             if left <= 0:
                 if killed:
@@ -339,9 +342,7 @@ class Adapter:
                 self.sel.modify(fd, events)
             self.watched[fd] = events
         if not want:
-            if timeout is not None:
-                time.sleep(timeout)
-            return
+            return  # nothing to wait for
         for key, _ in self.sel.select(timeout):
             if key.fd == 0:
                 chunk = os.read(0, 1 << 16)
@@ -354,9 +355,14 @@ class Adapter:
         while True:
             self.handle_frames()
             self.flush()
-            while b"\n" in self.stdin_buf:
-                line, _, rest = self.stdin_buf.partition(b"\n")
-                self.stdin_buf = bytearray(rest)
+            while True:
+                end = self.stdin_buf.find(b"\n", self.scanned)
+                if end < 0:  # a partial line: scanned once, whatever its length
+                    self.scanned = len(self.stdin_buf)
+                    break
+                line = bytes(self.stdin_buf[:end])
+                del self.stdin_buf[: end + 1]
+                self.scanned = 0
                 try:
                     action = json.loads(line)
                 except ValueError as e:

@@ -198,6 +198,9 @@ impl<P: BlockingParent> Loop<P> {
         let mut killed = false;
         while self.reading && !self.session.is_gone() {
             self.handle_frames();
+            if !self.reading || self.session.is_gone() {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 if killed {
@@ -230,6 +233,9 @@ impl<P: BlockingParent> Loop<P> {
             if self.handle_frames() > 0 {
                 deadline = Instant::now() + SHUTDOWN_GRACE;
             }
+            if !self.reading {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 if killed {
@@ -258,8 +264,8 @@ impl<P: BlockingParent> Loop<P> {
             fds.extend(reads.into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         }
         fds.extend(writes.into_iter().map(|fd| PollFd::new(fd, PollFlags::POLLOUT)));
-        if fds.is_empty() && timeout.is_none() {
-            return; // nothing could ever wake us
+        if fds.is_empty() {
+            return; // nothing to wait for
         }
         let timeout = timeout.map_or(PollTimeout::NONE, |t| {
             PollTimeout::try_from(t.as_millis().clamp(1, i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)

@@ -165,6 +165,8 @@ pub fn worker_command(start: &Start) -> std::process::Command {
 pub struct Input {
     fd: File,
     buf: Vec<u8>,
+    /// `buf[..scanned]` holds no newline: a long line is scanned once.
+    scanned: usize,
     eof: bool,
 }
 
@@ -178,6 +180,7 @@ impl Input {
         Input {
             fd: File::from(fd),
             buf: Vec::new(),
+            scanned: 0,
             eof: false,
         }
     }
@@ -216,7 +219,12 @@ impl Input {
 
     /// The next complete line, if one has been read.
     pub fn next_line(&mut self) -> Option<String> {
-        let end = self.buf.iter().position(|&b| b == b'\n')?;
+        let Some(at) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
+            self.scanned = self.buf.len();
+            return None;
+        };
+        let end = self.scanned + at;
+        self.scanned = 0;
         let line: Vec<u8> = self.buf.drain(..=end).collect();
         Some(String::from_utf8_lossy(&line[..end]).into_owned())
     }

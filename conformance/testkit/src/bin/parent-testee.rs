@@ -506,6 +506,9 @@ impl Testee {
         let deadline = Instant::now() + LOST_GRACE;
         while self.worker.reading {
             self.handle_frames();
+            if !self.worker.reading {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 self.worker.kill();
@@ -551,6 +554,9 @@ impl Testee {
             if self.handle_frames() > 0 {
                 deadline = Instant::now() + SHUTDOWN_GRACE;
             }
+            if !self.worker.reading {
+                break;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 if killed {
@@ -580,8 +586,8 @@ impl Testee {
         if let Some(writer) = self.worker.writer.as_ref().filter(|w| w.pending() > 0) {
             fds.push(PollFd::new(writer.get_ref().as_fd(), PollFlags::POLLOUT));
         }
-        if fds.is_empty() && timeout.is_none() {
-            return;
+        if fds.is_empty() {
+            return; // nothing to wait for
         }
         let timeout = timeout.map_or(PollTimeout::NONE, |t| {
             PollTimeout::try_from(t.as_millis().clamp(1, i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
