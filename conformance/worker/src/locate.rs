@@ -2,7 +2,9 @@
 //! program that needs it (the conformance harness, the example relay, a
 //! test or a benchmark), and building it when it is missing and the program
 //! was started by cargo. One implementation for every program that spawns
-//! the reference worker by default.
+//! the reference worker by default, and, through [`locate_sibling`], for
+//! any other binary a program finds beside itself (the conformance
+//! harness's reference parent adapter).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -45,25 +47,79 @@ pub fn profile_dir(exe: &Path) -> Option<&Path> {
 /// assert!(worker.ends_with("broadcast-worker"));
 /// ```
 pub fn locate(exe: &Path) -> Result<PathBuf, String> {
-    locate_with(exe, std::env::var_os("CARGO").as_deref())
+    locate_with(exe, &worker_sibling(), std::env::var_os("CARGO").as_deref())
 }
 
-/// [`locate`] with the cargo that started the program, if any.
-fn locate_with(exe: &Path, cargo: Option<&OsStr>) -> Result<PathBuf, String> {
+/// A binary that a program finds next to itself, and how to get it when it
+/// is missing: the package that builds it, and that package's source
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sibling<'a> {
+    /// The binary's file name (`broadcast-worker`).
+    pub binary: &'a str,
+    /// What it is, for the error message ("the reference worker").
+    pub what: &'a str,
+    /// The package that builds it (`broadcast-worker`), for `cargo install`.
+    pub package: &'a str,
+    /// That package's directory (its `CARGO_MANIFEST_DIR` at build time),
+    /// where cargo builds it from when it is a source checkout.
+    pub package_dir: &'a Path,
+    /// What else the user can do, ending the error message ("name a worker
+    /// command").
+    pub instead: &'a str,
+}
+
+fn worker_sibling() -> Sibling<'static> {
+    Sibling {
+        binary: BINARY,
+        what: "the reference worker",
+        package: "broadcast-worker",
+        package_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
+        instead: "name a worker command",
+    }
+}
+
+/// [`locate`] for any binary: `sibling.binary` built for the same profile
+/// as `exe`, built first with the cargo that started the program when it
+/// is missing or older than `exe` (and `sibling.package_dir` is a source
+/// checkout), exactly as [`locate`] does for the reference worker.
+///
+/// ```no_run
+/// use broadcast_worker::locate::{Sibling, locate_sibling};
+/// use std::path::Path;
+///
+/// let exe = std::env::current_exe().unwrap();
+/// let adapter = locate_sibling(&exe, &Sibling {
+///     binary: "broadcast-parent-adapter",
+///     what: "the reference parent adapter",
+///     package: "broadcast-conformance",
+///     package_dir: Path::new("/src/broadcast-wire/conformance/harness"),
+///     instead: "name an adapter command",
+/// }).unwrap();
+/// assert!(adapter.ends_with("broadcast-parent-adapter"));
+/// ```
+pub fn locate_sibling(exe: &Path, sibling: &Sibling<'_>) -> Result<PathBuf, String> {
+    locate_with(exe, sibling, std::env::var_os("CARGO").as_deref())
+}
+
+/// [`locate_sibling`] with the cargo that started the program, if any.
+fn locate_with(exe: &Path, sibling: &Sibling<'_>, cargo: Option<&OsStr>) -> Result<PathBuf, String> {
     let dir = profile_dir(exe).ok_or_else(|| format!("{} has no parent directory", exe.display()))?;
-    let worker = dir.join(BINARY);
+    let path = dir.join(sibling.binary);
     if let Some(cargo) = cargo {
-        if !worker.is_file() || is_older(&worker, exe) {
-            build(cargo, dir);
+        if !path.is_file() || is_older(&path, exe) {
+            build(cargo, dir, sibling);
         }
     }
-    if worker.is_file() {
-        Ok(worker)
+    if path.is_file() {
+        Ok(path)
     } else {
         Err(format!(
-            "the reference worker {} does not exist; install it with \
-             `cargo install broadcast-worker`, or name a worker command",
-            worker.display()
+            "{} {} does not exist; install it with `cargo install {}`, or {}",
+            sibling.what,
+            path.display(),
+            sibling.package,
+            sibling.instead
         ))
     }
 }
@@ -75,23 +131,22 @@ fn is_older(path: &Path, than: &Path) -> bool {
     matches!((modified(path), modified(than)), (Some(a), Some(b)) if a < b)
 }
 
-/// The manifest to build the worker from: this package's own, when it is a
-/// source checkout (a path or git dependency, or the repository's
+/// The manifest to build a binary from: its package's own (`dir`), when it
+/// is a source checkout (a path or git dependency, or the repository's
 /// workspace member). A copy unpacked from a `.crate` (the crates.io
 /// registry, `cargo install`, `.ci/package-check`) carries the
 /// `Cargo.toml.orig` that `cargo package` writes; cargo must not build in
 /// such a copy, so there is no manifest then.
-fn source_manifest() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+fn source_manifest(dir: &Path) -> Option<PathBuf> {
     let manifest = dir.join("Cargo.toml");
     (manifest.is_file() && !dir.join("Cargo.toml.orig").exists()).then_some(manifest)
 }
 
-/// Runs `cargo build --bin broadcast-worker` for the profile directory
-/// `profile_dir` (`<target>/<profile dir>`) from this package's sources
-/// ([`source_manifest`]). Failures are left to the caller, which finds the
-/// worker still missing.
-fn build(cargo: &OsStr, profile_dir: &Path) {
+/// Runs `cargo build --bin <binary>` for the profile directory
+/// `profile_dir` (`<target>/<profile dir>`) from the sibling's package
+/// sources ([`source_manifest`]). Failures are left to the caller, which
+/// finds the binary still missing.
+fn build(cargo: &OsStr, profile_dir: &Path, sibling: &Sibling<'_>) {
     let Some(target_dir) = profile_dir.parent() else {
         return;
     };
@@ -100,10 +155,13 @@ fn build(cargo: &OsStr, profile_dir: &Path) {
         Some(name) => name,
         None => return,
     };
-    let Some(manifest) = source_manifest() else {
+    let Some(manifest) = source_manifest(sibling.package_dir) else {
         return;
     };
-    eprintln!("bringing the reference worker up to date (cargo build --profile {profile} --bin {BINARY})");
+    eprintln!(
+        "bringing {} up to date (cargo build --profile {profile} --bin {})",
+        sibling.what, sibling.binary
+    );
     let status = std::process::Command::new(cargo)
         .args([
             "build",
@@ -111,7 +169,7 @@ fn build(cargo: &OsStr, profile_dir: &Path) {
             "--profile",
             profile,
             "--bin",
-            BINARY,
+            sibling.binary,
             "--manifest-path",
         ])
         .arg(&manifest)
@@ -143,10 +201,10 @@ mod tests {
         let exe = dir.join("broadcast-conformance");
         std::fs::write(&exe, b"").unwrap();
         std::fs::write(dir.join(BINARY), b"").unwrap();
-        assert_eq!(locate_with(&exe, None), Ok(dir.join(BINARY)));
+        assert_eq!(locate_with(&exe, &worker_sibling(), None), Ok(dir.join(BINARY)));
         // From an example or a test binary: the directory above.
         assert_eq!(
-            locate_with(&dir.join("deps").join("t-0123"), None),
+            locate_with(&dir.join("deps").join("t-0123"), &worker_sibling(), None),
             Ok(dir.join(BINARY))
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -155,7 +213,7 @@ mod tests {
     #[test]
     fn a_missing_worker_is_an_error_naming_where_it_was_looked_for() {
         let dir = scratch("missing");
-        let err = locate_with(&dir.join("relay"), None).unwrap_err();
+        let err = locate_with(&dir.join("relay"), &worker_sibling(), None).unwrap_err();
         assert!(err.contains(&dir.join(BINARY).display().to_string()), "{err}");
         assert!(err.contains("cargo install broadcast-worker"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
