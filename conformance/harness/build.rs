@@ -1,4 +1,4 @@
-//! Embeds the suite (`vectors/{codec,framing,scenarios}/*.json` of this
+//! Embeds the suite (`vectors/{codec,framing,scenarios,parent}/*.json` of this
 //! package, an exact copy of the repository's top-level `vectors/` made by
 //! `vectors/tools/copy_suite.py`) into the binary, so an installed
 //! `broadcast-conformance` carries its whole suite wherever it runs.
@@ -12,7 +12,7 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest.join("vectors");
     let mut list = String::from("&[\n");
-    for sub in ["codec", "framing", "scenarios"] {
+    for sub in ["codec", "framing", "scenarios", "parent"] {
         let dir = root.join(sub);
         // Re-run when a file is added, removed or changed.
         println!("cargo:rerun-if-changed={}", dir.display());

@@ -4,10 +4,10 @@
     python3 vectors/tools/copy_suite.py
 
 `vectors/` (top level) is the one source of truth, written by
-build_vectors.py and build_scenarios.py. The harness embeds its suite at
-build time, and `cargo package` only carries files inside the package, so
-`conformance/harness/vectors/{codec,framing,scenarios}/*.json` is an exact copy made
-by this script (stale files removed). CI runs it after the generators and
+build_vectors.py, build_scenarios.py and build_parent.py. The harness embeds
+its suite at build time, and `cargo package` only carries files inside the
+package, so `conformance/harness/vectors/{codec,framing,scenarios,parent}/*.json`
+is an exact copy made by this script (stale files removed). CI runs it after the generators and
 fails if the committed copy differs; the testkit test `suite_copy` checks the
 same on every `cargo test`. Never edit the copy.
 """
@@ -18,7 +18,7 @@ import shutil
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SOURCE = os.path.join(ROOT, "vectors")
 COPY = os.path.join(ROOT, "conformance", "harness", "vectors")
-SUBDIRS = ("codec", "framing", "scenarios")
+SUBDIRS = ("codec", "framing", "scenarios", "parent")
 
 
 def main():

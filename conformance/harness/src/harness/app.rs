@@ -13,16 +13,20 @@ use std::time::{Duration, Instant};
 
 use broadcast_process::broadcaster::Transport;
 
-use super::cli::{Cli, Command, DecodeArgs, EncodeArgs, ReportArgs, RunArgs, TransportArg, VectorsArgs};
+use super::cli::{
+    Cli, Command, DecodeArgs, EncodeArgs, ParentArgs, ReportArgs, RunArgs, TransportArg, VectorsArgs,
+};
 use super::known_failing::KnownFailing;
-use super::outcome::{CaseReport, FailureKind, ResultKind, Summary, Verdict, classify};
+use super::outcome::{CaseInfo, CaseReport, FailureKind, ResultKind, Summary, Verdict, classify};
+use super::parent::case::{ParentCase, ParentSuite};
+use super::parent::session::ParentConfig;
 use super::report::{Format, human, json, junit};
-use super::runner::{self, CaseRun, PreflightError, RunConfig, run_all};
+use super::runner::{self, CaseRun, PreflightError, RunConfig};
 use super::scenario::Case;
 use super::select::Selection;
 use super::stream_tools::{self, DecodeEnd, EncodeFailure};
 use super::vectors_source::{Suite, VectorSource};
-use super::{codec_vectors, exit};
+use super::{codec_vectors, exit, parent};
 
 /// A usage or setup problem: printed, then exit 2.
 #[derive(Debug)]
@@ -43,6 +47,8 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Vectors(args) => vectors(args),
         Command::Decode(args) => decode(args),
         Command::Encode(args) => encode(args),
+        Command::Parent(args) => parent(args),
+        Command::ParentWorker(args) => return parent::standin::run(&args.session, args.fd),
     };
     match result {
         Ok(code) => code,
@@ -71,9 +77,32 @@ fn default_worker() -> Result<Vec<OsString>, SetupError> {
     Ok(vec![worker.into_os_string()])
 }
 
+/// The reference parent adapter next to this executable, found (and built
+/// under cargo) the way [`default_worker`] finds the reference worker.
+fn default_adapter() -> Result<Vec<OsString>, SetupError> {
+    let exe =
+        std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
+    let adapter = broadcast_worker::locate::locate_sibling(
+        &exe,
+        &broadcast_worker::locate::Sibling {
+            binary: "broadcast-parent-adapter",
+            what: "the reference parent adapter",
+            package: "broadcast-conformance",
+            package_dir: Path::new(env!("CARGO_MANIFEST_DIR")),
+            instead: "name an adapter command (after `--`)",
+        },
+    )
+    .map_err(|e| SetupError(format!("no adapter command given and {e}")))?;
+    Ok(vec![adapter.into_os_string()])
+}
+
 /// Checks that the worker program can be found before any case runs, so a
 /// typo is one setup error and not a crash charged to every case.
 fn check_worker(worker: &[OsString]) -> Result<(), SetupError> {
+    check_program(worker, "worker")
+}
+
+fn check_program(worker: &[OsString], what: &str) -> Result<(), SetupError> {
     let program = Path::new(&worker[0]);
     let found = if program.components().count() > 1 {
         program.is_file()
@@ -85,7 +114,7 @@ fn check_worker(worker: &[OsString]) -> Result<(), SetupError> {
     if found {
         Ok(())
     } else {
-        Err(SetupError(format!("worker not found: {}", program.display())))
+        Err(SetupError(format!("{what} not found: {}", program.display())))
     }
 }
 
@@ -199,7 +228,7 @@ impl Reporter {
     }
 }
 
-fn not_selected(case: &Case, note: &str, result: ResultKind) -> CaseReport {
+fn not_selected(case: &(impl CaseInfo + ?Sized), note: &str, result: ResultKind) -> CaseReport {
     CaseReport {
         note: Some(note.to_string()),
         ..CaseReport::of(case, result, Duration::ZERO)
@@ -233,18 +262,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
     if args.report.list {
         return Ok(list(selected.iter().map(|c| (c.id.clone(), c.level.to_string()))));
     }
-    let known = match &args.known_failing {
-        None => KnownFailing::default(),
-        Some(path) => KnownFailing::load(path).map_err(SetupError)?,
-    };
-    let ids: BTreeSet<&str> = all.iter().map(|c| c.id.as_str()).collect();
-    let stale = known.unknown_ids(&ids);
-    if !stale.is_empty() {
-        return Err(SetupError(format!(
-            "the known-failing list names case(s) that do not exist: {}",
-            stale.join(", ")
-        )));
-    }
+    let known = load_known_failing(args.known_failing.as_deref(), &all)?;
     let worker = if args.worker.is_empty() {
         default_worker()?
     } else {
@@ -267,11 +285,66 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
             return Ok(ExitCode::from(exit::FAILED));
         }
     }
-    let mut reporter = Reporter {
-        format: args.report.format,
-        target: Target::open(args.report.output.as_deref())?,
-        quiet: args.report.quiet,
+    let opts = SuiteOptions {
+        name: "broadcast-conformance",
+        report: &args.report,
         verbose: args.verbose,
+        strict: args.strict,
+        jobs: args.jobs(),
+        fail_fast: args.fail_fast,
+        max_hangs: args.max_hangs,
+    };
+    run_suite(&opts, &all, &selected, &known, &|case, interrupt| {
+        runner::run_case(case, &cfg, interrupt)
+    })
+}
+
+/// Loads `--known-failing` and checks that it names only cases of `all`.
+fn load_known_failing<C: CaseInfo>(path: Option<&Path>, all: &[&C]) -> Result<KnownFailing, SetupError> {
+    let known = match path {
+        None => KnownFailing::default(),
+        Some(path) => KnownFailing::load(path).map_err(SetupError)?,
+    };
+    let ids: BTreeSet<&str> = all.iter().map(|c| c.id()).collect();
+    let stale = known.unknown_ids(&ids);
+    if !stale.is_empty() {
+        return Err(SetupError(format!(
+            "the known-failing list names case(s) that do not exist: {}",
+            stale.join(", ")
+        )));
+    }
+    Ok(known)
+}
+
+/// The options of a suite run that `run` and `parent` share.
+struct SuiteOptions<'a> {
+    /// The report's name (the JUnit report's).
+    name: &'a str,
+    report: &'a ReportArgs,
+    verbose: bool,
+    strict: bool,
+    jobs: usize,
+    fail_fast: bool,
+    max_hangs: Option<std::num::NonZeroUsize>,
+}
+
+/// Runs the `selected` cases of a suite (`all` of it) with `run_one`, in
+/// parallel on `opts.jobs` threads, and reports them in case order: the
+/// one run loop of the worker suite (`run`) and the parent suite
+/// (`parent`), with their shared `--fail-fast`, `--max-hangs`, Ctrl-C,
+/// known-failing and `--strict` semantics.
+fn run_suite<C: CaseInfo + Sync>(
+    opts: &SuiteOptions<'_>,
+    all: &[&C],
+    selected: &[&C],
+    known: &KnownFailing,
+    run_one: &(dyn Fn(&C, &AtomicBool) -> CaseRun + Sync),
+) -> Result<ExitCode, SetupError> {
+    let mut reporter = Reporter {
+        format: opts.report.format,
+        target: Target::open(opts.report.output.as_deref())?,
+        quiet: opts.report.quiet,
+        verbose: opts.verbose,
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     {
@@ -293,12 +366,12 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
             return false;
         };
         let case = selected[i];
-        let counts = classify(verdict, case.level, args.strict, known.contains(&case.id)).fails_run();
+        let counts = classify(verdict, case.level(), opts.strict, known.contains(case.id())).fails_run();
         let hang = counts && matches!(verdict, Verdict::Fail(f) if f.kind == FailureKind::Hang);
         let hangs = hangs.fetch_add(usize::from(hang), Ordering::SeqCst) + usize::from(hang);
-        let why = if args.fail_fast && counts {
-            format!("--fail-fast: stopped after {} failed", case.id)
-        } else if let Some(max) = args.max_hangs
+        let why = if opts.fail_fast && counts {
+            format!("--fail-fast: stopped after {} failed", case.id())
+        } else if let Some(max) = opts.max_hangs
             && hang
             && hangs >= max.get()
         {
@@ -311,12 +384,10 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
         true
     };
     std::thread::scope(|scope| {
-        let selected = &selected;
-        let cfg = &cfg;
         let interrupt = &interrupt;
         let stop_after = &stop_after;
-        let jobs = args.jobs();
-        scope.spawn(move || run_all(selected, cfg, jobs, interrupt, stop_after, tx));
+        let jobs = opts.jobs;
+        scope.spawn(move || runner::run_each(selected, jobs, interrupt, stop_after, tx, run_one));
         // Reports go out in case order, whatever order the jobs finish in.
         let mut next = 0;
         for (i, run) in rx {
@@ -326,7 +397,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
                     not_selected(case, "interrupted before it finished", ResultKind::NotRun)
                 }
                 CaseRun::Done { verdict, duration } => {
-                    let result = classify(&verdict, case.level, args.strict, known.contains(&case.id));
+                    let result = classify(&verdict, case.level(), opts.strict, known.contains(case.id()));
                     CaseReport {
                         failure: match verdict {
                             Verdict::Pass => None,
@@ -362,8 +433,8 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
         .zip(results)
         .map(|(case, r)| {
             (
-                case.id.as_str(),
-                r.unwrap_or_else(|| not_selected(case, &unrun_note, ResultKind::NotRun)),
+                case.id(),
+                r.unwrap_or_else(|| not_selected(*case, &unrun_note, ResultKind::NotRun)),
             )
         })
         .collect();
@@ -371,17 +442,82 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
         .iter()
         .map(|c| {
             by_id
-                .remove(c.id.as_str())
-                .unwrap_or_else(|| not_selected(c, "not selected", ResultKind::Skipped))
+                .remove(c.id())
+                .unwrap_or_else(|| not_selected(*c, "not selected", ResultKind::Skipped))
         })
         .collect();
-    reporter.finish("broadcast-conformance", &reports, start.elapsed());
+    reporter.finish(opts.name, &reports, start.elapsed());
     if interrupt.load(Ordering::SeqCst) {
         eprintln!("broadcast-conformance: interrupted; cases not run are reported as not_run");
     } else if let Some(why) = &stopped {
         eprintln!("broadcast-conformance: {why}; cases not started are reported as not_run");
     }
     Ok(verdict_code(&reports))
+}
+
+/// `parent`: the parent suite against an adapter.
+fn parent(args: ParentArgs) -> Result<ExitCode, SetupError> {
+    let selection =
+        Selection::new(&args.report.cases, &args.report.skips).map_err(|e| SetupError(e.to_string()))?;
+    let source = VectorSource::resolve(args.report.vectors.as_deref());
+    let suite = ParentSuite::load(&source).map_err(|e| SetupError(format!("bad vectors: {e}")))?;
+    let all: Vec<&ParentCase> = suite.cases().collect();
+    let selected: Vec<&ParentCase> = all.iter().copied().filter(|c| selection.selects(&c.id)).collect();
+    if selected.is_empty() {
+        return Err(SetupError(format!(
+            "no case matches the selection ({} parent cases in {})",
+            all.len(),
+            source.describe()
+        )));
+    }
+    if args.report.list {
+        return Ok(list(selected.iter().map(|c| (c.id.clone(), c.level.to_string()))));
+    }
+    let known = load_known_failing(args.known_failing.as_deref(), &all)?;
+    let adapter = if args.adapter.is_empty() {
+        default_adapter()?
+    } else {
+        args.adapter.clone()
+    };
+    check_program(&adapter, "adapter")?;
+    let exe =
+        std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
+    // Short paths: a Unix socket's path has a limit of about 100 bytes.
+    let dir = std::env::temp_dir().join(format!("bcp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
+    let cfg = ParentConfig {
+        adapter,
+        transport: match args.transport {
+            TransportArg::Stdio => Transport::Stdio,
+            TransportArg::Socketpair => Transport::SocketPair,
+        },
+        timeout: Duration::from_millis(args.timeout),
+        exe,
+        dir: dir.clone(),
+    };
+    let result = match parent::preflight(&cfg) {
+        Ok(()) => {
+            let opts = SuiteOptions {
+                name: "broadcast-conformance parent",
+                report: &args.report,
+                verbose: args.verbose,
+                strict: args.strict,
+                jobs: args.jobs(),
+                fail_fast: args.fail_fast,
+                max_hangs: args.max_hangs,
+            };
+            run_suite(&opts, &all, &selected, &known, &|case, interrupt| {
+                parent::session::run_case(case, &cfg, interrupt)
+            })
+        }
+        Err(PreflightError::CannotStart(m)) => Err(SetupError(m)),
+        Err(PreflightError::Silent(m)) => {
+            eprintln!("broadcast-conformance: {m}");
+            Ok(ExitCode::from(exit::FAILED))
+        }
+    };
+    parent::session::cleanup(&dir);
+    result
 }
 
 fn verdict_code(reports: &[CaseReport]) -> ExitCode {

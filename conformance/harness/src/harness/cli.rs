@@ -31,6 +31,14 @@ pub enum Command {
     Encode(EncodeArgs),
     /// Replay the codec and framing vectors through the broadcast-wire library.
     Vectors(VectorsArgs),
+    /// Run the parent suite against an adapter around a parent (the
+    /// reference `broadcast-parent-adapter` next to this binary when no
+    /// command is given): the harness plays the worker.
+    Parent(ParentArgs),
+    /// The stand-in worker of the parent suite (started by the adapter,
+    /// never by hand).
+    #[command(hide = true)]
+    ParentWorker(ParentWorkerArgs),
 }
 
 /// `--transport`.
@@ -122,6 +130,67 @@ impl RunArgs {
     }
 }
 
+/// `parent`.
+#[derive(Debug, Clone, Args)]
+pub struct ParentArgs {
+    /// How the adapter connects its worker (it is told in `start`).
+    #[arg(long, value_enum, default_value_t = TransportArg::Stdio)]
+    pub transport: TransportArg,
+    /// Selection, format and output.
+    #[command(flatten)]
+    pub report: ReportArgs,
+    /// Count SHOULD cases too (by default a failing SHOULD case is a warning).
+    #[arg(long)]
+    pub strict: bool,
+    /// Timeout in milliseconds of every wait: an answer, a delivery, a
+    /// command, the worker's connection, the adapter's exit.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// File of case ids expected to fail (one per line, `#` comments). The
+    /// run fails if a listed case passes.
+    #[arg(long, value_name = "FILE")]
+    pub known_failing: Option<PathBuf>,
+    /// Show the adapter's stderr and a trace (actions, answers, commands,
+    /// frames) for each failure.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Cases run in parallel, each with its own adapter (default: the
+    /// number of CPUs). Reports are in case order whatever N is.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
+    /// Stop at the first failing case; the cases not started are reported
+    /// as not run.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Stop after N cases have failed as hangs; the cases not started are
+    /// reported as not run.
+    #[arg(long, value_name = "N")]
+    pub max_hangs: Option<NonZeroUsize>,
+    /// The adapter command and its arguments, after `--`.
+    #[arg(last = true, value_name = "ADAPTER_CMD")]
+    pub adapter: Vec<OsString>,
+}
+
+impl ParentArgs {
+    /// `--jobs`, or the number of CPUs when it is not given.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
+}
+
+/// `parent-worker` (hidden): the stand-in worker.
+#[derive(Debug, Clone, Args)]
+pub struct ParentWorkerArgs {
+    /// The harness's session socket.
+    #[arg(long, value_name = "PATH")]
+    pub session: PathBuf,
+    /// The inherited socketpair end (the parent appends it).
+    #[arg(long, value_name = "N")]
+    pub fd: Option<i32>,
+}
+
 /// `decode`.
 #[derive(Debug, Clone, Args)]
 pub struct DecodeArgs {
@@ -194,6 +263,39 @@ mod tests {
             r.worker,
             [OsString::from("./my-worker"), OsString::from("--flag")]
         );
+    }
+
+    #[test]
+    fn parses_a_parent_line_and_the_stand_in() {
+        let cli = Cli::try_parse_from([
+            "broadcast-conformance",
+            "parent",
+            "--transport",
+            "socketpair",
+            "--case",
+            "death/**",
+            "--jobs",
+            "3",
+            "--",
+            "python3",
+            "adapter.py",
+        ])
+        .unwrap();
+        let Command::Parent(p) = cli.command else { panic!() };
+        assert_eq!(
+            (p.transport, p.jobs(), p.timeout),
+            (TransportArg::Socketpair, 3, 2000)
+        );
+        assert_eq!(
+            p.adapter,
+            [OsString::from("python3"), OsString::from("adapter.py")]
+        );
+        let cli =
+            Cli::try_parse_from(["x", "parent-worker", "--session", "/tmp/s.sock", "--fd", "3"]).unwrap();
+        let Command::ParentWorker(w) = cli.command else {
+            panic!()
+        };
+        assert_eq!((w.session.to_str(), w.fd), (Some("/tmp/s.sock"), Some(3)));
     }
 
     #[test]

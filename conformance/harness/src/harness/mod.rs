@@ -16,6 +16,7 @@
 //! - [`vector_schema`]: the codec and framing vector files and the mapping
 //!   of a vector's `value` to a command or frame;
 //! - [`codec_vectors`]: the `vectors` subcommand;
+//! - [`parent`]: the parent suite (`parent`) and its stand-in worker;
 //! - [`cli`], [`app`]: the command line and exit codes.
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod escape;
 pub mod known_failing;
 pub mod matching;
 pub mod outcome;
+pub mod parent;
 pub mod probe;
 pub mod raw_writer;
 pub mod report;

@@ -146,16 +146,49 @@ pub struct CaseReport {
     pub note: Option<String>,
 }
 
+/// What every report says about a case, whichever suite it comes from (the
+/// worker scenarios, the parent suite).
+pub trait CaseInfo {
+    /// Stable id, `section/topic/detail`.
+    fn id(&self) -> &str;
+    /// The section (JUnit testsuite).
+    fn section(&self) -> &str;
+    /// MUST, SHOULD or MAY.
+    fn level(&self) -> Level;
+    /// Where in docs/PROTOCOL.md.
+    fn spec(&self) -> &str;
+    /// The quoted requirement.
+    fn requirement(&self) -> &str;
+}
+
+impl CaseInfo for Case {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn section(&self) -> &str {
+        &self.section
+    }
+    fn level(&self) -> Level {
+        self.level
+    }
+    fn spec(&self) -> &str {
+        &self.spec
+    }
+    fn requirement(&self) -> &str {
+        &self.requirement
+    }
+}
+
 impl CaseReport {
     /// The report of `case` with the given result; the case's identity
     /// fields are copied, so every report of a case names it the same way.
-    pub fn of(case: &Case, result: ResultKind, duration: Duration) -> CaseReport {
+    pub fn of(case: &(impl CaseInfo + ?Sized), result: ResultKind, duration: Duration) -> CaseReport {
         CaseReport {
-            id: case.id.clone(),
-            section: case.section.clone(),
-            level: case.level,
-            spec: case.spec.clone(),
-            requirement: case.requirement.clone(),
+            id: case.id().to_string(),
+            section: case.section().to_string(),
+            level: case.level(),
+            spec: case.spec().to_string(),
+            requirement: case.requirement().to_string(),
             result,
             duration,
             failure: None,

@@ -81,7 +81,7 @@ impl Trace {
 }
 
 /// A command for the trace: its op and fields, data as text or hex.
-fn describe_command(cmd: &SubCommand) -> String {
+pub(crate) fn describe_command(cmd: &SubCommand) -> String {
     let mut s = format!(
         "{} conn={} flags={:#04x}",
         cmd.op().name(),
@@ -116,7 +116,7 @@ fn short_id(id: &str) -> &str {
     &id[id.len().saturating_sub(8)..]
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub(crate) fn truncate(s: &str, max: usize) -> &str {
     let mut end = max.min(s.len());
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -124,7 +124,7 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn describe_status(status: Option<ExitStatus>) -> String {
+pub(crate) fn describe_status(status: Option<ExitStatus>) -> String {
     match status {
         None => "exit status not known yet".to_string(),
         Some(s) => match (s.code(), s.signal()) {
@@ -753,6 +753,21 @@ pub fn run_all(
     stop_after: &(dyn Fn(usize, &CaseRun) -> bool + Sync),
     results: mpsc::Sender<(usize, CaseRun)>,
 ) {
+    run_each(cases, jobs, interrupt, stop_after, results, &|case, interrupt| {
+        run_case(case, cfg, interrupt)
+    });
+}
+
+/// [`run_all`] for cases of any suite: `run(case, interrupt)` runs one
+/// (the parent suite's cases run through here too).
+pub fn run_each<C: Sync>(
+    cases: &[&C],
+    jobs: usize,
+    interrupt: &Arc<AtomicBool>,
+    stop_after: &(dyn Fn(usize, &CaseRun) -> bool + Sync),
+    results: mpsc::Sender<(usize, CaseRun)>,
+    run: &(dyn Fn(&C, &AtomicBool) -> CaseRun + Sync),
+) {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let stop = &stop;
@@ -767,7 +782,7 @@ pub fn run_all(
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(case) = cases.get(i) else { break };
-                    let run = run_case(case, cfg, interrupt);
+                    let run = run(case, interrupt);
                     if stop_after(i, &run) {
                         stop.store(true, Ordering::SeqCst);
                     }
