@@ -277,12 +277,14 @@ def check(deliveries=None, gone=None, reaped=False, distinct=None):
     return {"check": c}
 
 
-def inject(via, items, split=None, close_output=False):
+def inject(via, items, split=None, close_output=False, exit=None):
     i = {"via": via, "items": items}
     if split is not None:
         i["split"] = split
     if close_output:
         i["close_output"] = True
+    if exit is not None:
+        i["exit"] = exit
     return {"inject": i}
 
 
@@ -666,20 +668,33 @@ def framing_cases():
                             "(one session), then one byte per write: %s" % (v["id"], n - 1, comment), steps))
         else:
             n = len(stream)
-            if n <= 40:
+            # One session per split point (the error ends the session): every
+            # point of a short stream; of a longer one, the header bytes, the
+            # frame boundaries and their neighbours, the middle and the end.
+            if n <= 8:
                 splits = list(range(0, n))
             else:
-                splits = sorted(set([0] + list(range(1, 13)) + [n // 2] + list(range(n - 12, n))))
+                bounds, at = [], 0
+                for fv in v["frames"]:
+                    at += 5 + len(fv["payload_hex"]) // 2
+                    bounds += [at - 1, at, at + 1]
+                splits = sorted(set(k for k in [0, 1, 2, 4, 5, 6, n // 2, n - 2, n - 1] + bounds if 0 <= k < n))
+            too_large = v["id"] in TOO_LARGE
             for k in splits:
+                # An oversize header leaves the output open: the parent must
+                # decide on the header. A truncated stream ends with the
+                # worker's output, and the worker then exits (1), as one
+                # that died in the middle of a write.
                 steps = [connect("a"), check(),
                          inject("a", [raw(text)], split=[k] if k else None,
-                                close_output=v["id"] not in TOO_LARGE),
+                                close_output=not too_large, exit=None if too_large else 1),
                          check({"a": delivered} if delivered else None, gone=GONE_FATAL)]
                 how = "in one write" if k == 0 else "cut after byte %d" % k
                 cases.append(mk("receiving/framing/%s/%s" % (name, "whole" if k == 0 else "split-%d" % k), "fatal",
                                 "The golden stream %s, %s%s: a fatal stream error, reported as worker_gone with fatal "
                                 "true, without waiting for more. %s"
-                                % (v["id"], how, "" if v["id"] in TOO_LARGE else ", then the end of the output", comment),
+                                % (v["id"], how,
+                                   "" if too_large else ", then the end of the output and the worker's exit (1)", comment),
                                 steps))
     return cases
 

@@ -262,6 +262,8 @@ pub struct Inject {
     pub split: Split,
     /// Close the worker's output after the bytes (the stand-in stays).
     pub close_output: bool,
+    /// Then exit with this status (after `close_output`, if any).
+    pub exit: Option<u8>,
 }
 
 /// What the stand-ins (every worker) are told to do.
@@ -935,7 +937,7 @@ fn bytes_of(o: &Map<String, Value>, what: &str) -> R<Vec<u8>> {
 
 fn compile_inject(v: &Value, scope: &Scope) -> R<Inject> {
     let o = v.as_object().ok_or("`inject` must be an object")?;
-    only_keys(o, "inject", &["via", "items", "split", "close_output"])?;
+    only_keys(o, "inject", &["via", "items", "split", "close_output", "exit"])?;
     let via = match o.get("via").and_then(Value::as_str) {
         Some("*") => Via::All,
         Some(c) => {
@@ -999,11 +1001,20 @@ fn compile_inject(v: &Value, scope: &Scope) -> R<Inject> {
         Some(_) => return Err("`split` must be \"every\", \"bytes\" or a list of offsets".into()),
     };
     let close_output = o.get("close_output").and_then(Value::as_bool).unwrap_or(false);
+    let exit = match o.get("exit") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u8::try_from(n).ok())
+                .ok_or("`exit` must be 0 to 255")?,
+        ),
+    };
     Ok(Inject {
         via,
         items,
         split,
         close_output,
+        exit,
     })
 }
 

@@ -97,6 +97,12 @@ fn named_conn(cmd: &SubCommand) -> i32 {
     cmd.conn()
 }
 
+/// Where a command's conn is looked up: the worker it came on, except a
+/// Bcast's sender, which may be another worker's connection.
+fn scope_of(cmd: &SubCommand, worker: usize) -> Option<usize> {
+    (!matches!(cmd, SubCommand::Bcast { .. })).then_some(worker)
+}
+
 /// The expected command, for humans: decoded with the bound conns (`?`
 /// conn 0 when unbound).
 pub fn describe_expected(e: &ExpectedCmd, bindings: &HashMap<String, Binding>) -> String {
@@ -144,99 +150,78 @@ fn short_hex(b: &[u8]) -> String {
 }
 
 /// The client bound to conn `conn` on `worker` at log index `at`: the one
-/// whose New for it came last before `at`.
-fn owner_at(bindings: &HashMap<String, Binding>, worker: usize, conn: i32, at: usize) -> Option<&str> {
+/// whose New for it came last before `at`. `worker` `None`: on any worker
+/// (a Bcast's sender, whose New may have gone to another worker of a
+/// sharded parent).
+fn owner_at(
+    bindings: &HashMap<String, Binding>,
+    worker: Option<usize>,
+    conn: i32,
+    at: usize,
+) -> Option<&str> {
     bindings
         .iter()
-        .filter(|(_, b)| b.worker == worker && b.conn == conn && b.entry < at)
+        .filter(|(_, b)| worker.is_none_or(|w| b.worker == w) && b.conn == conn && b.entry < at)
         .max_by_key(|(_, b)| b.entry)
         .map(|(c, _)| c.as_str())
 }
 
 /// Binds the clients of `connects` (accepted connects, in order) that have
-/// no binding yet, from the log.
+/// no binding yet, from the log: in order, to the News that are not the
+/// parent's own. A New is the parent's own when the next command naming
+/// its conn on its worker is none that an action asked for (the Add of a
+/// probe, say). The News of several workers reach the harness in order
+/// because the runner waits for each client's New before the next
+/// `connect` when there are several.
 pub fn bind(
     entries: &[Entry],
     expected: &[ExpectedCmd],
     connects: &[String],
     bindings: &mut HashMap<String, Binding>,
 ) {
-    let taken = |bindings: &HashMap<String, Binding>, idx: usize| bindings.values().any(|b| b.entry == idx);
-    let is_new = |e: &Entry| matches!(e.cmd, Ok(SubCommand::New { .. }));
-    // 1. Clients with a later command of their own: the New it follows.
-    for client in connects {
-        if bindings.contains_key(client) {
-            continue;
-        }
-        let Some(e) = expected
-            .iter()
-            .find(|e| e.template.client.as_deref() == Some(client.as_str()) && e.template.op != Op::New)
-        else {
+    let unbound: Vec<&String> = connects.iter().filter(|c| !bindings.contains_key(*c)).collect();
+    if unbound.is_empty() {
+        return;
+    }
+    let taken: HashSet<usize> = bindings.values().map(|b| b.entry).collect();
+    let mut candidates = Vec::new();
+    for (ni, n) in entries.iter().enumerate() {
+        let Ok(SubCommand::New { conn, .. }) = &n.cmd else {
             continue;
         };
-        let mut found = None;
-        'entries: for (li, l) in entries.iter().enumerate() {
-            let Ok(cmd) = &l.cmd else { continue };
-            if cmd.op() != e.template.op || is_new(l) {
-                continue;
-            }
-            let conn = named_conn(cmd);
-            // The latest free New for that conn before it, on its worker.
-            let Some(ni) = (0..li).rev().find(|&ni| {
-                let n = &entries[ni];
-                n.worker == l.worker
-                    && matches!(n.cmd, Ok(SubCommand::New { conn: c, .. }) if c == conn)
-                    && !taken(bindings, ni)
-            }) else {
-                continue;
-            };
-            let conn_of = |c: &str| {
-                if c == client {
-                    Some(conn)
-                } else {
-                    bindings.get(c).map(|b| b.conn)
-                }
-            };
-            if template_matches(&e.template.pieces, &conn_of, &e.data, &l.frame) {
-                found = Some((ni, conn, l.worker));
-                break 'entries;
-            }
-        }
-        if let Some((ni, conn, worker)) = found {
-            bindings.insert(
-                client.clone(),
-                Binding {
-                    conn,
-                    worker,
-                    entry: ni,
-                },
-            );
-        }
-    }
-    // 2. The others: the first free New no later command names.
-    for client in connects {
-        if bindings.contains_key(client) {
+        if taken.contains(&ni) {
             continue;
         }
-        let pick = entries.iter().enumerate().find(|(ni, n)| {
-            let Ok(SubCommand::New { conn, .. }) = &n.cmd else {
-                return false;
-            };
-            !taken(bindings, *ni)
-                && !entries[ni + 1..].iter().any(|l| {
-                    l.worker == n.worker && matches!(&l.cmd, Ok(c) if !matches!(c, SubCommand::New { .. }) && named_conn(c) == *conn)
-                })
-        });
-        if let Some((ni, n)) = pick {
-            bindings.insert(
-                client.clone(),
-                Binding {
-                    conn: n.cmd.as_ref().map(named_conn).unwrap_or(0),
-                    worker: n.worker,
-                    entry: ni,
-                },
-            );
+        let next = entries[ni + 1..]
+            .iter()
+            .filter(|l| l.worker == n.worker)
+            .find(|l| matches!(&l.cmd, Ok(c) if named_conn(c) == *conn));
+        let own = match next.map(|l| (l, &l.cmd)) {
+            None | Some((_, Ok(SubCommand::New { .. }))) => false,
+            Some((l, _)) => !expected.iter().any(|e| {
+                let conn_of = |c: &str| {
+                    if e.template.client.as_deref() == Some(c) && !bindings.contains_key(c) {
+                        Some(*conn)
+                    } else {
+                        bindings.get(c).map(|b| b.conn)
+                    }
+                };
+                template_matches(&e.template.pieces, &conn_of, &e.data, &l.frame)
+            }),
+        };
+        if !own {
+            candidates.push((ni, *conn, n.worker));
         }
+    }
+    for (client, (ni, conn, worker)) in unbound.into_iter().zip(candidates) {
+        bindings.insert(
+            client.clone(),
+            Binding {
+                conn,
+                worker,
+                entry: ni,
+            },
+        );
     }
 }
 
@@ -271,11 +256,16 @@ pub fn match_log(
                 }
             };
             if let Some(rule) = &l.lifecycle {
-                let whose = owner_at(bindings, w, named_conn(cmd), li)
-                    .map(|c| format!(" (client {c}'s conn)"))
-                    .unwrap_or_default();
-                out.problems
-                    .push(format!("{}{whose}: {rule}", describe_command(cmd)));
+                let owner = owner_at(bindings, scope_of(cmd, w), named_conn(cmd), li);
+                // A Bcast names a sender that may live on another worker of
+                // a sharded parent; that worker's stream has the New.
+                let elsewhere = matches!(cmd, SubCommand::Bcast { .. })
+                    && owner.is_some_and(|c| bindings.get(c).is_some_and(|b| b.worker != w));
+                if !elsewhere {
+                    let whose = owner.map(|c| format!(" (client {c}'s conn)")).unwrap_or_default();
+                    out.problems
+                        .push(format!("{}{whose}: {rule}", describe_command(cmd)));
+                }
             }
             let is_new = matches!(cmd, SubCommand::New { .. });
             // Which expected commands this one may be.
@@ -292,7 +282,7 @@ pub fn match_log(
                         .map(|(k, _)| k)
                         .collect(),
                     None => {
-                        if let Some(owner) = owner_at(bindings, w, cmd.conn(), li)
+                        if let Some(owner) = owner_at(bindings, Some(w), cmd.conn(), li)
                             && let Some(r) = l.reuse
                             && r.was_open
                         {
@@ -311,7 +301,7 @@ pub fn match_log(
                 let owner = if conn < 0 {
                     None
                 } else {
-                    match owner_at(bindings, w, conn, li) {
+                    match owner_at(bindings, scope_of(cmd, w), conn, li) {
                         Some(o) => Some(o),
                         None => {
                             // A conn no client has: the parent's own.
@@ -370,7 +360,7 @@ pub fn match_log(
                         }
                     }
                     _ => {
-                        let whose = owner_at(bindings, w, named_conn(cmd), li)
+                        let whose = owner_at(bindings, scope_of(cmd, w), named_conn(cmd), li)
                             .map(|c| format!("client {c}'s conn"))
                             .unwrap_or_else(|| "a conn".into());
                         out.problems.push(format!(

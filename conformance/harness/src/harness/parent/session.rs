@@ -568,8 +568,39 @@ impl<'a> Session<'a> {
             expected,
             connect: (act.action == "connect").then(|| act.client.clone()).flatten(),
         });
+        let several = act.action == "connect" && !self.ended && self.links().len() > 1;
+        let news_before = self.news();
         self.send_line(line);
+        if several {
+            self.await_new(seq, news_before);
+        }
         Ok(())
+    }
+
+    /// How many New commands the workers have received.
+    fn news(&self) -> usize {
+        self.shared
+            .lock()
+            .entries
+            .iter()
+            .filter(|e| matches!(e.cmd, Ok(broadcast_wire::SubCommand::New { .. })))
+            .count()
+    }
+
+    /// With several workers, waits (up to the timeout, never failing) for
+    /// a New after the `connect` `seq`: the workers' streams reach the
+    /// harness in any order, so this keeps the New of each client ahead of
+    /// the next client's, and binding clients to conns unambiguous.
+    fn await_new(&mut self, seq: u64, before: usize) {
+        let until = Instant::now() + self.cfg.timeout;
+        while Instant::now() < until && self.news() == before && !self.interrupt.load(Ordering::SeqCst) {
+            self.scan();
+            if self.scan.answers.get(&seq).is_some_and(|(ok, _)| !ok) || self.scan.eof {
+                return;
+            }
+            self.shared
+                .wait_change(Instant::now() + Duration::from_millis(20));
+        }
     }
 
     /// The conn of a bound client.
@@ -614,10 +645,33 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Writes an injection. With `via` a client, everything goes to that
+    /// client's worker, but the frames of another client go to *its*
+    /// worker, in order: a worker of a sharded parent writes frames only
+    /// for its own connections. With `via` `*`, every worker gets it all.
     fn inject(&mut self, inj: &Inject) -> Res<()> {
-        let mut bytes = Vec::new();
-        let mut frames = 0u64;
+        let home = match &inj.via {
+            Via::All => None,
+            Via::Client(c) => Some(self.link_of(c)?.index),
+        };
+        // Per worker: its bytes and how many frames they hold.
+        let mut parts: Vec<(usize, Vec<u8>, u64)> = Vec::new();
+        let mut push = |worker: Option<usize>, bytes: &[u8], frames: u64| {
+            let w = worker.unwrap_or(usize::MAX);
+            match parts.iter_mut().find(|(x, _, _)| *x == w) {
+                Some((_, b, f)) => {
+                    b.extend_from_slice(bytes);
+                    *f += frames;
+                }
+                None => parts.push((w, bytes.to_vec(), frames)),
+            }
+        };
+        let owner = |s: &Self, conn: &ConnRef| match (conn, home) {
+            (ConnRef::Client(c), Some(_)) => s.bindings.get(c).map(|b| b.worker).or(home),
+            _ => home,
+        };
         for item in &inj.items {
+            let mut bytes = Vec::new();
             match item {
                 Item::Hex(pieces) => {
                     for p in pieces {
@@ -629,40 +683,50 @@ impl<'a> Session<'a> {
                             super::case::Piece::Data => {}
                         }
                     }
-                    frames += 1;
+                    push(home, &bytes, 1);
                 }
                 Item::Frame { conn, data } => {
-                    let conn = self.resolve(conn)?;
-                    push_frame(&mut bytes, conn, data);
-                    frames += 1;
+                    let to = owner(self, conn);
+                    push_frame(&mut bytes, self.resolve(conn)?, data);
+                    push(to, &bytes, 1);
                 }
                 Item::Burst { conn, count, data } => {
-                    let conn = self.resolve(conn)?;
+                    let to = owner(self, conn);
+                    let c = self.resolve(conn)?;
                     for i in 0..*count {
-                        push_frame(&mut bytes, conn, substitute(data, Some(i)).as_bytes());
+                        push_frame(&mut bytes, c, substitute(data, Some(i)).as_bytes());
                     }
-                    frames += *count as u64;
+                    push(to, &bytes, *count as u64);
                 }
             }
         }
-        let targets = match &inj.via {
-            Via::All => self.links(),
-            Via::Client(c) => vec![self.link_of(c)?],
+        let links = self.links();
+        let mut jobs: Vec<(Arc<Link>, Vec<u8>, u64)> = Vec::new();
+        for (w, bytes, frames) in parts {
+            if w == usize::MAX {
+                jobs.extend(links.iter().map(|l| (Arc::clone(l), bytes.clone(), frames)));
+            } else if let Some(l) = links.iter().find(|l| l.index == w) {
+                jobs.push((Arc::clone(l), bytes, frames));
+            }
+        }
+        let targets: Vec<Arc<Link>> = match &inj.via {
+            Via::All => links.clone(),
+            Via::Client(_) => jobs.iter().map(|(l, _, _)| Arc::clone(l)).collect(),
         };
-        for link in &targets {
+        for (link, bytes, frames) in jobs {
             match &inj.split {
-                Split::None => self.write(link, bytes.clone(), frames)?,
+                Split::None => self.write(&link, bytes, frames)?,
                 Split::Every => {
                     self.trace(format!(
                         "(the {} byte(s) once whole, then cut at each of the {} inner boundaries)",
                         bytes.len(),
                         bytes.len().saturating_sub(1)
                     ));
-                    self.write(link, bytes.clone(), frames)?;
+                    self.write(&link, bytes.clone(), frames)?;
                     for k in 1..bytes.len() {
-                        self.write(link, bytes[..k].to_vec(), 0)?;
+                        self.write(&link, bytes[..k].to_vec(), 0)?;
                         self.sync()?;
-                        self.write(link, bytes[k..].to_vec(), frames)?;
+                        self.write(&link, bytes[k..].to_vec(), frames)?;
                     }
                 }
                 Split::Bytes => {
@@ -670,7 +734,7 @@ impl<'a> Session<'a> {
                         if k > 0 {
                             self.sync()?;
                         }
-                        self.write(link, vec![*b], frames)?;
+                        self.write(&link, vec![*b], frames)?;
                     }
                 }
                 Split::At(cuts) => {
@@ -680,14 +744,21 @@ impl<'a> Session<'a> {
                         if from > 0 {
                             self.sync()?;
                         }
-                        self.write(link, bytes[from..cut].to_vec(), frames)?;
+                        self.write(&link, bytes[from..cut].to_vec(), frames)?;
                         from = cut;
                     }
                 }
             }
-            if inj.close_output {
-                self.ended = true;
-                let _ = link.control(Control::CloseOutput);
+        }
+        if inj.close_output || inj.exit.is_some() {
+            self.ended = true;
+            for link in &targets {
+                if inj.close_output {
+                    let _ = link.control(Control::CloseOutput);
+                }
+                if let Some(status) = inj.exit {
+                    let _ = link.control(Control::Exit(status));
+                }
             }
         }
         Ok(())
@@ -980,6 +1051,10 @@ impl<'a> Session<'a> {
     /// ones are waited for (they may still be on their way through the
     /// stand-in).
     fn check_commands(&mut self, wait: bool) -> Res<()> {
+        // Bindings found during this check stay provisional until it ends:
+        // the commands of several workers arrive in any order, and a
+        // binding made before all of them came may be wrong.
+        let confirmed = self.bindings.clone();
         let cap = Instant::now() + self.cfg.timeout * 10;
         let mut until = Instant::now() + self.cfg.timeout;
         let mut progress = self.progress();
@@ -1000,7 +1075,8 @@ impl<'a> Session<'a> {
                 .filter_map(|s| s.connect.clone())
                 .collect();
             let log = self.shared.lock();
-            let before: HashSet<String> = self.bindings.keys().cloned().collect();
+            let before: HashSet<String> = confirmed.keys().cloned().collect();
+            self.bindings = confirmed.clone();
             matcher::bind(&log.entries, &expected, &connects, &mut self.bindings);
             let workers = log.workers.len();
             let out = matcher::match_log(
