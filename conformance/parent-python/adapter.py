@@ -35,6 +35,10 @@ MAX_PAYLOAD = 16 * 1024 * 1024
 # does not fit is refused to the relay (PROTOCOL.md#parent-flow-control):
 # never dropped silently.
 QUEUE_LIMIT = 8 * 1024 * 1024
+# PROTOCOL.md#parent-bcast: a parent SHOULD keep a Bcast payload this far
+# under the maximum, the most a sub_id adds to the EVENT frames it causes
+# (PROTOCOL.md#oversize-output).
+BCAST_HEADROOM = 381
 # PROTOCOL.md#frame-layout and PROTOCOL.md#channels.
 HEADER = struct.Struct("<BI")
 CHAN_COMMAND = 1
@@ -460,6 +464,8 @@ class Adapter:
             event = a["event"].encode("utf-8")  # verbatim (PROTOCOL.md#parent-bcast)
             if not event:
                 raise Refused("an empty EVENT")
+            if 14 + len(event) > MAX_PAYLOAD - BCAST_HEADROOM:
+                raise Refused(f"an EVENT of {len(event)} bytes: too close to the maximum payload")
             send(encode_command(BCAST, flags, sender, data=event))
         else:
             raise Refused(f"unknown action {name!r}")

@@ -467,7 +467,8 @@ fn bad_payloads_dropped_and_unknown_conns_discarded(kind: Kind, t: Transport) {
     // After the first New (19 bytes), the stand-in writes: a frame for conn
     // 7 (never opened), a channel-2 payload that does not decode, a
     // heartbeat, a frame on channel 9, and a frame for conn 0 ("hi"). Then
-    // it reads its input to the end.
+    // it reads its input to the end (in a child: `exec cat >/dev/null`
+    // would close the output).
     let frames = concat!(
         r"\002\012\000\000\000\007\000\000\000\002\000\000\000no",
         r"\002\003\000\000\000abc",
@@ -476,7 +477,7 @@ fn bad_payloads_dropped_and_unknown_conns_discarded(kind: Kind, t: Transport) {
         r"\002\012\000\000\000\000\000\000\000\002\000\000\000hi",
     );
     let (i, o) = (t.redirect_in(), t.redirect_out());
-    let script = format!("head -c 19{i} >/dev/null; printf '{frames}'{o}; exec cat{i} >/dev/null");
+    let script = format!("head -c 19{i} >/dev/null; printf '{frames}'{o}; cat{i} >/dev/null");
     let mut a = Adapter::start(kind, sh(&script), t);
     a.ok(connect("a", false)); // conn 0: shard 0 of 2
     a.ok(connect("b", false)); // conn 1: shard 1 of 2, whose "hi" is not b's

@@ -9,9 +9,21 @@ use std::io::{self, Write};
 use std::process::ExitStatus;
 
 use broadcast_process::broadcaster::Transport;
-use broadcast_wire::{BcastFlags, BroadcastFrame, PUBKEY_LEN};
+use broadcast_wire::{BcastFlags, BroadcastFrame, DEFAULT_MAX_PAYLOAD, PUBKEY_LEN};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+
+/// The room a worker's EVENT frame may need beyond its Bcast: the JSON
+/// string of the longest sub_id (PROTOCOL.md#oversize-output).
+pub const BCAST_HEADROOM: usize = 381;
+
+/// The fixed fields of a SubCommand (PROTOCOL.md#subcommand-layout).
+const BCAST_FIXED: usize = 14;
+
+/// The largest Bcast payload the adapter sends: PROTOCOL.md#parent-bcast
+/// says a parent SHOULD stay [`BCAST_HEADROOM`] bytes under the maximum, so
+/// that no EVENT frame it causes is over the maximum.
+pub const BCAST_PAYLOAD_LIMIT: usize = DEFAULT_MAX_PAYLOAD as usize - BCAST_HEADROOM;
 
 /// The first line: which worker to start, over which transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,6 +463,13 @@ impl Session {
                     Some(client) => self.conn(&client)?,
                     None => -1,
                 };
+                let payload = BCAST_FIXED + event.len();
+                if payload > BCAST_PAYLOAD_LIMIT {
+                    return Err(format!(
+                        "the Bcast payload would be {payload} bytes: over {BCAST_PAYLOAD_LIMIT}, \
+                         the maximum less the room an EVENT frame's sub_id may take"
+                    ));
+                }
                 command(
                     Command::Fanout {
                         event: Bytes::from(event),

@@ -16,6 +16,10 @@
 //! - PROTOCOL.md#parent-sending: every command goes through the handle's
 //!   named methods, which validate and frame it; an invalid or oversize
 //!   command is `SendError::Invalid`/`TooLarge`, answered `refused`.
+//! - PROTOCOL.md#parent-bcast: events are passed on as they came, with the
+//!   relay's flags; a fanout whose Bcast would come within
+//!   [`BCAST_HEADROOM`](contract::BCAST_HEADROOM) bytes of the maximum is
+//!   refused (the SHOULD), so no EVENT frame the worker writes is over it.
 //! - PROTOCOL.md#parent-lifecycle: New is sent at `connect`, before
 //!   anything can name the client; Close at `disconnect`, after which the
 //!   client is unknown; conns come from a counter and are never reused;
@@ -27,8 +31,8 @@
 //! - PROTOCOL.md#parent-flow-control: the blocking handles refuse a
 //!   command the full queue cannot take (`SendError::Backpressure`,
 //!   answered `refused` at once, nothing queued); the async handles wait
-//!   for room (their waiting methods), so the answer comes once the
-//!   command is queued. Both read the worker's output while waiting.
+//!   for room, so the answer comes once the command is queued. Both keep
+//!   reading the worker's output while they wait, and deliver it.
 //! - PROTOCOL.md#parent-worker-death: the end of the output, a framing
 //!   error, or a write that finds the worker gone is reported once as
 //!   `worker_gone`; every later action is refused; the worker is reaped
@@ -280,3 +284,31 @@ macro_rules! relay_call {
     };
 }
 pub(crate) use relay_call;
+
+/// [`relay_call!`] with the async handles' `try_` methods, which never
+/// wait (`try_on_connect` ... `try_fanout`).
+macro_rules! relay_try_call {
+    ($handle:expr, $cmd:expr) => {
+        match $cmd {
+            $crate::parent_adapter::contract::Command::Connect { conn, whitelisted } => {
+                $handle.try_on_connect(*conn, *whitelisted)
+            }
+            $crate::parent_adapter::contract::Command::Disconnect { conn } => {
+                $handle.try_on_disconnect(*conn)
+            }
+            $crate::parent_adapter::contract::Command::Subscribe { conn, sub_id, req } => {
+                $handle.try_on_subscribe(*conn, sub_id, req.clone())
+            }
+            $crate::parent_adapter::contract::Command::Unsubscribe { conn, sub_id } => {
+                $handle.try_on_unsubscribe(*conn, sub_id)
+            }
+            $crate::parent_adapter::contract::Command::Auth { conn, pubkey } => {
+                $handle.try_on_auth(*conn, *pubkey)
+            }
+            $crate::parent_adapter::contract::Command::Fanout { event, sender, flags } => {
+                $handle.try_fanout(event.clone(), *sender, *flags)
+            }
+        }
+    };
+}
+pub(crate) use relay_try_call;

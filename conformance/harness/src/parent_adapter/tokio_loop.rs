@@ -3,17 +3,24 @@
 //! `recv()` (both cancellation safe). `recv` goes first (`biased`), so when
 //! a line is taken no frame the handle has read is still waiting.
 //!
-//! Back-pressure policy (PROTOCOL.md#parent-flow-control): the handles'
-//! waiting methods queue every command, waiting for room while the queue is
-//! full (and reading the worker's output meanwhile, so a worker blocked on
-//! its output keeps reading commands); the action is answered `ok` once its
-//! command is queued.
+//! Back-pressure policy (PROTOCOL.md#parent-flow-control): every command
+//! is queued; while the queue is full the action waits for room, and its
+//! answer comes once the command is queued. While it waits, the loop keeps
+//! reading *and delivering* the worker's frames: it polls the handle's
+//! `poll_recv` (which also writes the queue out) and retries the `try_`
+//! method whenever either makes progress. (The handles' waiting methods,
+//! `fanout(...).await` and the others, read frames ahead while they wait,
+//! but hand them over only once the command is queued: a relay whose one
+//! task awaits them delivers nothing to its clients while the worker
+//! stalls.)
 
+use std::future::poll_fn;
 use std::io::Cursor;
 use std::num::NonZeroUsize;
 use std::process::{ExitCode, ExitStatus};
+use std::task::{Context, Poll};
 
-use broadcast_process::async_broadcaster::{AsyncBroadcaster, AsyncShardedBroadcaster, QueueError};
+use broadcast_process::async_broadcaster::{AsyncBroadcaster, AsyncShardedBroadcaster};
 use broadcast_process::broadcaster::sharded::{ShardError, ShardState, ShardedIncoming};
 use broadcast_process::broadcaster::{Incoming, Options, SendError};
 use broadcast_wire::ReadError;
@@ -22,23 +29,27 @@ use tokio::time::timeout;
 
 use super::blocking::owned_by;
 use super::contract::{Command, Out, Refusal, Session, Start, Step};
-use super::{EXIT_GRACE, Input, Item, LOST_GRACE, SHUTDOWN_GRACE, relay_call, worker_command};
+use super::{EXIT_GRACE, Input, Item, LOST_GRACE, SHUTDOWN_GRACE, relay_try_call, worker_command};
 
 /// What the loop needs from an async handle.
 trait AsyncParent {
     /// What `recv` returns.
     type Raw;
-    /// The handle's `recv` (cancellation safe: it runs in `select!`).
-    async fn recv(&mut self) -> Self::Raw;
+    /// The handle's `poll_recv`: the next item, writing the queue out
+    /// meanwhile.
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Self::Raw>;
     /// Turns what `recv` returned into an item (waiting, bounded, for an
     /// exit status when a worker is gone).
     async fn item(&mut self, raw: Self::Raw) -> Item;
-    /// Sends `cmd` with the handle's named method, waiting for room.
-    async fn command(&mut self, cmd: &Command) -> Result<(), Refusal>;
+    /// Sends `cmd` with the handle's `try_` method: `None` when the queue
+    /// is full (nothing queued).
+    fn try_command(&mut self, cmd: &Command) -> Option<Result<(), Refusal>>;
+    /// Whether commands wait to be written.
+    fn wants_write(&self) -> bool;
     /// Writes every queued command; `Err` once a write finds a worker gone.
     async fn flush(&mut self) -> Result<(), String>;
-    /// Whether frames were read ahead into memory (while a command or a
-    /// flush waited): `recv` returns them without waiting.
+    /// Whether frames were read ahead into memory: `recv` returns them
+    /// without waiting.
     fn has_buffered(&self) -> bool;
     /// Ends the command stream(s).
     fn close_write(&mut self);
@@ -46,6 +57,19 @@ trait AsyncParent {
     fn kill(&mut self);
     /// Waits for the worker(s) to exit, kills those that do not, reaps all.
     async fn reap(&mut self);
+
+    /// The handle's `recv` (cancellation safe: it runs in `select!`).
+    async fn recv(&mut self) -> Self::Raw {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+}
+
+/// What one wait of a command for room ended with.
+enum Waited<R> {
+    /// The command was sent, or refused.
+    Sent(Result<(), Refusal>),
+    /// An item of the worker's output came first.
+    Read(R),
 }
 
 /// `--handle async`.
@@ -143,7 +167,7 @@ impl<P: AsyncParent> Loop<P> {
                     };
                     match self.session.step(&line) {
                         Step::Command { seq, cmd, effect } => {
-                            let result = self.parent.command(&cmd).await;
+                            let result = self.command(&cmd).await;
                             let lost = matches!(&result, Err(r) if r.worker_gone);
                             self.session.answer(seq, effect, result);
                             if lost {
@@ -193,9 +217,60 @@ impl<P: AsyncParent> Loop<P> {
         self.handle(item);
     }
 
+    /// Queues `cmd`, waiting for room while the queue is full, and handling
+    /// the worker's frames meanwhile (PROTOCOL.md#parent-flow-control).
+    async fn command(&mut self, cmd: &Command) -> Result<(), Refusal> {
+        loop {
+            let reading = self.reading;
+            let parent = &mut self.parent;
+            let waited = poll_fn(|cx| {
+                if let Some(sent) = parent.try_command(cmd) {
+                    return Poll::Ready(Waited::Sent(sent));
+                }
+                if reading && let Poll::Ready(raw) = parent.poll_recv(cx) {
+                    return Poll::Ready(Waited::Read(raw));
+                }
+                // poll_recv wrote what the fd took: there may be room now.
+                match parent.try_command(cmd) {
+                    Some(sent) => Poll::Ready(Waited::Sent(sent)),
+                    None if reading => Poll::Pending,
+                    // Nothing left to read and no room: the worker is gone.
+                    None => Poll::Ready(Waited::Sent(Err(Refusal {
+                        message: "the worker is gone".into(),
+                        worker_gone: true,
+                    }))),
+                }
+            })
+            .await;
+            match waited {
+                Waited::Sent(result) => return result,
+                Waited::Read(raw) => {
+                    let item = self.parent.item(raw).await;
+                    self.handle(item);
+                }
+            }
+        }
+    }
+
     /// The `sync` barrier: every accepted command written (or the worker
-    /// found gone), then every frame read ahead meanwhile handled.
+    /// found gone), the worker's frames handled meanwhile, then every frame
+    /// read ahead handled.
     async fn write_all(&mut self) {
+        while self.reading && self.parent.wants_write() {
+            let parent = &mut self.parent;
+            let raw = poll_fn(|cx| match parent.poll_recv(cx) {
+                Poll::Ready(raw) => Poll::Ready(Some(raw)),
+                // poll_recv writes the queue out: done once it is empty.
+                Poll::Pending if !parent.wants_write() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            })
+            .await;
+            if let Some(raw) = raw {
+                let item = self.parent.item(raw).await;
+                self.handle(item);
+            }
+        }
+        // Reports a write that found the worker gone.
         if let Err(message) = self.parent.flush().await {
             self.lost_worker(message).await;
         }
@@ -273,9 +348,9 @@ impl Single {
     }
 }
 
-fn refusal(e: QueueError) -> Refusal {
+fn refusal(e: SendError) -> Refusal {
     Refusal {
-        worker_gone: matches!(e, QueueError::Refused(SendError::WorkerGone)),
+        worker_gone: e == SendError::WorkerGone,
         message: e.to_string(),
     }
 }
@@ -283,8 +358,8 @@ fn refusal(e: QueueError) -> Refusal {
 impl AsyncParent for Single {
     type Raw = Result<Incoming, ReadError>;
 
-    async fn recv(&mut self) -> Self::Raw {
-        self.0.recv().await
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Self::Raw> {
+        self.0.poll_recv(cx)
     }
 
     async fn item(&mut self, raw: Self::Raw) -> Item {
@@ -312,8 +387,15 @@ impl AsyncParent for Single {
         }
     }
 
-    async fn command(&mut self, cmd: &Command) -> Result<(), Refusal> {
-        relay_call!(self.0, cmd, await).map_err(refusal)
+    fn try_command(&mut self, cmd: &Command) -> Option<Result<(), Refusal>> {
+        match relay_try_call!(self.0, cmd) {
+            Err(SendError::Backpressure(_)) => None,
+            result => Some(result.map_err(refusal)),
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        self.0.link().wants_write()
     }
 
     async fn flush(&mut self) -> Result<(), String> {
@@ -361,12 +443,12 @@ impl Sharded {
 impl AsyncParent for Sharded {
     type Raw = Result<ShardedIncoming, ShardError<ReadError>>;
 
-    async fn recv(&mut self) -> Self::Raw {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Self::Raw> {
         if self.all_retired() {
-            // recv would answer Pending at once, forever.
-            std::future::pending::<()>().await;
+            // poll_recv would answer Pending at once, forever.
+            return Poll::Pending;
         }
-        self.0.recv().await
+        self.0.poll_recv(cx)
     }
 
     async fn item(&mut self, raw: Self::Raw) -> Item {
@@ -397,11 +479,21 @@ impl AsyncParent for Sharded {
         }
     }
 
-    async fn command(&mut self, cmd: &Command) -> Result<(), Refusal> {
-        relay_call!(self.0, cmd, await).map_err(|e| Refusal {
-            worker_gone: matches!(e.error, QueueError::Refused(SendError::WorkerGone)),
-            message: e.to_string(),
-        })
+    fn try_command(&mut self, cmd: &Command) -> Option<Result<(), Refusal>> {
+        match relay_try_call!(self.0, cmd) {
+            Err(ShardError {
+                error: SendError::Backpressure(_),
+                ..
+            }) => None,
+            result => Some(result.map_err(|e| Refusal {
+                worker_gone: e.error == SendError::WorkerGone,
+                message: e.to_string(),
+            })),
+        }
+    }
+
+    fn wants_write(&self) -> bool {
+        (0..self.0.shard_count()).any(|s| self.0.shard(s).is_some_and(|b| b.link().wants_write()))
     }
 
     async fn flush(&mut self) -> Result<(), String> {
