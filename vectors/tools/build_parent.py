@@ -204,9 +204,12 @@ def cmd(op, conn, flags=0, sub_id=b"", data=b"", data_len=None):
         sub_id = sub_id.encode("utf-8")
     dlen = len(data) if data_len is None else data_len
     payload_len = 1 + 1 + 4 + 4 + len(sub_id) + 4 + dlen
-    text = (struct.pack("<BI", 1, payload_len).hex() + " " + struct.pack("<BB", OPS[op], flags).hex()
-            + " " + conn_hex(conn) + " " + struct.pack("<I", len(sub_id)).hex() + " " + sub_id.hex()
-            + " " + struct.pack("<I", dlen).hex() + " " + ("{data}" if data_len is not None else data.hex()))
+    # Fields apart, as in docs/CONFORMANCE.md's worked example: chan, len,
+    # op, flags, conn, sub_id_len, sub_id, data_len, data.
+    text = " ".join([
+        "01", struct.pack("<I", payload_len).hex(), "%02x" % OPS[op], "%02x" % flags, conn_hex(conn),
+        struct.pack("<I", len(sub_id)).hex(), sub_id.hex(), struct.pack("<I", dlen).hex(),
+        "{data}" if data_len is not None else data.hex()])
     return {"op": op, "conn": conn if isinstance(conn, str) else None, "hex": " ".join(text.split())}
 
 
