@@ -7,7 +7,7 @@
 //!    the parent starts connects back and gets an engine ([`Link`]).
 //! 2. Steps run in order. Actions are sent without waiting; a `check` is
 //!    the barrier: `sync`, then every answer, every command (matched byte
-//!    for byte, [`matcher`](super::matcher)) and every expected delivery
+//!    for byte, [`matcher`]) and every expected delivery
 //!    must have come; then, to prove that nothing else will be delivered,
 //!    the harness writes a marker frame for a connected client behind
 //!    everything it wrote on each worker, waits for the marker's delivery
