@@ -142,8 +142,9 @@ pub struct ParentArgs {
     /// Count SHOULD cases too (by default a failing SHOULD case is a warning).
     #[arg(long)]
     pub strict: bool,
-    /// Timeout in milliseconds of every wait: an answer, a delivery, a
-    /// command, the worker's connection, the adapter's exit.
+    /// Timeout in milliseconds of every wait without progress: an answer, a
+    /// delivery, a command, the adapter's exit (its start and its workers'
+    /// connections get three times as long).
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
     /// File of case ids expected to fail (one per line, `#` comments). The

@@ -741,19 +741,36 @@ pub fn kill_if_same(pid: u32, starttime: Option<u64>) {
 
 /// The pids of the live stand-ins of `session` (processes whose command
 /// line is `... parent-worker --session SESSION ...`), from `/proc`.
-pub fn standins_of(session: &std::path::Path) -> Vec<u32> {
+///
+/// A process in the middle of its `exec` has no command line yet, though
+/// its parent's `spawn` may have returned: with `exe` (the stand-in
+/// program), such a process running it is looked at again until its
+/// command line is there (a few milliseconds at most).
+pub fn standins_of(session: &std::path::Path, exe: Option<&std::path::Path>) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     let want = session.as_os_str().as_encoded_bytes();
+    let exe = exe.and_then(|e| e.canonicalize().ok());
     let mut pids = Vec::new();
     for entry in dir.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+        let read = || std::fs::read(entry.path().join("cmdline")).ok();
+        let Some(mut cmdline) = read() else {
             continue;
         };
+        if cmdline.is_empty()
+            && let Some(exe) = &exe
+            && std::fs::read_link(entry.path().join("exe")).is_ok_and(|p| &p == exe)
+        {
+            let until = std::time::Instant::now() + Duration::from_millis(200);
+            while cmdline.is_empty() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+                cmdline = read().unwrap_or_default();
+            }
+        }
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_standin = args
             .windows(3)

@@ -336,14 +336,17 @@ pub fn match_log(
             let after = |k: &&usize| last.is_none_or(|x| **k > x);
             // An exact match in order; else an exact one out of order (an
             // order problem); else the next of that op and client (its
-            // bytes differ).
+            // bytes differ). A Bcast from no connection matches only
+            // exactly: any other is the parent's own (a probe), and an
+            // altered one leaves the expected one missing.
+            let anonymous = matches!(cmd, SubCommand::Bcast { sender: -1, .. });
             let pick = candidates
                 .iter()
                 .filter(after)
                 .find(|k| exact(k))
                 .or_else(|| candidates.iter().find(|k| exact(k)))
-                .or_else(|| candidates.iter().find(after))
-                .or_else(|| candidates.first())
+                .or_else(|| (!anonymous).then(|| candidates.iter().find(after)).flatten())
+                .or_else(|| (!anonymous).then(|| candidates.first()).flatten())
                 .copied();
             let Some(k) = pick else {
                 match cmd {

@@ -127,8 +127,14 @@ struct Session<'a> {
     ended: bool,
     /// worker_gone lines a check has accepted.
     gone_accepted: usize,
+    /// How many timeouts a wait gets: 3 while the adapter and its workers
+    /// start (an interpreter loading its modules on a busy machine), then 1.
+    patience: u32,
     fanout_events: HashSet<Arc<Vec<u8>>>,
     step: usize,
+    /// Unsafe reuses found, reported at the end of the case: first comes
+    /// what they cause (a late frame delivered to the wrong client).
+    deferred: Vec<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -238,8 +244,10 @@ impl<'a> Session<'a> {
             nonce: (n << 16) ^ u64::from(std::process::id()),
             ended: false,
             gone_accepted: 0,
+            patience: 3,
             fanout_events: HashSet::new(),
             step: 0,
+            deferred: Vec::new(),
         })
     }
 
@@ -247,12 +255,19 @@ impl<'a> Session<'a> {
         self.shared.trace(line);
     }
 
+    /// The trace, after a legend: the human report's headings ("wire
+    /// trace", "worker stderr") are the worker suite's.
     fn trace_lines(&self) -> Vec<String> {
-        self.shared
-            .lock()
-            .trace
-            .iter()
-            .map(|(at, l)| format!("{:9.3} ms {l}", at.as_secs_f64() * 1000.0))
+        let legend = "(parent suite: `>` a line to the adapter, `<` a line from it, `wN>` what the parent wrote to \
+                      worker N, `wN<` what the harness wrote as worker N; the stderr shown is the adapter's)";
+        std::iter::once(legend.to_string())
+            .chain(
+                self.shared
+                    .lock()
+                    .trace
+                    .iter()
+                    .map(|(at, l)| format!("{:9.3} ms {l}", at.as_secs_f64() * 1000.0)),
+            )
             .collect()
     }
 
@@ -392,8 +407,9 @@ impl<'a> Session<'a> {
     /// more than ten timeouts.
     fn wait<T>(&mut self, what: &str, mut cond: impl FnMut(&mut Session<'a>) -> Res<Option<T>>) -> Res<T> {
         let start = Instant::now();
+        let timeout = self.cfg.timeout * self.patience;
         let cap = start + self.cfg.timeout * 10;
-        let mut until = start + self.cfg.timeout;
+        let mut until = start + timeout;
         let mut progress = self.progress();
         loop {
             self.scan();
@@ -419,12 +435,12 @@ impl<'a> Session<'a> {
             let now_progress = self.progress();
             if now_progress != progress {
                 progress = now_progress;
-                until = (Instant::now() + self.cfg.timeout).min(cap);
+                until = (Instant::now() + timeout).min(cap);
             }
             if Instant::now() >= until {
                 return Err(self.fail(
                     FailureKind::Hang,
-                    format!("{what} did not come within {} ms", self.cfg.timeout.as_millis()),
+                    format!("{what} did not come within {} ms", timeout.as_millis()),
                 ));
             }
             let seen = self.scan.seen;
@@ -496,12 +512,15 @@ impl<'a> Session<'a> {
         })?;
         // Every worker the parent started has exec'd by now; wait for each
         // to connect.
-        let expected = engine::standins_of(&self.sock_path).len().max(1);
+        let expected = engine::standins_of(&self.sock_path, Some(&self.cfg.exe))
+            .len()
+            .max(1);
         self.wait(
             "the worker's connection to the harness (did the adapter run the worker command of `start`?)",
             |s| Ok((lock(&s.links).len() >= expected).then_some(())),
         )?;
         self.trace(format!("{} worker(s) connected", self.links().len()));
+        self.patience = 1;
         self.written_at_check = vec![0; self.links().len()];
         for (i, step) in self.case.steps.iter().enumerate() {
             self.step = i + 1;
@@ -943,7 +962,7 @@ impl<'a> Session<'a> {
     ) -> Stop {
         self.fail_with(
             FailureKind::Mismatch,
-            format!("{message} (PROTOCOL.md#parent-receiving)"),
+            message,
             render_deliveries(expected.iter().map(|(c, v)| (c.as_str(), v.as_slice()))),
             render_got(got),
         )
@@ -977,9 +996,12 @@ impl<'a> Session<'a> {
                     &expected,
                     &got,
                     format!(
-                        "client {client} got {} frame(s), {} expected",
+                        "client {client} got {} frame(s), {} expected{}",
                         have.len(),
-                        want.len()
+                        want.len(),
+                        have.get(want.len())
+                            .map(|f| format!("; the first one too many: {}", truncate(&render_data(f), 160)))
+                            .unwrap_or_default()
                     ),
                 ));
             }
@@ -1087,7 +1109,7 @@ impl<'a> Session<'a> {
                 workers,
             );
             let framing: Option<String> = log.workers.iter().find_map(|w| w.framing_error.clone());
-            let reuse = self.reuse_problems(&log.entries, &before);
+            let (reuse, unsafe_reuse) = self.reuse_problems(&log.entries, &before);
             drop(log);
             let expected_lines = || {
                 expected
@@ -1110,6 +1132,12 @@ impl<'a> Session<'a> {
                 return Err(self.fail_with(FailureKind::Mismatch, p, expected_lines(), actual()));
             }
             if out.missing.is_empty() {
+                let step = self.step;
+                for p in unsafe_reuse {
+                    if !self.deferred.iter().any(|d| d.starts_with(&p)) {
+                        self.deferred.push(format!("{p} (found at step {step})"));
+                    }
+                }
                 return Ok(());
             }
             let now_progress = self.progress();
@@ -1122,8 +1150,28 @@ impl<'a> Session<'a> {
                     return Err(Stop::Interrupted);
                 }
                 let first = &expected[out.missing[0]];
+                // A Bcast from no connection with other bytes passes for
+                // the parent's own probe: name it, it may be this one.
+                let altered = if first.template.op == broadcast_wire::Op::Bcast
+                    && first.template.client.is_none()
+                {
+                    let log = self.shared.lock();
+                    out.private
+                        .iter()
+                        .filter_map(|&i| log.entries.get(i))
+                        .find(|e| matches!(e.cmd, Ok(broadcast_wire::SubCommand::Bcast { sender: -1, .. })))
+                        .map(|e| {
+                            format!(
+                                "; the parent wrote another Bcast from no connection, which may be it with other bytes: {}",
+                                matcher::describe_frame(&e.frame)
+                            )
+                        })
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
                 let message = format!(
-                    "{} accepted command(s) never reached the worker within {} ms, first: {} (PROTOCOL.md#parent-flow-control: a command is never dropped silently)",
+                    "{} accepted command(s) never reached the worker within {} ms, first: {}{altered} (PROTOCOL.md#parent-flow-control: a command is never dropped silently)",
                     out.missing.len(),
                     self.cfg.timeout.as_millis(),
                     matcher::describe_expected(first, &self.bindings)
@@ -1143,10 +1191,16 @@ impl<'a> Session<'a> {
             .map(|p| self.fail(FailureKind::Protocol, p))
     }
 
-    /// Reuse of a conn by a client bound since `before`: only after a
-    /// barrier (PROTOCOL.md#parent-lifecycle).
-    fn reuse_problems(&self, entries: &[engine::Entry], before: &HashSet<String>) -> Vec<String> {
+    /// Reuse of a conn by a client bound since `before`: a New for a conn
+    /// still open (reported at once), or one closed with no barrier since
+    /// (PROTOCOL.md#parent-lifecycle; reported at the end of the case).
+    fn reuse_problems(
+        &self,
+        entries: &[engine::Entry],
+        before: &HashSet<String>,
+    ) -> (Vec<String>, Vec<String>) {
         let mut out = Vec::new();
+        let mut unsafe_reuse = Vec::new();
         for (client, b) in &self.bindings {
             if before.contains(client) {
                 continue;
@@ -1160,13 +1214,13 @@ impl<'a> Session<'a> {
                     b.conn
                 ));
             } else if r.after_close == Some(false) {
-                out.push(format!(
+                unsafe_reuse.push(format!(
                     "client {client} was given conn {}, closed before with no barrier since: frames written for the earlier connection may still be unread (PROTOCOL.md#parent-lifecycle: no unsafe reuse)",
                     b.conn
                 ));
             }
         }
-        out
+        (out, unsafe_reuse)
     }
 
     /// Writes a marker behind everything written to each worker since the
@@ -1341,6 +1395,9 @@ impl<'a> Session<'a> {
     }
 
     fn shutdown(&mut self) -> Res<()> {
+        if let Some(p) = self.deferred.first() {
+            return Err(self.fail(FailureKind::Mismatch, p.clone()));
+        }
         let seq = self.next_seq();
         self.shutdown_seq = Some(seq);
         self.scan.pending.push_back(seq);
@@ -1431,7 +1488,7 @@ impl<'a> Session<'a> {
         for (pid, start) in known {
             engine::kill_if_same(pid, start);
         }
-        for pid in engine::standins_of(&self.sock_path) {
+        for pid in engine::standins_of(&self.sock_path, None) {
             engine::kill_if_same(pid, engine::starttime(pid));
         }
         lock(&self.links).clear();
