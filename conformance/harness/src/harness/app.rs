@@ -482,8 +482,13 @@ fn parent(args: ParentArgs) -> Result<ExitCode, SetupError> {
     check_program(&adapter, "adapter")?;
     let exe =
         std::env::current_exe().map_err(|e| SetupError(format!("cannot locate this executable: {e}")))?;
-    // Short paths: a Unix socket's path has a limit of about 100 bytes.
-    let dir = std::env::temp_dir().join(format!("bcp-{}", std::process::id()));
+    // Short paths: a Unix socket's path has a limit of about 100 bytes, so
+    // a long TMPDIR gives way to /tmp.
+    let name = format!("bcp-{}", std::process::id());
+    let mut dir = std::env::temp_dir().join(&name);
+    if dir.as_os_str().len() > 80 {
+        dir = Path::new("/tmp").join(&name);
+    }
     std::fs::create_dir_all(&dir).map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
     let cfg = ParentConfig {
         adapter,
