@@ -12,6 +12,9 @@
 pub mod events;
 pub mod fuzz_checks;
 pub mod harness_run;
+// One copy of the scripted I/O, shared with the codec crate's own tests
+// (which must build from the unpacked .crate, so the file lives there).
+#[path = "../../../wire/tests/support/scripted_io.rs"]
 pub mod scripted_io;
 pub mod spec_oracle;
 pub mod worker_process;
