@@ -87,6 +87,8 @@ pub async fn run(
                     return Err(format!("the broadcast worker exited ({status:?})"));
                 }
                 Ok(Incoming::Pending) => {} // recv waits instead
+                // Only a supervised handle reports this (this one is not).
+                Ok(Incoming::WorkerRestarted(r)) => eprintln!("relay: {r}"),
                 Err(e) => return Err(format!("the broadcast worker's output broke: {e}")),
             },
             command = commands.recv() => match command {

@@ -141,6 +141,8 @@ mod unix {
                         Incoming::Frame(f) => println!("to conn {}: {}", f.conn, preview(&f.data)),
                         Incoming::InvalidFrame(e) => eprintln!("the worker sent a bad frame: {e}"),
                         Incoming::Pending => break,
+                        // A supervised handle (spawn_supervised) replaced its worker.
+                        Incoming::WorkerRestarted(r) => eprintln!("{r}"),
                         Incoming::WorkerExited(status) => {
                             let status = status.or_else(|| b.wait_exit(Duration::from_secs(2)));
                             match status {

@@ -277,7 +277,8 @@ impl Session<'_> {
                     None => observed.push(self.observe_frame(frame)),
                 },
                 Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
-                Ok(Incoming::Pending) => {}
+                // The harness's link is not supervised: it never restarts.
+                Ok(Incoming::Pending | Incoming::WorkerRestarted(_)) => {}
                 Ok(Incoming::WorkerExited(status)) => {
                     let status = status.or_else(|| self.link.worker().wait_exit(SLICE));
                     let mut stop =
@@ -362,7 +363,8 @@ impl Session<'_> {
                     None => observed.push(self.observe_frame(frame)),
                 },
                 Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
-                Ok(Incoming::Pending) => {}
+                // The harness's link is not supervised: it never restarts.
+                Ok(Incoming::Pending | Incoming::WorkerRestarted(_)) => {}
                 Ok(Incoming::WorkerExited(status)) => {
                     let status = status.or_else(|| self.link.worker().wait_exit(SLICE));
                     let mut stop = self.crash_with_status(
@@ -531,7 +533,8 @@ impl Session<'_> {
                     observed.push(self.observe_frame(frame));
                 }
                 Ok(Incoming::InvalidFrame(e)) => observed.push(self.observe_invalid(&e)),
-                Ok(Incoming::Pending) => {}
+                // The harness's link is not supervised: it never restarts.
+                Ok(Incoming::Pending | Incoming::WorkerRestarted(_)) => {}
                 Ok(Incoming::WorkerExited(status)) => match status {
                     Some(s) => break s,
                     None => {

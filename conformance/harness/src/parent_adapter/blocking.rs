@@ -317,6 +317,8 @@ impl BlockingParent for Single {
     fn read(&mut self) -> Item {
         match self.0.read_frame() {
             Ok(Incoming::Pending) => Item::Pending,
+            // Only a supervised handle restarts its worker; this one is not.
+            Ok(Incoming::WorkerRestarted(_)) => Item::Pending,
             Ok(Incoming::Frame(frame)) => Item::Frame(frame),
             Ok(Incoming::InvalidFrame(e)) => Item::Invalid(e.to_string()),
             Ok(Incoming::WorkerExited(status)) => Item::Gone {

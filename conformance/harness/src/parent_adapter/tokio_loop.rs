@@ -365,6 +365,8 @@ impl AsyncParent for Single {
     async fn item(&mut self, raw: Self::Raw) -> Item {
         match raw {
             Ok(Incoming::Pending) => Item::Pending,
+            // Only a supervised handle restarts its worker; this one is not.
+            Ok(Incoming::WorkerRestarted(_)) => Item::Pending,
             Ok(Incoming::Frame(frame)) => Item::Frame(frame),
             Ok(Incoming::InvalidFrame(e)) => Item::Invalid(e.to_string()),
             Ok(Incoming::WorkerExited(status)) => Item::Gone {

@@ -222,6 +222,7 @@ fn classify(r: Result<Incoming, ReadError>) -> Read1 {
         Ok(Incoming::Pending) => Read1::Pending,
         Ok(Incoming::WorkerExited(None)) => Read1::End("clean"),
         Ok(Incoming::WorkerExited(Some(s))) => panic!("a bare link reported an exit status {s}"),
+        Ok(Incoming::WorkerRestarted(r)) => panic!("a bare link is never supervised, got {r}"),
         Err(ReadError::Framing(e)) => Read1::End(e.class()),
         Err(ReadError::Io(e)) => panic!("the output injects no I/O error, got {e}"),
     }

@@ -2,18 +2,51 @@
 //! handle: the I/O-free [`Link`] over the worker's non-blocking fds, and
 //! the worker process itself. The handles differ only in how they wait.
 
+use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use broadcast_wire::ReadError;
+use broadcast_wire::{ReadError, SubCommand};
 
-use crate::link::{Incoming, Link, ReadSide};
+use crate::link::{
+    FlushError, FlushStatus, Incoming, Link, Phase, ReadSide, Restart, RestartCause, SendError, Supervision,
+    Supervisor,
+};
 
 use super::fd_io::{FdReader, FdWriter};
 use super::lifecycle::Worker;
 use super::options::Options;
-use super::spawn::WorkerProcess;
+use super::spawn::{Transport, WorkerProcess};
 use super::stderr::StderrTail;
+
+/// Builds the `Command` of each worker a supervised handle spawns.
+pub(crate) type CommandFactory = Box<dyn FnMut() -> Command + Send + Sync>;
+
+/// What a supervised endpoint needs besides its link and process: the
+/// policy, and how to spawn a replacement.
+pub(crate) struct Supervised {
+    pub(crate) sup: Supervisor,
+    factory: CommandFactory,
+    transport: Transport,
+    opts: Options,
+    /// The restart to report before anything of the new worker.
+    event: Option<Restart>,
+    /// The handle killed the worker, for this reason.
+    kill_cause: Option<RestartCause>,
+}
+
+impl fmt::Debug for Supervised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervised")
+            .field("sup", &self.sup)
+            .field("transport", &self.transport)
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
+}
 
 /// The [`Link`] core of a handle: over the worker's non-blocking fds.
 pub type FdLink = Link<FdReader, FdWriter>;
@@ -22,6 +55,8 @@ pub type FdLink = Link<FdReader, FdWriter>;
 pub(crate) struct Endpoint {
     pub(crate) link: FdLink,
     pub(crate) stderr: Option<StderrTail>,
+    /// With supervision: the policy and the respawn.
+    pub(crate) supervised: Option<Box<Supervised>>,
     /// Last, so it is dropped last: the fds above are closed by the time it
     /// waits for the worker to exit (see `lifecycle`).
     pub(crate) worker: Worker,
@@ -38,23 +73,289 @@ impl Endpoint {
                 opts.max_payload_len(),
             ),
             stderr: process.stderr,
+            supervised: None,
             worker: process.worker,
         }
     }
 
+    /// A supervised endpoint: spawns the first worker with `factory()`.
+    pub(crate) fn spawn_supervised(
+        mut factory: CommandFactory,
+        transport: Transport,
+        opts: &Options,
+        supervision: Supervision,
+    ) -> Result<Endpoint, super::SpawnError> {
+        let process = WorkerProcess::spawn(factory(), transport, opts)?;
+        let mut end = Endpoint::new(process, opts);
+        end.supervised = Some(Box::new(Supervised {
+            sup: Supervisor::new(supervision, Instant::now()),
+            factory,
+            transport,
+            opts: opts.clone(),
+            event: None,
+            kill_cause: None,
+        }));
+        end.drive(Instant::now());
+        Ok(end)
+    }
+
+    // ---- commands ---------------------------------------------------------
+
+    /// Queues `cmd`: in the link, or while supervised and the worker is
+    /// being replaced, in the supervisor's backlog.
+    pub(crate) fn send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return self.link.send(cmd);
+        };
+        s.sup.admit(cmd)?;
+        if s.sup.direct() && !self.link.is_write_gone() {
+            self.link.send(cmd)?;
+            s.sup.queued(cmd);
+            Ok(())
+        } else {
+            s.sup
+                .push_backlog(cmd, self.link.queue_limit(), self.link.max_payload())
+        }
+    }
+
+    /// Whether [`Endpoint::send`] would queue `cmd` now.
+    pub(crate) fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
+        match self.supervised.as_deref() {
+            None => self.link.check_send(cmd),
+            Some(s) => {
+                s.sup.admit(cmd)?;
+                if s.sup.direct() && !self.link.is_write_gone() {
+                    self.link.check_send(cmd)
+                } else {
+                    cmd.validate().map_err(SendError::Invalid)
+                }
+            }
+        }
+    }
+
+    /// Writes what the fd takes. Supervised: first the policy's due work
+    /// (a restart after its backoff, the backlog, a probe); a dead worker
+    /// is replaced rather than reported, and while none runs this says
+    /// [`FlushStatus::WouldBlock`] (see [`Endpoint::next_deadline`]).
+    pub(crate) fn flush(&mut self) -> Result<FlushStatus, FlushError> {
+        if self.supervised.is_none() {
+            return self.link.flush();
+        }
+        let now = Instant::now();
+        for _ in 0..3 {
+            self.drive(now);
+            let Some(s) = self.supervised.as_deref_mut() else {
+                unreachable!()
+            };
+            match s.sup.phase() {
+                Phase::Running => {}
+                Phase::Backoff(_) => return Ok(FlushStatus::WouldBlock),
+                Phase::GaveUp => {
+                    return Err(FlushError::WorkerGone {
+                        unsent_commands: 0,
+                        unsent_bytes: 0,
+                    });
+                }
+            }
+            let result = self.link.flush();
+            s.sup.written(self.link.sent_commands(), now);
+            match result {
+                Ok(FlushStatus::WouldBlock) => return Ok(FlushStatus::WouldBlock),
+                Ok(FlushStatus::Flushed) => {
+                    if !s.sup.has_backlog() && s.sup.want_probe(now).is_none() {
+                        return Ok(FlushStatus::Flushed);
+                    }
+                }
+                Err(FlushError::WorkerGone { .. }) => {
+                    self.worker_died(RestartCause::WriteGone, true, now);
+                    return Ok(FlushStatus::WouldBlock);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(if self.wants_write() {
+            FlushStatus::WouldBlock
+        } else {
+            FlushStatus::Flushed
+        })
+    }
+
+    /// Whether a flush has something to do now.
+    pub(crate) fn wants_write(&self) -> bool {
+        match self.supervised.as_deref() {
+            None => self.link.wants_write(),
+            Some(s) => s.sup.phase() == Phase::Running && (self.link.wants_write() || s.sup.has_backlog()),
+        }
+    }
+
+    /// Supervised: when the handle must act without any fd being ready
+    /// (the end of a backoff, a probe's deadline, an idle probe); `None`
+    /// unsupervised.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.supervised
+            .as_deref()
+            .and_then(|s| s.sup.next_deadline(Instant::now()))
+    }
+
+    /// How long a blocking helper may wait for fds: at most `budget`, and
+    /// supervised, no later than [`Endpoint::next_deadline`].
+    pub(crate) fn wait_budget(&self, budget: Option<Duration>) -> Option<Duration> {
+        match self.next_deadline() {
+            None => budget,
+            Some(at) => {
+                let until = at.saturating_duration_since(Instant::now());
+                Some(budget.map_or(until, |b| b.min(until)))
+            }
+        }
+    }
+
+    /// Supervised: the policy's due work at `now`.
+    fn drive(&mut self, now: Instant) {
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
+        };
+        if s.sup.unresponsive(now) {
+            // Late only if its answer is not waiting to be read: take what
+            // the worker wrote; frames the relay has not read yet leave the
+            // verdict to a later read.
+            let _ = self.link.read_ahead();
+            if !self.link.has_buffered() {
+                self.worker_died(RestartCause::Unresponsive, true, now);
+                return;
+            }
+        }
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
+        };
+        if s.sup.respawn_due(now) {
+            self.respawn(now);
+        }
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
+        };
+        if s.sup.phase() != Phase::Running {
+            return;
+        }
+        let link = &mut self.link;
+        while s.sup.next_backlog(|cmd| link.send(cmd).is_ok()) {}
+        if let Some(probe) = s.sup.want_probe(now)
+            && self.link.send(&probe).is_ok()
+        {
+            s.sup.probe_queued(&probe, now);
+        }
+    }
+
+    /// The worker is dead (or, with `kill`, is killed now): the policy
+    /// decides on the restart.
+    fn worker_died(&mut self, cause: RestartCause, kill: bool, now: Instant) {
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
+        };
+        if s.sup.phase() != Phase::Running {
+            return;
+        }
+        if kill {
+            let _ = self.worker.kill();
+            s.kill_cause = Some(cause.clone());
+        }
+        s.sup.died(cause, now);
+    }
+
+    /// Reaps the dead worker and spawns the next.
+    fn respawn(&mut self, now: Instant) {
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
+        };
+        let status = match self.worker.try_status() {
+            Some(status) => Some(status),
+            None => self.worker.kill_and_reap(),
+        };
+        let cause = match (s.kill_cause.take(), status) {
+            (Some(killed), _) => killed,
+            (None, Some(st)) => match st.signal() {
+                Some(sig) => RestartCause::Signaled(sig),
+                None => RestartCause::Exited(Some(st)),
+            },
+            (None, None) => s.sup.cause().cloned().unwrap_or(RestartCause::Exited(None)),
+        };
+        match WorkerProcess::spawn((s.factory)(), s.transport, &s.opts) {
+            Ok(process) => {
+                let fresh = Endpoint::new(process, &s.opts);
+                self.link = fresh.link;
+                self.stderr = fresh.stderr;
+                // The old worker is reaped: its drop does not wait.
+                let _old = std::mem::replace(&mut self.worker, fresh.worker);
+                s.event = Some(s.sup.respawned(Some(cause), now));
+            }
+            Err(e) => s.sup.died(RestartCause::SpawnFailed(e.to_string()), now),
+        }
+    }
+
     /// The link's next item, with the exit status filled in when the
-    /// output has ended.
+    /// output has ended. Supervised: the probe's frames and the answers to
+    /// replayed Adds are consumed, a dead worker is replaced (reported
+    /// once as [`Incoming::WorkerRestarted`]), and the output's end is
+    /// reported only once supervision gave up.
     pub(crate) fn read(&mut self) -> Result<Incoming, ReadError> {
-        let item = self.link.read()?;
-        Ok(item.with_status(|| self.worker.try_status()))
+        if self.supervised.is_none() {
+            let item = self.link.read()?;
+            return Ok(item.with_status(|| self.worker.try_status()));
+        }
+        let now = Instant::now();
+        self.drive(now);
+        loop {
+            let Some(s) = self.supervised.as_deref_mut() else {
+                unreachable!()
+            };
+            if let Some(restart) = s.event.take() {
+                return Ok(Incoming::WorkerRestarted(restart));
+            }
+            match s.sup.phase() {
+                Phase::Running => {}
+                Phase::Backoff(_) => return Ok(Incoming::Pending),
+                Phase::GaveUp => {
+                    return Ok(Incoming::WorkerExited(self.worker.try_status()));
+                }
+            }
+            match self.link.read() {
+                Ok(Incoming::Frame(frame)) => {
+                    if s.sup.on_frame(&frame, now) {
+                        return Ok(Incoming::Frame(frame));
+                    }
+                }
+                Ok(Incoming::WorkerExited(_)) => {
+                    let status = self.worker.try_status();
+                    let cause = match status.map(|st| st.signal()) {
+                        Some(Some(sig)) => RestartCause::Signaled(sig),
+                        _ => RestartCause::Exited(status),
+                    };
+                    self.worker_died(cause, false, now);
+                    self.drive(now);
+                }
+                Ok(item) => return Ok(item),
+                Err(ReadError::Framing(e)) => {
+                    self.worker_died(RestartCause::FramingBroken(e), true, now);
+                    self.drive(now);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {
         self.link.reader().fd()
     }
 
-    /// `None` once the command stream is closed.
+    /// `None` once the command stream is closed (or, supervised, while no
+    /// worker runs).
     pub(crate) fn write_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self
+            .supervised
+            .as_deref()
+            .is_some_and(|s| s.sup.phase() != Phase::Running)
+        {
+            return None;
+        }
         self.link.writer().fd()
     }
 
@@ -70,6 +371,13 @@ impl Endpoint {
 
     /// Whether the read fd is still worth waiting for.
     pub(crate) fn read_open(&self) -> bool {
+        if self
+            .supervised
+            .as_deref()
+            .is_some_and(|s| s.sup.phase() != Phase::Running)
+        {
+            return false;
+        }
         self.link.read_side() != ReadSide::Ended
     }
 

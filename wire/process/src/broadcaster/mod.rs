@@ -89,7 +89,7 @@ use std::time::{Duration, Instant};
 use broadcast_wire::{ReadError, SubCommand};
 
 use crate::commands::relay_commands;
-use crate::link::ReadAhead;
+use crate::link::{ReadAhead, Supervision, Supervisor};
 
 mod endpoint;
 mod error;
@@ -237,6 +237,86 @@ impl Broadcaster {
         }
     }
 
+    /// Spawns a **supervised** worker: `factory()` builds the `Command` of
+    /// the first worker and of every replacement (a `Command` cannot be
+    /// cloned, and with a socketpair it must be dropped right after its
+    /// spawn). A worker that dies (its output ends, a write finds it gone,
+    /// its output breaks the framing, or a probe goes unanswered past
+    /// [`Supervision::liveness`]) is reaped and replaced after a backoff;
+    /// the new one gets the probe set-up, then the state the relay built
+    /// (its conns, auths and subscriptions, replayed from a
+    /// [`Mirror`](crate::link::Mirror)), then the commands the dead one
+    /// never got; [`Broadcaster::read_frame`] reports
+    /// [`Incoming::WorkerRestarted`] once. After too many restarts within
+    /// the window it gives up: reads say [`Incoming::WorkerExited`], sends
+    /// [`SendError::SupervisionGaveUp`].
+    ///
+    /// The probe (PROTOCOL.md#probe) uses conn [`Supervision::probe`]
+    /// (i32::MAX by default), which the relay must not use; its frames
+    /// never reach the relay. An event loop drives a supervised handle as
+    /// any other, and also wakes at [`Broadcaster::next_deadline`] (the
+    /// end of a backoff, a probe's deadline) to call
+    /// [`Broadcaster::read_frame`] and [`Broadcaster::flush`]; while no
+    /// worker runs, [`Broadcaster::write_fd`] is `None` and the read fd is
+    /// the dead worker's, which is not worth watching.
+    ///
+    /// ```no_run
+    /// use broadcast_process::broadcaster::{Broadcaster, Incoming, Options, Transport};
+    /// use broadcast_process::link::Supervision;
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    ///
+    /// let mut b = Broadcaster::spawn_supervised(
+    ///     || Command::new("broadcast-worker"),
+    ///     Transport::SocketPair,
+    ///     &Options::new(),
+    ///     Supervision::new(),
+    /// )?;
+    /// b.on_connect(1, false)?;
+    /// b.flush_blocking()?;
+    /// if let Incoming::WorkerRestarted(r) = b.read_frame_timeout(Duration::from_secs(1))? {
+    ///     eprintln!("{r}");
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_supervised(
+        factory: impl FnMut() -> Command + Send + Sync + 'static,
+        transport: Transport,
+        opts: &Options,
+        supervision: Supervision,
+    ) -> Result<Broadcaster, SpawnError> {
+        Ok(Broadcaster {
+            end: Endpoint::spawn_supervised(Box::new(factory), transport, opts, supervision)?,
+        })
+    }
+
+    /// The supervision policy of a handle made by
+    /// [`Broadcaster::spawn_supervised`]: its mirror, phase and restarts.
+    ///
+    /// ```no_run
+    /// # use broadcast_process::broadcaster::{Broadcaster, Options, Transport};
+    /// # use broadcast_process::link::Supervision;
+    /// # let b = Broadcaster::spawn_supervised(|| std::process::Command::new("broadcast-worker"), Transport::Stdio, &Options::new(), Supervision::new())?;
+    /// let subs = b.supervisor().map(|s| s.mirror().subscriptions());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn supervisor(&self) -> Option<&Supervisor> {
+        self.end.supervised.as_deref().map(|s| &s.sup)
+    }
+
+    /// When a supervised handle must be called again although no fd is
+    /// ready (see [`Broadcaster::spawn_supervised`]); `None` unsupervised.
+    ///
+    /// ```no_run
+    /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
+    /// # let b = Broadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let wake_at = b.next_deadline(); // None: not supervised
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.end.next_deadline()
+    }
+
     /// The [`Link`](crate::link::Link) core underneath: its state and
     /// counters.
     ///
@@ -275,7 +355,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.end.link.send(cmd)
+        self.end.send(cmd)
     }
 
     /// Whether [`Broadcaster::send`] would queue `cmd` right now: `Ok` if
@@ -293,7 +373,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.end.link.check_send(cmd)
+        self.end.check_send(cmd)
     }
 
     fn refuse(&self, _conn: i32, e: SendError) -> SendError {
@@ -328,7 +408,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn flush(&mut self) -> Result<FlushStatus, FlushError> {
-        self.end.link.flush()
+        self.end.flush()
     }
 
     /// Flushes the whole queue, waiting as long as it takes. While it waits
@@ -372,7 +452,7 @@ impl Broadcaster {
 
     fn flush_until(&mut self, deadline: Option<Instant>) -> Result<FlushStatus, FlushError> {
         loop {
-            if self.end.link.flush()? == FlushStatus::Flushed {
+            if self.end.flush()? == FlushStatus::Flushed {
                 return Ok(FlushStatus::Flushed);
             }
             let remaining = match deadline {
@@ -393,6 +473,7 @@ impl Broadcaster {
                 Vec::new()
             };
             let writes: Vec<BorrowedFd<'_>> = self.end.write_fd().into_iter().collect();
+            let remaining = self.end.wait_budget(remaining);
             let ready = wait_fds(&reads, &writes, remaining).map_err(FlushError::Io)?;
             if ready.readable {
                 // WouldBlock, Limit and Ended all come back to the write.
@@ -414,7 +495,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wants_write(&self) -> bool {
-        self.end.link.wants_write()
+        self.end.wants_write()
     }
 
     /// Bytes queued and not yet written.
@@ -579,7 +660,12 @@ impl Broadcaster {
             } else {
                 Vec::new()
             };
-            wait_fds(&[self.end.read_fd()], &writes, Some(left))?;
+            let reads: Vec<BorrowedFd<'_>> = if self.end.read_open() {
+                vec![self.end.read_fd()]
+            } else {
+                Vec::new()
+            };
+            wait_fds(&reads, &writes, self.end.wait_budget(Some(left)))?;
         }
     }
 

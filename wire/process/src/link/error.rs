@@ -66,6 +66,17 @@ pub enum SendError {
     /// [`Link::close_write`](super::Link::close_write) (or a handle's
     /// `close_write`) was called: the command stream has ended.
     WriteClosed,
+    /// A supervised handle keeps this conn for its probe
+    /// ([`Supervision::probe_conn`](super::Supervision::probe_conn)): the
+    /// relay may not name it.
+    ReservedConn {
+        /// The reserved conn the command named.
+        conn: i32,
+    },
+    /// A supervised handle's worker died too often within the window
+    /// ([`Supervision::max_restarts_in`](super::Supervision::max_restarts_in)):
+    /// there is no worker any more, and none will be started.
+    SupervisionGaveUp,
 }
 
 impl SendError {
@@ -101,6 +112,13 @@ impl fmt::Display for SendError {
                     "command not queued: the command stream was closed with close_write"
                 )
             }
+            SendError::ReservedConn { conn } => {
+                write!(f, "command not queued: conn {conn} is reserved for the probe")
+            }
+            SendError::SupervisionGaveUp => write!(
+                f,
+                "command not queued: the worker kept dying and supervision gave up"
+            ),
         }
     }
 }
@@ -111,7 +129,10 @@ impl std::error::Error for SendError {
             SendError::Invalid(e) => Some(e),
             SendError::TooLarge(e) => Some(e),
             SendError::Backpressure(e) => Some(e),
-            SendError::WorkerGone | SendError::WriteClosed => None,
+            SendError::WorkerGone
+            | SendError::WriteClosed
+            | SendError::ReservedConn { .. }
+            | SendError::SupervisionGaveUp => None,
         }
     }
 }

@@ -5,6 +5,8 @@ use std::process::ExitStatus;
 
 use broadcast_wire::{BroadcastFrame, PayloadError};
 
+use super::supervisor::Restart;
+
 /// One outcome of reading a worker's output: [`Link::read`](super::Link::read)
 /// and every handle's `read_frame`/`recv`.
 ///
@@ -38,7 +40,15 @@ pub enum Incoming {
     /// again, or the handle's `wait_exit`), when the handle has no child,
     /// and always from a bare [`Link`](super::Link), which knows no process.
     /// Every later call returns this again.
+    ///
+    /// A supervised handle returns it only once it gave up (too many
+    /// restarts within the window): until then a dead worker is replaced,
+    /// and [`Incoming::WorkerRestarted`] says so.
     WorkerExited(Option<ExitStatus>),
+    /// Supervised handles only: the worker died and was replaced, its state
+    /// rebuilt; reported once per restart, before any frame of the new
+    /// worker.
+    WorkerRestarted(Restart),
 }
 
 impl Incoming {

@@ -60,16 +60,20 @@ use broadcast_wire::{ReadError, SubCommand};
 mod error;
 mod inbound;
 mod incoming;
+mod mirror;
 mod outbound;
 mod outlet;
+mod supervisor;
 #[cfg(test)]
 mod tests;
 
 pub use error::{Backpressure, FlushError, SendError, Unflushed};
 pub use inbound::{MAX_FRAMES_PER_PASS, ReadAhead, ReadSide};
 pub use incoming::Incoming;
+pub use mirror::{Mirror, closed_sub_id};
 pub use outbound::FlushStatus;
 pub use outlet::Outlet;
+pub use supervisor::{DEFAULT_PROBE_CONN, Phase, Replayed, Restart, RestartCause, Supervision, Supervisor};
 
 use inbound::Inbound;
 use outbound::Outbound;

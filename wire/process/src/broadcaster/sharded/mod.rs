@@ -190,6 +190,9 @@ impl ShardedIncoming {
     ) -> Option<ShardedIncoming> {
         Some(match incoming {
             Incoming::Pending => return None,
+            // Shards are not supervised (their endpoints are built without
+            // a respawn), so none reports a restart.
+            Incoming::WorkerRestarted(_) => return None,
             Incoming::Frame(frame) => ShardedIncoming::Frame { shard, frame },
             Incoming::InvalidFrame(error) => ShardedIncoming::InvalidFrame { shard, error },
             Incoming::WorkerExited(status) => {

@@ -314,6 +314,8 @@ fn item(incoming: Incoming) -> Item {
             conns: Vec::new(),
         },
         Incoming::Pending => Item::Pending,
+        // The suite's handles are not supervised (see `supervise.rs`).
+        Incoming::WorkerRestarted(r) => panic!("an unsupervised handle restarted: {r}"),
     }
 }
 
