@@ -587,13 +587,27 @@ impl<'a> Session<'a> {
             expected,
             connect: (act.action == "connect").then(|| act.client.clone()).flatten(),
         });
-        let several = act.action == "connect" && !self.ended && self.links().len() > 1;
+        // Several workers: those connected, or started and not connected
+        // yet (a stand-in that connects late would otherwise let this
+        // client's New, or the one before it, arrive after the next).
+        let several = act.action == "connect" && !self.ended && self.workers_started() > 1;
         let news_before = self.news();
         self.send_line(line);
         if several {
             self.await_new(seq, news_before);
         }
         Ok(())
+    }
+
+    /// How many workers the parent has: those connected to the session,
+    /// or more when more stand-ins of this session run (started, not
+    /// connected yet).
+    fn workers_started(&self) -> usize {
+        let connected = self.links().len();
+        if connected > 1 {
+            return connected;
+        }
+        connected.max(engine::standins_of(&self.sock_path, Some(&self.cfg.exe)).len())
     }
 
     /// How many New commands the workers have received.
