@@ -497,6 +497,7 @@ impl AsyncBroadcaster {
     ///                 break;
     ///             }
     ///             Incoming::Pending => {} // never: recv waits instead
+    ///             Incoming::WorkerRestarted(_) => {} // never: not supervised
     ///         },
     ///         _ = tick.tick() => {} // the relay's other work
     ///     }

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use broadcast_wire::{ReadError, SubCommand};
@@ -45,6 +45,14 @@ impl fmt::Debug for Supervised {
             .field("transport", &self.transport)
             .field("event", &self.event)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why a worker that ended with `status` ended.
+fn cause_of(status: ExitStatus) -> RestartCause {
+    match status.signal() {
+        Some(sig) => RestartCause::Signaled(sig),
+        None => RestartCause::Exited(Some(status)),
     }
 }
 
@@ -254,11 +262,21 @@ impl Endpoint {
         if s.sup.phase() != Phase::Running {
             return;
         }
-        if kill {
+        let mut cause = cause;
+        if cause == RestartCause::WriteGone
+            && let Some(status) = self.worker.try_status()
+        {
+            // It had already exited: its status says more than the EPIPE.
+            cause = cause_of(status);
+        } else if kill {
             let _ = self.worker.kill();
             s.kill_cause = Some(cause.clone());
         }
         s.sup.died(cause, now);
+        if s.sup.phase() == Phase::GaveUp {
+            // No replacement will reap it: do it now (it is dead or killed).
+            self.worker.kill_and_reap();
+        }
     }
 
     /// Reaps the dead worker and spawns the next.
@@ -272,10 +290,7 @@ impl Endpoint {
         };
         let cause = match (s.kill_cause.take(), status) {
             (Some(killed), _) => killed,
-            (None, Some(st)) => match st.signal() {
-                Some(sig) => RestartCause::Signaled(sig),
-                None => RestartCause::Exited(Some(st)),
-            },
+            (None, Some(st)) => cause_of(st),
             (None, None) => s.sup.cause().cloned().unwrap_or(RestartCause::Exited(None)),
         };
         match WorkerProcess::spawn((s.factory)(), s.transport, &s.opts) {
@@ -324,10 +339,9 @@ impl Endpoint {
                     }
                 }
                 Ok(Incoming::WorkerExited(_)) => {
-                    let status = self.worker.try_status();
-                    let cause = match status.map(|st| st.signal()) {
-                        Some(Some(sig)) => RestartCause::Signaled(sig),
-                        _ => RestartCause::Exited(status),
+                    let cause = match self.worker.try_status() {
+                        Some(status) => cause_of(status),
+                        None => RestartCause::Exited(None),
                     };
                     self.worker_died(cause, false, now);
                     self.drive(now);

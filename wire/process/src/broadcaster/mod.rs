@@ -611,6 +611,7 @@ impl Broadcaster {
     ///         Incoming::Frame(frame) => println!("{} bytes for conn {}", frame.data.len(), frame.conn),
     ///         Incoming::InvalidFrame(e) => eprintln!("one frame lost: {e}"),
     ///         Incoming::Pending => break, // wait until b.read_fd() is readable
+    ///         Incoming::WorkerRestarted(r) => eprintln!("{r}"), // supervised handles only
     ///         Incoming::WorkerExited(status) => {
     ///             eprintln!("worker gone: {status:?}");
     ///             break;

@@ -38,7 +38,8 @@ struct Conn {
     subs: HashMap<SubId, Bytes>,
 }
 
-/// The parent's copy of one worker's state: see the [module docs](self).
+/// The parent's copy of one worker's state: what a supervised handle replays
+/// into a fresh worker (PROTOCOL.md#worker-state).
 ///
 /// ```
 /// use broadcast_process::link::Mirror;
@@ -507,7 +508,9 @@ mod tests {
     }
 
     /// The state of `w` for conns 0..4: whitelisted, auths in order, sorted sub_ids.
-    fn state(w: &Worker) -> Vec<(i32, bool, Vec<[u8; 32]>, Vec<String>)> {
+    type State = Vec<(i32, bool, Vec<[u8; 32]>, Vec<String>)>;
+
+    fn state(w: &Worker) -> State {
         (0..4)
             .filter_map(|conn| {
                 let c = w.connection(conn)?;

@@ -34,10 +34,13 @@
 //!
 //! let t0 = Instant::now();
 //! let mut sup = Supervisor::new(Supervision::new(), t0);
+//! // The probe set-up goes first: hand it to the link (here: taken whole).
+//! while sup.next_backlog(|_| true) {}
+//! sup.written(2, t0);
 //! let new = SubCommand::New { conn: 1, flags: NewFlags::EMPTY };
 //! assert!(sup.direct());
 //! sup.queued(&new);
-//! sup.written(1, t0); // the link wrote it: the mirror has conn 1
+//! sup.written(3, t0); // the link wrote it: the mirror has conn 1
 //! sup.died(RestartCause::Unresponsive, t0);
 //! let at = sup.next_deadline(t0).unwrap();
 //! assert_eq!(at, t0 + Duration::from_millis(50)); // the first backoff
@@ -384,7 +387,9 @@ struct Probe {
     written: Option<(u64, u64)>,
 }
 
-/// The supervision policy of one worker: see the [module docs](self).
+/// The supervision policy of one worker, I/O-free: what the worker holds,
+/// what reached it, the probe, the backoff and the restart decision; the
+/// `Endpoint` of a supervised [`Broadcaster`](crate::broadcaster::Broadcaster) drives it.
 #[derive(Debug)]
 pub struct Supervisor {
     cfg: Supervision,
@@ -727,6 +732,7 @@ impl Supervisor {
     /// use std::time::{Duration, Instant};
     /// let t0 = Instant::now();
     /// let mut sup = Supervisor::new(Supervision::new(), t0);
+    /// while sup.next_backlog(|_| true) {} // the probe set-up
     /// let later = t0 + Duration::from_secs(10);
     /// let probe = sup.want_probe(later).unwrap(); // idle for the liveness period
     /// sup.probe_queued(&probe, later);

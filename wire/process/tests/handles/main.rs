@@ -40,6 +40,8 @@ mod sharded_routing;
 mod sigpipe;
 #[cfg(target_os = "linux")]
 mod suite;
+#[cfg(target_os = "linux")]
+mod supervise;
 
 #[cfg(all(target_os = "linux", feature = "tokio"))]
 mod async_sharded;
@@ -74,6 +76,7 @@ fn main() -> std::process::ExitCode {
         trials.extend(async_sharded::tests());
     }
     trials.extend(suite::tests());
+    trials.extend(supervise::tests());
     libtest_mimic::run(&args, trials).exit_code()
 }
 
