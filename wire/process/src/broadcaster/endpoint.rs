@@ -13,7 +13,7 @@ use broadcast_wire::{ReadError, SubCommand};
 
 use crate::link::{
     FlushError, FlushStatus, Incoming, Link, Phase, ReadSide, Restart, RestartCause, SendError, Supervision,
-    Supervisor,
+    Supervisor, Unflushed,
 };
 
 use super::fd_io::{FdReader, FdWriter};
@@ -146,8 +146,18 @@ impl Endpoint {
     /// is replaced rather than reported, and while none runs this says
     /// [`FlushStatus::WouldBlock`] (see [`Endpoint::next_deadline`]).
     pub(crate) fn flush(&mut self) -> Result<FlushStatus, FlushError> {
-        if self.supervised.is_none() {
-            return self.link.flush();
+        match self.supervised.as_deref() {
+            None => return self.link.flush(),
+            // Closed on purpose: nothing is queued (close_write saw to it)
+            // and nothing more can be.
+            Some(s) if s.sup.is_write_closed() => {
+                return if s.sup.phase() == Phase::Running {
+                    self.link.flush()
+                } else {
+                    Ok(FlushStatus::Flushed)
+                };
+            }
+            Some(_) => {}
         }
         let now = Instant::now();
         for _ in 0..3 {
@@ -222,6 +232,10 @@ impl Endpoint {
         let Some(s) = self.supervised.as_deref_mut() else {
             return;
         };
+        if s.sup.is_write_closed() {
+            // The worker is finishing on purpose: nothing to supervise.
+            return;
+        }
         if s.sup.unresponsive(now) {
             // Late only if its answer is not waiting to be read: take what
             // the worker wrote; frames the relay has not read yet leave the
@@ -327,9 +341,23 @@ impl Endpoint {
             }
             match s.sup.phase() {
                 Phase::Running => {}
+                // Closed during a backoff: the dead worker is the last one.
+                Phase::Backoff(_) if s.sup.is_write_closed() => {
+                    return Ok(Incoming::WorkerExited(self.worker.try_status()));
+                }
                 Phase::Backoff(_) => return Ok(Incoming::Pending),
                 Phase::GaveUp => {
                     return Ok(Incoming::WorkerExited(self.worker.try_status()));
+                }
+            }
+            if s.sup.is_write_closed() {
+                // The relay ended the stream: the worker's end, or a broken
+                // stream, is reported as on an unsupervised handle, never
+                // answered with a restart. The probe's frames are still
+                // consumed.
+                match self.link.read()? {
+                    Incoming::Frame(frame) if !s.sup.on_frame(&frame, now) => continue,
+                    item => return Ok(item.with_status(|| self.worker.try_status())),
                 }
             }
             match self.link.read() {
@@ -354,6 +382,54 @@ impl Endpoint {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Ends the command stream. Supervised, it is refused while the
+    /// backlog holds commands too, and the worker's end that follows is
+    /// the expected one: it is reported as [`Incoming::WorkerExited`],
+    /// never answered with a restart ([`Supervisor::close_write`]). Closed
+    /// during a backoff, the dead worker is the last: it is reaped now.
+    pub(crate) fn close_write(&mut self) -> Result<(), Unflushed> {
+        let Some(phase) = self.supervised.as_deref().map(|s| s.sup.phase()) else {
+            return self.link.close_write();
+        };
+        let queued = self.pending_bytes();
+        if queued > 0 {
+            return Err(Unflushed { queued_bytes: queued });
+        }
+        if phase == Phase::Running {
+            self.link.close_write()?;
+        } else {
+            // Dead (backoff) or given up: no replacement will reap it.
+            self.worker.kill_and_reap();
+        }
+        if let Some(s) = self.supervised.as_deref_mut() {
+            s.sup.close_write();
+        }
+        Ok(())
+    }
+
+    /// Bytes of commands not yet written: the link's queue and, supervised,
+    /// the backlog (while no worker runs, only the backlog: the dead
+    /// worker's queue was carried over into it).
+    pub(crate) fn pending_bytes(&self) -> usize {
+        match self.supervised.as_deref() {
+            None => self.link.queued_bytes(),
+            Some(s) if s.sup.phase() == Phase::Running => self.link.queued_bytes() + s.sup.backlog_bytes(),
+            Some(s) => s.sup.backlog_bytes(),
+        }
+    }
+
+    /// The supervision policy, if supervised.
+    pub(crate) fn supervisor(&self) -> Option<&Supervisor> {
+        self.supervised.as_deref().map(|s| &s.sup)
+    }
+
+    /// Which worker the link's fds belong to: changes when a supervised
+    /// endpoint spawns a replacement (a tokio handle then registers the
+    /// new fds).
+    pub(crate) fn generation(&self) -> u64 {
+        self.supervised.as_deref().map_or(0, |s| s.sup.restarts())
     }
 
     pub(crate) fn read_fd(&self) -> BorrowedFd<'_> {

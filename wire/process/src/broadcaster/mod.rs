@@ -301,7 +301,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn supervisor(&self) -> Option<&Supervisor> {
-        self.end.supervised.as_deref().map(|s| &s.sup)
+        self.end.supervisor()
     }
 
     /// When a supervised handle must be called again although no fd is
@@ -569,6 +569,11 @@ impl Broadcaster {
     /// with nothing closed, while commands are queued: flush first. Later
     /// commands are refused with [`SendError::WriteClosed`].
     ///
+    /// Supervised ([`Broadcaster::spawn_supervised`]), it is also refused
+    /// while commands wait for a replacement worker, and the worker's exit
+    /// that follows is the expected end of its input: reported as
+    /// [`Incoming::WorkerExited`], never answered with a restart.
+    ///
     /// ```no_run
     /// use broadcast_process::broadcaster::SendError;
     /// # use broadcast_process::broadcaster::{Broadcaster, Transport};
@@ -584,7 +589,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn close_write(&mut self) -> Result<(), Unflushed> {
-        self.end.link.close_write()
+        self.end.close_write()
     }
 
     // ---- reading --------------------------------------------------------

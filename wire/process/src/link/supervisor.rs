@@ -414,6 +414,9 @@ pub struct Supervisor {
     restarts: u64,
     cause: Option<RestartCause>,
     lost: u64,
+    /// The relay ended the command stream: the worker finishes on purpose
+    /// and is not probed, judged or replaced any more.
+    write_closed: bool,
 }
 
 impl Supervisor {
@@ -447,6 +450,7 @@ impl Supervisor {
             restarts: 0,
             cause: None,
             lost: 0,
+            write_closed: false,
         };
         sup.backlog
             .extend(sup.probe_setup().into_iter().map(|cmd| Queued {
@@ -548,6 +552,9 @@ impl Supervisor {
     /// assert_eq!(sup.admit(&cmd), Err(SendError::ReservedConn { conn: i32::MAX }));
     /// ```
     pub fn admit(&self, cmd: &SubCommand) -> Result<(), SendError> {
+        if self.write_closed {
+            return Err(SendError::WriteClosed);
+        }
         if self.phase == Phase::GaveUp {
             return Err(SendError::SupervisionGaveUp);
         }
@@ -706,7 +713,11 @@ impl Supervisor {
     /// assert!(sup.want_probe(now).is_none());
     /// ```
     pub fn want_probe(&self, now: Instant) -> Option<SubCommand> {
-        if self.phase != Phase::Running || self.probe.is_some() || !self.backlog.is_empty() {
+        if self.write_closed
+            || self.phase != Phase::Running
+            || self.probe.is_some()
+            || !self.backlog.is_empty()
+        {
             return None;
         }
         let idle = self
@@ -765,6 +776,7 @@ impl Supervisor {
     /// ```
     pub fn unresponsive(&self, now: Instant) -> bool {
         match (&self.probe, self.cfg.liveness) {
+            _ if self.write_closed => false,
             (Some(p), Some(l)) => {
                 self.phase == Phase::Running && now.saturating_duration_since(p.queued_at) >= l
             }
@@ -784,6 +796,9 @@ impl Supervisor {
     /// ```
     pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         let _ = now;
+        if self.write_closed {
+            return None;
+        }
         match self.phase {
             Phase::Backoff(at) => Some(at),
             Phase::GaveUp => None,
@@ -889,6 +904,12 @@ impl Supervisor {
     /// assert_eq!(sup.phase(), Phase::GaveUp);
     /// ```
     pub fn died(&mut self, cause: RestartCause, now: Instant) {
+        if self.write_closed {
+            // The relay ended the stream: the worker's end is expected, and
+            // nothing is replaced.
+            self.cause = Some(cause);
+            return;
+        }
         if self.phase != Phase::Running {
             // Spawning failed: a new attempt, with the old commands.
             self.cause = Some(cause);
@@ -939,7 +960,7 @@ impl Supervisor {
     /// assert!(!Supervisor::new(Supervision::new(), now).respawn_due(now));
     /// ```
     pub fn respawn_due(&self, now: Instant) -> bool {
-        matches!(self.phase, Phase::Backoff(at) if now >= at)
+        !self.write_closed && matches!(self.phase, Phase::Backoff(at) if now >= at)
     }
 
     /// A new worker was spawned at `now`: the backlog becomes the probe
@@ -986,6 +1007,56 @@ impl Supervisor {
                 subs: self.mirror.subscriptions(),
             },
         }
+    }
+
+    /// The relay ended the command stream on purpose (the handle's
+    /// `close_write`): from now on the worker's end is the expected end of
+    /// its input, not a failure. No probe is sent or awaited, no death is
+    /// judged ([`Supervisor::died`] records the cause and changes nothing),
+    /// no replacement is spawned (not even after a backoff already
+    /// running), and every command is refused with
+    /// [`SendError::WriteClosed`].
+    ///
+    /// ```
+    /// use broadcast_process::link::{Phase, RestartCause, SendError, Supervision, Supervisor};
+    /// use broadcast_wire::{NewFlags, SubCommand};
+    /// let t0 = std::time::Instant::now();
+    /// let mut sup = Supervisor::new(Supervision::new(), t0);
+    /// sup.close_write();
+    /// sup.died(RestartCause::Exited(None), t0);
+    /// assert_eq!(sup.phase(), Phase::Running); // no backoff, no restart
+    /// assert_eq!(sup.next_deadline(t0), None);
+    /// let new = SubCommand::New { conn: 1, flags: NewFlags::EMPTY };
+    /// assert_eq!(sup.admit(&new), Err(SendError::WriteClosed));
+    /// ```
+    pub fn close_write(&mut self) {
+        self.write_closed = true;
+        self.probe = None;
+    }
+
+    /// Whether [`Supervisor::close_write`] was called.
+    ///
+    /// ```
+    /// use broadcast_process::link::{Supervision, Supervisor};
+    /// assert!(!Supervisor::new(Supervision::new(), std::time::Instant::now()).is_write_closed());
+    /// ```
+    pub fn is_write_closed(&self) -> bool {
+        self.write_closed
+    }
+
+    /// The encoded bytes (headers included) of every command waiting in
+    /// the backlog: the relay's and the handle's own.
+    ///
+    /// ```
+    /// use broadcast_process::link::{Supervision, Supervisor};
+    /// let sup = Supervisor::new(Supervision::new(), std::time::Instant::now());
+    /// assert!(sup.backlog_bytes() > 0); // the probe set-up
+    /// ```
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog
+            .iter()
+            .map(|q| HEADER_LEN + q.cmd.encoded_len())
+            .sum()
     }
 
     /// The cause recorded at the last death (the handle refines it).

@@ -291,3 +291,36 @@ fn the_probe_conn_is_reserved_and_outages_queue_in_the_backlog() {
     let r = sup.respawned(None, t);
     assert_eq!(r.carried_commands, 2);
 }
+
+#[test]
+fn after_close_write_no_probe_no_deadline_and_no_restart() {
+    let t = Instant::now();
+    let cfg = Supervision::new().liveness(Some(Duration::from_secs(1)));
+    let (mut sup, _) = running(cfg, t);
+    let late = t + Duration::from_secs(5);
+    let p = sup.want_probe(late).expect("an idle probe");
+    sup.probe_queued(&p, late);
+    sup.close_write();
+    assert!(sup.is_write_closed());
+    // The outstanding probe is forgotten: a worker finishing its input is
+    // not unresponsive.
+    assert!(!sup.unresponsive(late + Duration::from_secs(60)));
+    assert!(sup.want_probe(late + Duration::from_secs(60)).is_none());
+    assert_eq!(sup.next_deadline(late), None);
+    assert_eq!(sup.admit(&new(1)), Err(SendError::WriteClosed));
+    // Its end is expected: no backoff, no restart.
+    sup.died(RestartCause::Exited(None), late);
+    assert_eq!(sup.phase(), Phase::Running);
+    assert!(!sup.respawn_due(late + Duration::from_secs(60)));
+    assert_eq!(sup.restarts(), 0);
+
+    // Closed while a backoff runs: the replacement is never spawned.
+    let (mut sup, _) = running(Supervision::new(), t);
+    sup.died(RestartCause::Exited(None), t);
+    let Phase::Backoff(at) = sup.phase() else {
+        panic!("a backoff")
+    };
+    sup.close_write();
+    assert!(!sup.respawn_due(at + Duration::from_secs(1)));
+    assert_eq!(sup.next_deadline(at), None);
+}
