@@ -17,5 +17,10 @@
 //! build expected frames; tests use that one.
 
 pub mod access;
+// One copy of the framing and payload oracles, shared with the codec
+// crate's own tests (which must build from the unpacked .crate, so the
+// files live there).
+#[path = "../../../../wire/tests/support/spec_oracle/framing.rs"]
 pub mod framing;
+#[path = "../../../../wire/tests/support/spec_oracle/payload.rs"]
 pub mod payload;

@@ -38,3 +38,21 @@ pub fn stream_frames(stream: &[u8], max_payload: u32) -> (Vec<(u8, &[u8])>, &'st
         rest = &rest[total..];
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worked_framing_example() {
+        // A heartbeat, then a 2-byte frame on channel 2, then half a header.
+        let stream = [0x01, 0, 0, 0, 0, 0x02, 2, 0, 0, 0, 0xaa, 0xbb, 0x01, 0];
+        assert_eq!(
+            stream_frames(&stream, 16),
+            (vec![(1, &[][..]), (2, &[0xaa, 0xbb][..])], "truncated_stream")
+        );
+        assert_eq!(stream_frames(&stream[..12], 16).1, "clean");
+        assert_eq!(stream_frames(&stream[..12], 1).1, "frame_too_large");
+        assert_eq!(pack_frame(2, &[0xaa, 0xbb]), stream[5..12]);
+    }
+}

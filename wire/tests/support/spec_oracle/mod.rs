@@ -8,11 +8,12 @@
 //! - [`framing`]: the frame layout (PROTOCOL.md#frame-layout) and how a byte
 //!   stream splits into frames and ends;
 //! - [`payload`]: the SubCommand and BroadcastFrame layouts
-//!   (PROTOCOL.md#payloads), packed by hand.
+//!   (PROTOCOL.md#payloads), packed by hand and read field by field with
+//!   the spec's error precedence.
 //!
 //! The repository's test-support crate (`broadcast-testkit`, never
-//! published) has the same oracles, and more (reading payloads field by
-//! field, the access rules), for the fuzz checks and the golden-vector tests.
+//! published) includes these two files by path for its fuzz checks and
+//! golden-vector tests: there is one copy of each oracle.
 
 pub mod framing;
 pub mod payload;
