@@ -172,6 +172,63 @@ test('an invalid filter gets CLOSED with an invalid: reason', async () => {
   assert.match(kinds.closed, /^invalid:/);
 });
 
+test('a refused REQ gets CLOSED and never EOSE; a valid one gets EOSE', async () => {
+  // nostr-tools ends a query at EOSE: a refused REQ must end it with onclose.
+  const r = await connect();
+  let badEosed = false;
+  const bad = record(r, [{ ids: ['not-hex'] }]);
+  bad.eose.then(() => { badEosed = true; });
+  await bad.until((g) => g.closed !== null, 'CLOSED');
+  assert.match(bad.closed, /^invalid:/);
+  const good = record(r, [{ kinds: [1] }]);
+  await withTimeout(good.eose, 'EOSE of a valid REQ after the refused one');
+  assert.equal(badEosed, false, 'the refused REQ got EOSE');
+  assert.equal(good.closed, null);
+
+  // On the wire: one answer per REQ, in order, and the worker never sees
+  // the refused ones (it would answer each with a CLOSED of its own).
+  const raw = await rawClient();
+  const publisher = await connect();
+  const refused = [
+    ['kinds', ['REQ', 'kinds', { kinds: [70000] }], /^invalid: /],
+    ['no filter', ['REQ', 'no filter'], /^invalid: /],
+    ['letter', ['REQ', 'letter', { '#foo': ['x'] }], /^unsupported: /],
+    ['q"u\\o\te', ['REQ', 'q"u\\o\te', { authors: ['A'.repeat(64)] }], /^invalid: /],
+  ];
+  for (const [, req] of refused) raw.send(req);
+  raw.send(['REQ', 'ok', { kinds: [1], '#t': ['refused-req'] }]);
+  await raw.until((m) => m[0] === 'EOSE' && m[1] === 'ok', 'EOSE of the valid REQ');
+  // Anything the worker sent for these REQs it sent before this event.
+  const sentinel = sign(generateSecretKey(), 1, 'sentinel', [['t', 'refused-req']]);
+  await withTimeout(publisher.publish(sentinel), 'publish sentinel');
+  await raw.until((m) => m[0] === 'EVENT' && m[1] === 'ok', 'the sentinel');
+  const answers = raw.messages.filter((m) => m[0] === 'EOSE' || m[0] === 'CLOSED');
+  assert.deepEqual(answers.map((m) => [m[0], m[1]]), [...refused.map(([id]) => ['CLOSED', id]), ['EOSE', 'ok']]);
+  for (const [i, [, , reason]] of refused.entries()) assert.match(answers[i][2], reason);
+  raw.close();
+});
+
+test('a refused REQ ends the live subscription of the same id', async () => {
+  const raw = await rawClient();
+  const publisher = await connect();
+  const sk = generateSecretKey();
+  raw.send(['REQ', 'feed', { kinds: [1] }]);
+  raw.send(['REQ', 'watch', { kinds: [1] }]);
+  await raw.until((m) => m[0] === 'EOSE' && m[1] === 'watch', 'EOSE');
+  const first = sign(sk, 1, 'before the refused REQ');
+  await withTimeout(publisher.publish(first), 'publish');
+  await raw.until((m) => m[0] === 'EVENT' && m[1] === 'feed' && m[2].id === first.id, 'delivered to feed');
+
+  raw.send(['REQ', 'feed', { kinds: ['one'] }]);
+  await raw.until((m) => m[0] === 'CLOSED' && m[1] === 'feed', 'CLOSED for the replacing REQ');
+  const second = sign(sk, 1, 'after the refused REQ');
+  await withTimeout(publisher.publish(second), 'publish');
+  await raw.until((m) => m[0] === 'EVENT' && m[1] === 'watch' && m[2].id === second.id, 'the other subscription gets it');
+  const toFeed = raw.messages.filter((m) => m[0] === 'EVENT' && m[1] === 'feed').map((m) => m[2].id);
+  assert.deepEqual(toFeed, [first.id]);
+  raw.close();
+});
+
 test('a tampered event gets OK false and is not delivered', async () => {
   const [watcher, publisher] = [await connect(), await connect()];
   const all = record(watcher, [{ kinds: [1] }]);

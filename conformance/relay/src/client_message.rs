@@ -1,8 +1,12 @@
 //! What a client may send (NIP-01 EVENT, REQ, CLOSE; NIP-42 AUTH), parsed
-//! just enough to route it. Filters are not checked here: the worker
-//! validates them and answers a bad one with CLOSED (PROTOCOL.md#add-failure).
+//! just enough to route it. A REQ is checked whole, filters included, with
+//! the worker's own parser ([`broadcast_worker::parse_req`], the one its Add
+//! uses, PROTOCOL.md#req-parsing), so that the relay answers a REQ the
+//! worker would refuse with the worker's `CLOSED` and never with `EOSE`.
 
 use broadcast_wire::{SubId, SubIdProblem};
+use broadcast_worker::{ReqError, closed_frame, parse_req};
+use bytes::Bytes;
 use serde_json::Value;
 
 /// One client message.
@@ -10,7 +14,8 @@ use serde_json::Value;
 pub enum ClientMessage {
     /// `["EVENT", <event>]`: the event object, not yet verified.
     Event(Value),
-    /// `["REQ", <sub_id>, <filter>...]`: the raw message goes to the worker.
+    /// `["REQ", <sub_id>, <filter>...]`, accepted by the worker's parser:
+    /// the raw message goes to the worker.
     Req(SubId),
     /// `["CLOSE", <sub_id>]`.
     Close(SubId),
@@ -23,9 +28,25 @@ pub enum ClientMessage {
 pub enum Refusal {
     /// Answer with `["NOTICE", reason]`.
     Notice(String),
-    /// Answer with `["CLOSED", sub_id, reason]` (a REQ whose sub_id is
-    /// readable but not acceptable).
-    Closed { sub_id: String, reason: String },
+    /// A REQ whose sub_id is readable but that is refused: answer with
+    /// [`closed_message`]`(sub_id, error)` (and no `EOSE`).
+    Closed { sub_id: String, error: ReqError },
+}
+
+/// The `CLOSED` message refusing the REQ `sub_id`, byte for byte what the
+/// worker sends for a failed Add (PROTOCOL.md#closed-message): it is built by
+/// the worker's own [`closed_frame`].
+///
+/// ```
+/// use broadcast_example_relay::client_message::closed_message;
+/// use broadcast_worker::ReqError;
+///
+/// let m = closed_message("a\"b", &ReqError::Invalid("no filter".into()));
+/// assert_eq!(&m[..], br#"["CLOSED","a\"b","invalid: no filter"]"#);
+/// ```
+pub fn closed_message(sub_id: &str, error: &ReqError) -> Bytes {
+    // The conn of the frame is not used: only its data is the message.
+    closed_frame(0, sub_id, error).data
 }
 
 /// Parses one text message.
@@ -36,6 +57,8 @@ pub enum Refusal {
 /// assert!(matches!(parse(r#"["REQ","s",{"kinds":[1]}]"#), Ok(ClientMessage::Req(_))));
 /// assert!(matches!(parse("nope"), Err(Refusal::Notice(_))));
 /// assert!(matches!(parse(r#"["REQ","",{}]"#), Err(Refusal::Closed { .. })));
+/// // The worker's parser refuses this filter: so does the relay.
+/// assert!(matches!(parse(r#"["REQ","s",{"ids":["x"]}]"#), Err(Refusal::Closed { .. })));
 /// ```
 pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
     let notice = |s: &str| Refusal::Notice(format!("invalid: {s}"));
@@ -61,16 +84,19 @@ pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
         }
         "REQ" => {
             let sub_id = sub_id(&items)?;
-            let sub = SubId::try_from(sub_id).map_err(|e| Refusal::Closed {
+            let closed = |error| Refusal::Closed {
                 sub_id: sub_id.to_owned(),
-                reason: format!("invalid: subscription id: {}", sub_id_problem(e)),
+                error,
+            };
+            let sub = SubId::try_from(sub_id).map_err(|e| {
+                closed(ReqError::Invalid(format!(
+                    "subscription id: {}",
+                    sub_id_problem(e)
+                )))
             })?;
-            if items.len() < 3 {
-                return Err(Refusal::Closed {
-                    sub_id: sub_id.to_owned(),
-                    reason: "invalid: a REQ needs at least one filter".into(),
-                });
-            }
+            // The very check the worker makes of this Add (same function,
+            // same bytes), so the two never disagree about a REQ.
+            parse_req(text.as_bytes(), sub.as_str()).map_err(closed)?;
             Ok(ClientMessage::Req(sub))
         }
         "CLOSE" => {
@@ -126,13 +152,71 @@ mod tests {
         }
         let long = "x".repeat(65);
         match parse(&format!(r#"["REQ","{long}",{{}}]"#)) {
-            Err(Refusal::Closed { sub_id, reason }) => {
+            Err(Refusal::Closed { sub_id, error }) => {
                 assert_eq!(sub_id, long);
-                assert!(reason.starts_with("invalid:"));
+                assert_eq!(error.prefix(), "invalid");
+                assert!(error.reason().contains("65 bytes"), "{error}");
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(parse(r#"["REQ","a"]"#), Err(Refusal::Closed { .. })));
+    }
+
+    /// What the worker itself sends for this REQ as an Add (nothing when it
+    /// accepts it).
+    fn worker_answer(req: &str, sub_id: &str) -> Option<Bytes> {
+        use broadcast_wire::{NewFlags, ReservedFlags, SubCommand};
+        let mut worker = broadcast_worker::Worker::new();
+        let mut out = Vec::new();
+        worker.handle(
+            &SubCommand::New {
+                conn: 1,
+                flags: NewFlags::EMPTY,
+            },
+            &mut out,
+        );
+        worker.handle(
+            &SubCommand::Add {
+                conn: 1,
+                flags: ReservedFlags::EMPTY,
+                sub_id: SubId::try_from(sub_id).unwrap(),
+                req: Bytes::copy_from_slice(req.as_bytes()),
+            },
+            &mut out,
+        );
+        assert!(out.len() <= 1);
+        out.pop().map(|f| f.data)
+    }
+
+    #[test]
+    fn a_req_is_refused_exactly_when_and_as_the_worker_refuses_it() {
+        for (req, sub_id) in [
+            (r#"["REQ","a"]"#, "a"),
+            (r#"["REQ","a",1]"#, "a"),
+            (r#"["REQ","a",{"ids":["not-hex"]}]"#, "a"),
+            (r#"["REQ","a",{"kinds":[70000]}]"#, "a"),
+            (r#"["REQ","a",{"since":-1}]"#, "a"),
+            (r##"["REQ","a",{"#foo":["x"]}]"##, "a"),
+            (r##"["REQ","a",{"#foo":["x"]},{"limit":"x"}]"##, "a"),
+            (r#"["REQ","a\"b\u0001é",{"kinds":"x"}]"#, "a\"b\u{1}é"),
+            (
+                r##"["REQ","a",{"kinds":[1]},{"authors":[]},{"#t":["x"],"search":"y"}]"##,
+                "a",
+            ),
+            (r#"["REQ","a",{}]"#, "a"),
+        ] {
+            let worker = worker_answer(req, sub_id);
+            match (parse(req), &worker) {
+                (Ok(ClientMessage::Req(sub)), None) => assert_eq!(sub.as_str(), sub_id),
+                (Err(Refusal::Closed { sub_id: s, error }), Some(theirs)) => {
+                    assert_eq!(s, sub_id);
+                    assert_eq!(closed_message(&s, &error), theirs, "{req}");
+                }
+                (ours, theirs) => panic!("{req}: relay {ours:?}, worker {theirs:?}"),
+            }
+        }
+        let deep = format!(r#"["REQ","a",{}{}]"#, "[".repeat(70), "]".repeat(70));
+        assert!(matches!(parse(&deep), Err(Refusal::Closed { .. })));
+        assert!(worker_answer(&deep, "a").is_some());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use broadcast_wire::SubId;
+use broadcast_worker::ReqError;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -162,6 +164,9 @@ impl Session {
                 // No storage: nothing stored to send, so EOSE at once. The
                 // Add went to the hub first, so every event published after
                 // the client saw this EOSE reaches the worker after the Add.
+                // The REQ passed the worker's own parser, so the reference
+                // worker accepts it; a worker with limits of its own may
+                // still refuse it, and its CLOSED then follows this EOSE.
                 self.send_json(&reply).await
             }
             Ok(ClientMessage::Close(sub_id)) => {
@@ -173,8 +178,49 @@ impl Session {
             }
             Ok(ClientMessage::Auth(value)) => self.on_auth(&value).await,
             Err(Refusal::Notice(notice)) => self.send_json(&json!(["NOTICE", notice])).await,
-            Err(Refusal::Closed { sub_id, reason }) => {
-                self.send_json(&json!(["CLOSED", sub_id, reason])).await
+            Err(Refusal::Closed { sub_id, error }) => self.refuse_req(&sub_id, &error).await,
+        }
+    }
+
+    /// Answers a refused REQ with the worker's CLOSED, and neither an Add
+    /// nor an EOSE.
+    ///
+    /// A REQ replaces the subscription of the same sub_id, and a worker
+    /// whose Add fails removes it (PROTOCOL.md#add-failure): a client told
+    /// `CLOSED` for a sub_id must get no more events for it. So a Remove
+    /// for that sub_id goes to the worker first (it does nothing when there
+    /// is no such subscription). Races, none of which needs more:
+    ///
+    /// - A `CLOSE` or a `REQ` the client sends after this one is read after
+    ///   this one, and this task hands commands to the hub, and the hub to
+    ///   the worker, in order: an Add in flight is never overtaken by a
+    ///   later Remove, nor this Remove by a later Add.
+    /// - Events the worker matched against the old subscription before the
+    ///   Remove may still be in this connection's outbox, and this CLOSED is
+    ///   written directly, so they can arrive after it, exactly as after a
+    ///   `CLOSE`; NIP-01 clients drop events for a subscription they no
+    ///   longer hold. Every event published after the client saw the CLOSED
+    ///   reaches the worker after the Remove and is never delivered.
+    /// - A valid REQ the worker refuses anyway (see above) gets its CLOSED
+    ///   from the worker, after the EOSE, possibly after the client's own
+    ///   CLOSE: the client ignores it, as NIP-01 lets a relay close a
+    ///   subscription at any time.
+    async fn refuse_req(&mut self, sub_id: &str, error: &ReqError) -> Result<(), Stop> {
+        // A sub_id that is not a SubId never reached the worker: nothing to
+        // remove.
+        if let Ok(sub) = SubId::try_from(sub_id) {
+            self.to_hub(HubCommand::Unsubscribe {
+                conn: self.conn,
+                sub_id: sub,
+            })
+            .await?;
+        }
+        match Utf8Bytes::try_from(client_message::closed_message(sub_id, error)) {
+            Ok(text) => self.write(Message::Text(text)).await,
+            // Never: it is made of a &str and a String.
+            Err(e) => {
+                eprintln!("relay: conn {}: a CLOSED message is not UTF-8: {e}", self.conn);
+                Ok(())
             }
         }
     }
