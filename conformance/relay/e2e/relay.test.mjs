@@ -229,6 +229,30 @@ test('a refused REQ ends the live subscription of the same id', async () => {
   raw.close();
 });
 
+test('an EVENT over the size limit gets OK false naming its id, or a NOTICE when it has none', async () => {
+  const limit = 512 * 1024; // the relay's default --max-message-bytes
+  const sk = generateSecretKey();
+  // nostr-tools writes the id after content and tags.
+  const r = await connect();
+  const big = sign(sk, 1, 'x'.repeat(limit + 1));
+  await assert.rejects(withTimeout(r.publish(big), 'OK for the oversized event'), /^Error: invalid: message too large/);
+
+  // rust-nostr and go-nostr write it first.
+  const raw = await rawClient();
+  const other = sign(sk, 1, 'y'.repeat(limit + 1), [['t', 'big']]);
+  const { id, pubkey, created_at, kind, tags, content, sig } = other;
+  raw.send(['EVENT', { id, pubkey, created_at, kind, tags, content, sig }]);
+  const ok = await raw.until((m) => m[0] === 'OK' && m[1] === other.id, 'OK for the id-first event');
+  assert.equal(ok[2], false);
+  assert.match(ok[3], /^invalid: message too large/);
+
+  raw.send(['EVENT', { kind: 1, content: 'z'.repeat(limit + 1) }]);
+  const notice = await raw.until((m) => m[0] === 'NOTICE', 'NOTICE for an oversized event without an id');
+  assert.match(notice[1], /^invalid: message too large/);
+  assert.equal(raw.messages.filter((m) => m[0] === 'OK').length, 1);
+  raw.close();
+});
+
 test('a tampered event gets OK false and is not delivered', async () => {
   const [watcher, publisher] = [await connect(), await connect()];
   const all = record(watcher, [{ kinds: [1] }]);

@@ -43,7 +43,8 @@ struct Args {
     /// Messages a client may have waiting before it is disconnected as too slow.
     #[arg(long, default_value_t = DEFAULT_CLIENT_QUEUE)]
     client_queue: usize,
-    /// Largest client message answered normally; longer ones get a NOTICE.
+    /// Largest client message acted on; a longer EVENT gets OK false, anything
+    /// else a NOTICE (NIP-11's max_message_length).
     #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
     /// Largest clock difference accepted in a NIP-42 AUTH event, in seconds.

@@ -112,6 +112,93 @@ pub fn parse(text: &str) -> Result<ClientMessage, Refusal> {
     }
 }
 
+/// How many bytes at each end of an oversized message
+/// [`oversized_event_id`] looks at.
+pub const ID_SCAN_WINDOW: usize = 4096;
+
+/// The id of the event in `text`, an `["EVENT", {...}]` message too large to
+/// be parsed, so that it can be refused with `OK false` rather than a bare
+/// `NOTICE` (NIP-01 wants an OK for every EVENT).
+///
+/// It never parses the message: it looks only at its first and last
+/// [`ID_SCAN_WINDOW`] bytes, so its cost does not grow with the message.
+/// The message must start with `["EVENT",` (JSON whitespace allowed), and
+/// the id is the first `"id"` key, preceded by `{` or `,` and followed by
+/// `:` and a string of 64 hex digits, found in the first window, else in the
+/// last. An event is a few hundred bytes of fixed fields around `content`
+/// and `tags`, which are what make it large, and clients write the id either
+/// before them (rust-nostr, go-nostr: `id` first) or after them
+/// (nostr-tools: `pubkey`, `id`, `sig` last), so it lies in one window.
+///
+/// Inside a JSON string every `"` is escaped, so `"id"` after `{` or `,`
+/// is always a key. What the scan cannot tell is the depth: an extra
+/// member holding an object with its own `"id"` key, before the real one,
+/// would be taken instead; the OK then names an id the client did not send
+/// and the client misses its answer, as it did with the `NOTICE`. `None`:
+/// not an EVENT, or no id where it looks (the caller answers with a
+/// `NOTICE`).
+///
+/// ```
+/// use broadcast_example_relay::client_message::oversized_event_id;
+///
+/// let id = "ab".repeat(32);
+/// let big = "x".repeat(100_000);
+/// let first = format!(r#"["EVENT",{{"id":"{id}","content":"{big}"}}]"#);
+/// let last = format!(r#"[ "EVENT" , {{"content":"{big}", "id" : "{id}"}}]"#);
+/// assert_eq!(oversized_event_id(&first), Some(id.as_str()));
+/// assert_eq!(oversized_event_id(&last), Some(id.as_str()));
+/// assert_eq!(oversized_event_id(&format!(r#"["REQ","{id}",{{"content":"{big}"}}]"#)), None);
+/// ```
+pub fn oversized_event_id(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let head = &bytes[..bytes.len().min(ID_SCAN_WINDOW)];
+    let mut at = 0;
+    for token in [&b"["[..], b"\"EVENT\"", b","] {
+        at = skip_ws(head, at);
+        if !head[at..].starts_with(token) {
+            return None;
+        }
+        at += token.len();
+    }
+    let tail_start = bytes.len().saturating_sub(ID_SCAN_WINDOW).max(at);
+    let found = id_in(bytes, at, head.len()).or_else(|| id_in(bytes, tail_start, bytes.len()))?;
+    // Both ends are next to an ASCII `"`, so on char boundaries.
+    text.get(found..found + 64)
+}
+
+const JSON_WS: &[u8] = b" \t\n\r";
+
+fn skip_ws(bytes: &[u8], mut at: usize) -> usize {
+    while bytes.get(at).is_some_and(|b| JSON_WS.contains(b)) {
+        at += 1;
+    }
+    at
+}
+
+/// The start of the first 64-hex-digit value of an `"id"` key lying wholly
+/// in `bytes[start..end]`.
+fn id_in(bytes: &[u8], start: usize, end: usize) -> Option<usize> {
+    let window = &bytes[start..end];
+    (0..window.len()).find_map(|key| {
+        if !window[key..].starts_with(b"\"id\"") {
+            return None;
+        }
+        let before = window[..key].iter().rev().find(|b| !JSON_WS.contains(b))?;
+        if !matches!(before, b'{' | b',') {
+            return None;
+        }
+        let colon = skip_ws(window, key + 4);
+        if window.get(colon) != Some(&b':') {
+            return None;
+        }
+        let open = skip_ws(window, colon + 1);
+        let value = window.get(open + 1..open + 66)?;
+        let (digits, close) = value.split_at(64);
+        (window[open] == b'"' && close == b"\"" && digits.iter().all(u8::is_ascii_hexdigit))
+            .then_some(start + open + 1)
+    })
+}
+
 fn sub_id_problem(problem: SubIdProblem) -> String {
     match problem {
         SubIdProblem::Missing => "it is empty".into(),
@@ -217,6 +304,88 @@ mod tests {
         let deep = format!(r#"["REQ","a",{}{}]"#, "[".repeat(70), "]".repeat(70));
         assert!(matches!(parse(&deep), Err(Refusal::Closed { .. })));
         assert!(worker_answer(&deep, "a").is_some());
+    }
+
+    #[test]
+    fn an_oversized_event_id_is_found_at_either_end_and_only_as_a_key() {
+        let id = "0123456789abcdef".repeat(4);
+        let other = "f".repeat(64);
+        let big = "x".repeat(3 * ID_SCAN_WINDOW);
+        let tags = format!(r#"[["t","{}"]]"#, "y".repeat(3 * ID_SCAN_WINDOW));
+        let found = |text: &str| oversized_event_id(text).map(str::to_owned);
+        // nostr-tools' order: pubkey, id, sig after content and tags.
+        let nostr_tools = format!(
+            r#"["EVENT",{{"kind":1,"content":"{big}","tags":{tags},"created_at":1,"pubkey":"{other}","id":"{id}","sig":"{}"}}]"#,
+            "e".repeat(128)
+        );
+        assert_eq!(found(&nostr_tools), Some(id.clone()));
+        // rust-nostr's: id first; pretty-printed.
+        let pretty =
+            format!("[\n  \"EVENT\",\n  {{\n    \"id\": \"{id}\",\n    \"content\": \"{big}\"\n  }}\n]");
+        assert_eq!(found(&pretty), Some(id.clone()));
+        // Upper-case hex is read as written: the OK names what was sent.
+        let upper = id.to_uppercase();
+        assert_eq!(
+            found(&format!(r#"["EVENT",{{"id":"{upper}","content":"{big}"}}]"#)),
+            Some(upper)
+        );
+        for (text, why) in [
+            (format!(r#"["EVENT",{{"content":"{big}"}}]"#), "no id"),
+            (
+                format!(r#"["EVENT",{{"content":"{big}","id":"{id}","tags":{tags}}}]"#),
+                "between two large fields",
+            ),
+            (
+                format!(r#"["EVENT",{{"id":"{}","content":"{big}"}}]"#, &id[..63]),
+                "63 digits",
+            ),
+            (
+                format!(r#"["EVENT",{{"id":"{id}0","content":"{big}"}}]"#),
+                "65 digits",
+            ),
+            (
+                format!(r#"["EVENT",{{"id":"{}g","content":"{big}"}}]"#, &id[..63]),
+                "not hex",
+            ),
+            (
+                format!(r#"["EVENT",{{"id":1,"content":"{big}"}}]"#),
+                "not a string",
+            ),
+            (
+                format!(r#"["EVENT",{{"content":"\"id\":\"{id}\"{big}"}}]"#),
+                "inside a string",
+            ),
+            (
+                format!(r#"["EVENT",{{"xid":"{id}","content":"{big}"}}]"#),
+                "another key",
+            ),
+            (
+                format!(r#"["EVENT",{{"content":"{big}","a\"id":"{id}"}}]"#),
+                "the end of a key",
+            ),
+            (
+                format!(r#"["AUTH",{{"id":"{id}","content":"{big}"}}]"#),
+                "not an EVENT",
+            ),
+            (format!(r#"{{"id":"{id}","content":"{big}"}}"#), "not an array"),
+            (
+                format!(r#"["EVENT",{{"id":"{id}"}}"#),
+                "small, but the id ends the text: found",
+            ),
+        ] {
+            if why.ends_with("found") {
+                assert_eq!(found(&text), Some(id.clone()), "{why}");
+            } else {
+                assert_eq!(found(&text), None, "{why}");
+            }
+        }
+        // Not UTF-8-boundary sensitive: multi-byte characters at the window edges.
+        let wide = "é".repeat(3 * ID_SCAN_WINDOW);
+        assert_eq!(
+            found(&format!(r#"["EVENT",{{"content":"{wide}","id":"{id}"}}]"#)),
+            Some(id.clone())
+        );
+        assert_eq!(found(&format!(r#"["EVENT",{{"content":"{wide}"}}]"#)), None);
     }
 
     #[test]

@@ -144,11 +144,16 @@ impl Session {
     async fn on_text(&mut self, text: &Utf8Bytes) -> Result<(), Stop> {
         let max = self.shared.config.max_message_bytes;
         if text.len() > max {
-            let notice = format!(
+            let reason = format!(
                 "invalid: message too large ({} bytes; the limit is {max})",
                 text.len()
             );
-            return self.send_json(&json!(["NOTICE", notice])).await;
+            // NIP-01 wants an OK for every EVENT: one whose id can be read
+            // cheaply gets it; anything else, a NOTICE.
+            return match client_message::oversized_event_id(text) {
+                Some(id) => self.send_json(&json!(["OK", id, false, reason])).await,
+                None => self.send_json(&json!(["NOTICE", reason])).await,
+            };
         }
         match client_message::parse(text) {
             Ok(ClientMessage::Event(value)) => self.on_event(text, &value).await,

@@ -23,8 +23,8 @@ use crate::nats::{self, NatsConfig};
 /// fallen behind and is disconnected.
 pub const DEFAULT_CLIENT_QUEUE: usize = 4096;
 
-/// Largest client message the relay reads and answers (with a NOTICE when
-/// it is over); see [`Config::max_message_bytes`].
+/// Largest client message the relay reads and acts on (one over it gets
+/// `OK false` or a NOTICE); see [`Config::max_message_bytes`].
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 512 * 1024;
 
 /// How the relay runs.
@@ -41,7 +41,8 @@ pub struct Config {
     pub relay_url: Option<String>,
     /// Outbox size per client, in messages ([`DEFAULT_CLIENT_QUEUE`]).
     pub client_queue: usize,
-    /// A text message longer than this gets a NOTICE and is not processed
+    /// A text message longer than this is not processed: an EVENT whose id
+    /// can be read gets `OK false`, anything else a NOTICE
     /// ([`DEFAULT_MAX_MESSAGE_BYTES`]); the WebSocket layer closes the
     /// connection (code 1009) on a message over 4 times this.
     pub max_message_bytes: usize,
