@@ -20,6 +20,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
+import { fetchRelayInformation } from 'nostr-tools/nip11';
 
 useWebSocketImplementation(WebSocket);
 
@@ -251,6 +252,52 @@ test('an EVENT over the size limit gets OK false naming its id, or a NOTICE when
   assert.match(notice[1], /^invalid: message too large/);
   assert.equal(raw.messages.filter((m) => m[0] === 'OK').length, 1);
   raw.close();
+});
+
+test('NIP-11: the relay information document, its CORS preflight, and plain HTTP answered', async () => {
+  const info = await withTimeout(fetchRelayInformation(url), 'NIP-11 document (nostr-tools)');
+  for (const key of ['name', 'description', 'software', 'version']) {
+    assert.equal(typeof info[key], 'string', key);
+  }
+  assert.deepEqual(info.supported_nips, [1, 11, 42, 70]);
+  assert.deepEqual(info.limitation, {
+    max_message_length: 512 * 1024,
+    max_subid_length: 64,
+    auth_required: false,
+    payment_required: false,
+    restricted_writes: false,
+  });
+
+  const httpUrl = url.replace(/^ws:/, 'http:');
+  const doc = await withTimeout(fetch(httpUrl, { headers: { Accept: 'application/nostr+json' } }), 'GET NIP-11');
+  assert.equal(doc.status, 200);
+  assert.equal(doc.headers.get('content-type'), 'application/nostr+json');
+  assert.equal(doc.headers.get('access-control-allow-origin'), '*');
+  assert.deepEqual(await doc.json(), info);
+
+  const preflight = await withTimeout(fetch(httpUrl, {
+    method: 'OPTIONS',
+    headers: { Origin: 'https://client.example', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'accept' },
+  }), 'CORS preflight');
+  assert.equal(preflight.status, 204);
+  assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+  assert.match(preflight.headers.get('access-control-allow-methods'), /\bGET\b/);
+  assert.match(preflight.headers.get('access-control-allow-headers'), /accept/i);
+
+  const plain = await withTimeout(fetch(httpUrl), 'plain GET');
+  assert.equal(plain.status, 200);
+  assert.match(plain.headers.get('content-type'), /^text\/plain/);
+  assert.match(await plain.text(), /Nostr relay/);
+
+  const post = await withTimeout(fetch(httpUrl, { method: 'POST', body: 'hello' }), 'POST');
+  assert.equal(post.status, 405);
+  assert.match(post.headers.get('allow'), /\bGET\b/);
+  await post.text();
+
+  // And WebSockets on the same port as before.
+  const r = await connect();
+  const sub = record(r, [{ kinds: [1] }]);
+  await withTimeout(sub.eose, 'EOSE after the HTTP requests');
 });
 
 test('a tampered event gets OK false and is not delivered', async () => {

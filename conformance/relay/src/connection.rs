@@ -21,10 +21,11 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use crate::auth;
 use crate::client_message::{self, ClientMessage, Refusal};
 use crate::event;
+use crate::http::Replay;
 use crate::hub::{ClientHandle, HubCommand};
 use crate::server::Shared;
 
-type Ws = WebSocketStream<TcpStream>;
+type Ws = WebSocketStream<Replay<TcpStream>>;
 
 /// Why a session stopped.
 enum Stop {

@@ -7,6 +7,7 @@
 //! - [`server`]: the listener, one task per WebSocket, and the start-up.
 //! - [`hub`]: the task that owns the worker and routes its frames.
 //! - `connection`: one client's messages and answers.
+//! - [`http`]: plain HTTP on the same port (NIP-11, CORS preflight).
 //! - [`nats`]: `--nats`, sharing events with relay nodes on other machines.
 //! - [`client_message`], [`event`], [`auth`]: parsing and checking what
 //!   clients send (NIP-01 events, NIP-42 AUTH).
@@ -16,6 +17,7 @@ pub mod auth;
 pub mod client_message;
 mod connection;
 pub mod event;
+pub mod http;
 pub mod hub;
 pub mod nats;
 pub mod server;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection;
+use crate::http;
 use crate::hub::{self, HubCommand};
 use crate::nats::{self, NatsConfig};
 
@@ -44,7 +45,8 @@ pub struct Config {
     /// A text message longer than this is not processed: an EVENT whose id
     /// can be read gets `OK false`, anything else a NOTICE
     /// ([`DEFAULT_MAX_MESSAGE_BYTES`]); the WebSocket layer closes the
-    /// connection (code 1009) on a message over 4 times this.
+    /// connection (code 1009) on a message over 4 times this. The NIP-11
+    /// document states it as `max_message_length`.
     pub max_message_bytes: usize,
     /// How far an AUTH event's `created_at` may be from the relay's clock.
     pub auth_window: Duration,
@@ -76,6 +78,8 @@ pub(crate) struct SharedConfig {
     pub(crate) client_queue: usize,
     pub(crate) max_message_bytes: usize,
     pub(crate) auth_window: Duration,
+    /// The NIP-11 document ([`http::relay_information`]), serialised.
+    pub(crate) info_document: String,
 }
 
 pub(crate) struct Shared {
@@ -135,6 +139,7 @@ impl Relay {
                 client_queue: config.client_queue.max(1),
                 max_message_bytes: config.max_message_bytes,
                 auth_window: config.auth_window,
+                info_document: http::relay_information(&config).to_string(),
             },
             hub: hub_tx,
         });
@@ -206,9 +211,21 @@ impl Relay {
                     let shared = Arc::clone(&shared);
                     tokio::spawn(async move {
                         let _ = stream.set_nodelay(true);
-                        let handshake = tokio_tungstenite::accept_async_with_config(stream, Some(ws_config));
+                        // The request head, then the WebSocket handshake or
+                        // a plain HTTP answer (NIP-11): one bound for both.
+                        let handshake = async {
+                            match http::route(stream, &shared.config.info_document).await {
+                                Ok(Some(stream)) => tokio_tungstenite::accept_async_with_config(stream, Some(ws_config))
+                                    .await
+                                    .map(Some)
+                                    .map_err(|e| e.to_string()),
+                                Ok(None) => Ok(None),
+                                Err(e) => Err(e.to_string()),
+                            }
+                        };
                         let ws = match tokio::time::timeout(Duration::from_secs(10), handshake).await {
-                            Ok(Ok(ws)) => ws,
+                            Ok(Ok(Some(ws))) => ws,
+                            Ok(Ok(None)) => return, // plain HTTP, answered
                             Ok(Err(e)) => return eprintln!("relay: handshake with {peer} failed: {e}"),
                             Err(_) => return eprintln!("relay: handshake with {peer} timed out"),
                         };
