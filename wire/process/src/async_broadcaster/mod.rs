@@ -83,11 +83,12 @@
 //! # }
 //! ```
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
+use std::pin::Pin;
 use std::process::{Command, ExitStatus};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use broadcast_wire::{ReadError, SubCommand};
 
@@ -96,7 +97,7 @@ use crate::broadcaster::{
     StderrTail, Transport, Unflushed, WorkerProcess,
 };
 use crate::commands::relay_commands;
-use crate::link::ReadAhead;
+use crate::link::{ReadAhead, Supervision, Supervisor};
 
 mod error;
 mod reaper;
@@ -131,6 +132,13 @@ pub struct AsyncBroadcaster {
     /// Declared before `end`: fields drop in order, and the fds must be
     /// deregistered before they are closed.
     registration: Registration,
+    /// The worker generation ([`Endpoint::generation`]) whose fds are
+    /// registered: a supervised endpoint that spawned a replacement has
+    /// new fds to register.
+    registered: u64,
+    /// Supervised: wakes the task at the endpoint's next deadline (the end
+    /// of a backoff, a probe's deadline), which no fd announces.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     end: ReapInBackground,
 }
 
@@ -224,8 +232,174 @@ impl AsyncBroadcaster {
         // Wrapped first, so that a failed registration ends and reaps the
         // worker off the runtime's thread too.
         let end = ReapInBackground::new(end);
-        let registration = Registration::new(end.read_fd(), end.write_fd())?;
-        Ok(AsyncBroadcaster { registration, end })
+        let registration = Registration::new(end.read_fd(), end.link.writer().fd())?;
+        Ok(AsyncBroadcaster {
+            registration,
+            registered: end.generation(),
+            timer: None,
+            end,
+        })
+    }
+
+    /// Spawns a **supervised** worker, as [`Broadcaster::spawn_supervised`]
+    /// (one implementation of the policy: the same endpoint): `factory()`
+    /// builds the `Command` of the first worker and of each replacement; a
+    /// dead worker is reaped and replaced after a backoff, its state
+    /// replayed, and [`recv`](AsyncBroadcaster::recv) reports
+    /// [`Incoming::WorkerRestarted`] once; after too many restarts within
+    /// the window, `recv` says [`Incoming::WorkerExited`] and commands are
+    /// refused with [`SendError::SupervisionGaveUp`].
+    ///
+    /// The tokio handle registers each replacement's fds itself, and its
+    /// waiting methods ([`recv`](AsyncBroadcaster::recv),
+    /// [`flush`](AsyncBroadcaster::flush), the `async` commands) also wake
+    /// at [`AsyncBroadcaster::next_deadline`], so a backoff ends and a
+    /// stopped worker is found out without any fd turning ready.
+    ///
+    /// ```no_run
+    /// use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// use broadcast_process::broadcaster::{Incoming, Options, Transport};
+    /// use broadcast_process::link::Supervision;
+    /// use std::process::Command;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut b = AsyncBroadcaster::spawn_supervised(
+    ///     || Command::new("broadcast-worker"),
+    ///     Transport::SocketPair,
+    ///     &Options::new(),
+    ///     Supervision::new(),
+    /// )?;
+    /// b.on_connect(1, false).await?;
+    /// loop {
+    ///     match b.recv().await? {
+    ///         Incoming::WorkerRestarted(r) => eprintln!("{r}"), // conn 1 is back
+    ///         Incoming::WorkerExited(_) => break, // supervision gave up
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_supervised(
+        factory: impl FnMut() -> Command + Send + Sync + 'static,
+        transport: Transport,
+        opts: &Options,
+        supervision: Supervision,
+    ) -> Result<AsyncBroadcaster, SpawnError> {
+        let end = Endpoint::spawn_supervised(Box::new(factory), transport, opts, supervision)?;
+        Self::from_endpoint(end).map_err(SpawnError::Setup)
+    }
+
+    /// The supervision policy of a handle made by
+    /// [`AsyncBroadcaster::spawn_supervised`]: its mirror, phase and
+    /// restarts; `None` unsupervised.
+    ///
+    /// ```no_run
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
+    /// # use broadcast_process::link::Supervision;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let b = AsyncBroadcaster::spawn_supervised(|| std::process::Command::new("broadcast-worker"), Transport::Stdio, &Options::new(), Supervision::new())?;
+    /// let restarts = b.supervisor().map(|s| s.restarts()); // Some(0)
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn supervisor(&self) -> Option<&Supervisor> {
+        self.end.supervisor()
+    }
+
+    /// When a supervised handle must act although no fd is ready (see
+    /// [`Broadcaster::next_deadline`]); its waiting methods wake at it by
+    /// themselves. `None` unsupervised.
+    ///
+    /// ```no_run
+    /// # use broadcast_process::async_broadcaster::AsyncBroadcaster;
+    /// # use broadcast_process::broadcaster::Transport;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let b = AsyncBroadcaster::spawn(std::process::Command::new("broadcast-worker"), Transport::Stdio)?;
+    /// let wake_at = b.next_deadline(); // None: not supervised
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.end.next_deadline()
+    }
+
+    /// After a supervised endpoint spawned a replacement: registers the
+    /// new worker's fds (dropping the registration of the dead one's).
+    fn refresh(&mut self) -> io::Result<()> {
+        let generation = self.end.generation();
+        if generation != self.registered {
+            self.registration = Registration::new(self.end.read_fd(), self.end.link.writer().fd())?;
+            self.registered = generation;
+        }
+        Ok(())
+    }
+
+    /// Supervised: has `cx` woken at the endpoint's next deadline. One
+    /// already past was acted on by the attempt that just returned (or
+    /// cannot be yet: a probe's answer read ahead and not yet read), so
+    /// the task looks again a millisecond later rather than spin.
+    fn arm_deadline(&mut self, cx: &mut Context<'_>) {
+        let Some(at) = self.end.next_deadline() else {
+            return;
+        };
+        let at = tokio::time::Instant::from_std(at.max(Instant::now() + Duration::from_millis(1)));
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if timer.deadline() != at {
+                    timer.as_mut().reset(at);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        if timer.as_mut().poll(cx).is_ready() {
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    /// Runs `attempt` on the endpoint until it gives a value, waiting for
+    /// the current worker's fd to turn ready for `interest` (see
+    /// `Registration::poll_read_with`). A replacement spawned during an
+    /// attempt has its fds registered, and the attempt runs again;
+    /// `Pending` also wakes at the next supervision deadline. `None`: the
+    /// write side is closed.
+    fn poll_end<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        interest: tokio::io::Interest,
+        mut attempt: impl FnMut(&mut Endpoint) -> Option<T>,
+    ) -> Option<Poll<io::Result<T>>> {
+        loop {
+            if let Err(e) = self.refresh() {
+                return Some(Poll::Ready(Err(e)));
+            }
+            let generation = self.registered;
+            let end = &mut *self.end;
+            let step = || match attempt(end) {
+                // A new worker: its fds are not the registered ones.
+                None if end.generation() != generation => Some(None),
+                value => value.map(Some),
+            };
+            let polled = if interest.is_readable() {
+                Some(self.registration.poll_read_with(cx, step))
+            } else {
+                self.registration.poll_write_with(cx, step)
+            };
+            match polled? {
+                Poll::Ready(Ok(Some(value))) => return Some(Poll::Ready(Ok(value))),
+                Poll::Ready(Ok(None)) => continue,
+                Poll::Ready(Err(e)) => return Some(Poll::Ready(Err(e))),
+                Poll::Pending => {
+                    self.arm_deadline(cx);
+                    return Some(Poll::Pending);
+                }
+            }
+        }
     }
 
     /// The [`Link`](crate::link::Link) core underneath: its state and
@@ -272,7 +446,7 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub async fn send(&mut self, cmd: &SubCommand) -> Result<(), QueueError> {
-        poll_fn(|cx| self.poll_queue(cx, &mut |link| link.send(cmd))).await
+        poll_fn(|cx| self.poll_queue(cx, &mut |end| end.send(cmd))).await
     }
 
     fn refuse_waiting(&self, _conn: i32, e: SendError) -> QueueError {
@@ -313,7 +487,7 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn try_send(&mut self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.end.link.send(cmd)
+        self.end.send(cmd)
     }
 
     fn refuse_now(&self, _conn: i32, e: SendError) -> SendError {
@@ -332,7 +506,7 @@ impl AsyncBroadcaster {
     /// Whether [`try_send`](AsyncBroadcaster::try_send) would queue `cmd`
     /// now (see [`Link::check_send`](crate::link::Link::check_send)).
     pub(crate) fn check_send(&self, cmd: &SubCommand) -> Result<(), SendError> {
-        self.end.link.check_send(cmd)
+        self.end.check_send(cmd)
     }
 
     /// Waits until `push` stops refusing with `Backpressure`, writing the
@@ -341,17 +515,17 @@ impl AsyncBroadcaster {
     pub(crate) fn poll_queue(
         &mut self,
         cx: &mut Context<'_>,
-        push: &mut impl FnMut(&mut FdLink) -> Result<(), SendError>,
+        push: &mut impl FnMut(&mut Endpoint) -> Result<(), SendError>,
     ) -> Poll<Result<(), QueueError>> {
         loop {
-            match push(&mut self.end.link) {
+            match push(&mut self.end) {
                 Err(SendError::Backpressure(_)) => {}
                 other => return Poll::Ready(other.map_err(QueueError::Refused)),
             }
             // Room may come from a plain write: try that first.
-            let before = self.end.link.queued_bytes();
-            match self.end.link.flush() {
-                Ok(_) if self.end.link.queued_bytes() < before => continue,
+            let before = self.end.pending_bytes();
+            match self.end.flush() {
+                Ok(_) if self.end.pending_bytes() < before => continue,
                 Ok(_) | Err(FlushError::WorkerGone { .. }) => {}
                 Err(FlushError::Io(e)) => return Poll::Ready(Err(QueueError::Io(e))),
             }
@@ -363,7 +537,7 @@ impl AsyncBroadcaster {
                 // The next push reports it as SendError::WorkerGone.
                 Poll::Ready(Err(FlushError::WorkerGone { .. })) => {}
                 Poll::Ready(Err(FlushError::Io(e))) => return Poll::Ready(Err(QueueError::Io(e))),
-                Poll::Pending if self.end.link.queued_bytes() < before => {} // some room: try again
+                Poll::Pending if self.end.pending_bytes() < before => {} // some room: try again
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -405,12 +579,11 @@ impl AsyncBroadcaster {
     /// Writes what the fd takes; `Pending` (with the waker registered) while
     /// commands remain and the fd is full.
     fn poll_flush_queue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), FlushError>> {
-        let link = &mut self.end.link;
-        let attempt = || match link.flush() {
+        let attempt = |end: &mut Endpoint| match end.flush() {
             Ok(FlushStatus::WouldBlock) => None,
             other => Some(other),
         };
-        match self.registration.poll_write_with(cx, attempt) {
+        match self.poll_end(cx, tokio::io::Interest::WRITABLE, attempt) {
             None => Poll::Ready(Ok(())), // closed: nothing can be queued
             Some(Poll::Pending) => Poll::Pending,
             Some(Poll::Ready(Ok(result))) => Poll::Ready(result.map(|_| ())),
@@ -421,12 +594,12 @@ impl AsyncBroadcaster {
     /// One pass of the link's read-ahead rule, with the waker registered
     /// for more when it would block.
     fn read_ahead(&mut self, cx: &mut Context<'_>) {
-        let link = &mut self.end.link;
-        let attempt = || match link.read_ahead() {
+        let attempt = |end: &mut Endpoint| match end.link.read_ahead() {
             ReadAhead::WouldBlock => None,
             other => Some(other),
         };
-        if let Poll::Ready(Ok(ReadAhead::Limit)) = self.registration.poll_read_with(cx, attempt) {
+        let polled = self.poll_end(cx, tokio::io::Interest::READABLE, attempt);
+        if let Some(Poll::Ready(Ok(ReadAhead::Limit))) = polled {
             // More may be waiting: come back rather than starve the writes.
             cx.waker().wake_by_ref();
         }
@@ -454,12 +627,12 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn close_write(&mut self) -> Result<(), Unflushed> {
-        if self.end.link.wants_write() {
-            return self.end.link.close_write(); // refuses, closes nothing
+        if self.end.pending_bytes() > 0 {
+            return self.end.close_write(); // refuses, closes nothing
         }
         // A separate pipe is deregistered before it is closed.
         self.registration.forget_write_pipe();
-        self.end.link.close_write()
+        self.end.close_write()
     }
 
     // ---- reading ------------------------------------------------------------
@@ -526,19 +699,25 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, ReadError>> {
-        if self.end.link.wants_write() {
+        if self.end.wants_write() {
             // Errors are reported by flush and the commands (see above).
             let _ = self.poll_flush_queue(cx);
         }
-        let end = &mut *self.end;
-        let attempt = || match end.read() {
+        let attempt = |end: &mut Endpoint| match end.read() {
             Ok(Incoming::Pending) => None,
             other => Some(other),
         };
-        match self.registration.poll_read_with(cx, attempt) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(item)) => Poll::Ready(item),
-            Poll::Ready(Err(e)) => Poll::Ready(Err(ReadError::Io(e))),
+        match self.poll_end(cx, tokio::io::Interest::READABLE, attempt) {
+            Some(Poll::Pending) | None => {
+                // A supervised read may have queued commands (a probe, a
+                // replay): write them, or nothing will.
+                if self.end.supervisor().is_some() && self.end.wants_write() {
+                    let _ = self.poll_flush_queue(cx);
+                }
+                Poll::Pending
+            }
+            Some(Poll::Ready(Ok(item))) => Poll::Ready(item),
+            Some(Poll::Ready(Err(e))) => Poll::Ready(Err(ReadError::Io(e))),
         }
     }
 
