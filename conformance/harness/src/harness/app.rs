@@ -11,10 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use broadcast_process::broadcaster::Transport;
-
 use super::cli::{
-    Cli, Command, DecodeArgs, EncodeArgs, ParentArgs, ReportArgs, RunArgs, TransportArg, VectorsArgs,
+    Cli, Command, DecodeArgs, EncodeArgs, ParentArgs, ReportArgs, RunArgs, SuiteArgs, VectorsArgs,
 };
 use super::known_failing::KnownFailing;
 use super::outcome::{CaseInfo, CaseReport, FailureKind, ResultKind, Summary, Verdict, classify};
@@ -246,23 +244,13 @@ fn list(ids: impl Iterator<Item = (String, String)>) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
-    let selection =
-        Selection::new(&args.report.cases, &args.report.skips).map_err(|e| SetupError(e.to_string()))?;
-    let source = VectorSource::resolve(args.report.vectors.as_deref());
+    let source = VectorSource::resolve(args.suite.report.vectors.as_deref());
     let suite = Suite::load(&source).map_err(|e| SetupError(format!("bad vectors: {e}")))?;
     let all: Vec<&Case> = suite.cases().collect();
-    let selected: Vec<&Case> = all.iter().copied().filter(|c| selection.selects(&c.id)).collect();
-    if selected.is_empty() {
-        return Err(SetupError(format!(
-            "no case matches the selection ({} cases in {})",
-            all.len(),
-            source.describe()
-        )));
-    }
-    if args.report.list {
-        return Ok(list(selected.iter().map(|c| (c.id.clone(), c.level.to_string()))));
-    }
-    let known = load_known_failing(args.known_failing.as_deref(), &all)?;
+    let (selected, known) = match select(&args.suite, &all, "cases", &source)? {
+        Selected::Run { selected, known } => (selected, known),
+        Selected::Listed(code) => return Ok(code),
+    };
     let worker = if args.worker.is_empty() {
         default_worker()?
     } else {
@@ -271,10 +259,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
     check_worker(&worker)?;
     let cfg = RunConfig {
         worker,
-        transport: match args.transport {
-            TransportArg::Stdio => Transport::Stdio,
-            TransportArg::Socketpair => Transport::SocketPair,
-        },
+        transport: args.suite.transport.into(),
         timeout: Duration::from_millis(args.timeout),
     };
     match runner::preflight(&cfg) {
@@ -285,15 +270,7 @@ fn run(args: RunArgs) -> Result<ExitCode, SetupError> {
             return Ok(ExitCode::from(exit::FAILED));
         }
     }
-    let opts = SuiteOptions {
-        name: "broadcast-conformance",
-        report: &args.report,
-        verbose: args.verbose,
-        strict: args.strict,
-        jobs: args.jobs(),
-        fail_fast: args.fail_fast,
-        max_hangs: args.max_hangs,
-    };
+    let opts = SuiteOptions::of(&args.suite, "broadcast-conformance");
     run_suite(&opts, &all, &selected, &known, &|case, interrupt| {
         runner::run_case(case, &cfg, interrupt)
     })
@@ -326,6 +303,67 @@ struct SuiteOptions<'a> {
     jobs: usize,
     fail_fast: bool,
     max_hangs: Option<std::num::NonZeroUsize>,
+}
+
+impl<'a> SuiteOptions<'a> {
+    /// The options of `args`, for the report named `name`.
+    fn of(args: &'a SuiteArgs, name: &'a str) -> SuiteOptions<'a> {
+        SuiteOptions {
+            name,
+            report: &args.report,
+            verbose: args.verbose,
+            strict: args.strict,
+            jobs: args.jobs(),
+            fail_fast: args.fail_fast,
+            max_hangs: args.max_hangs,
+        }
+    }
+}
+
+/// What `--cases`, `--skip`, `--list` and `--known-failing` made of a
+/// suite.
+enum Selected<'c, C> {
+    /// The cases to run, and the known-failing ids.
+    Run {
+        selected: Vec<&'c C>,
+        known: KnownFailing,
+    },
+    /// `--list` printed the selection: the exit code.
+    Listed(ExitCode),
+}
+
+/// The selection of `args` from `all` (`what` names the cases in the
+/// error when none is selected): the cases to run with the known-failing
+/// list, or, with `--list`, the listing printed.
+fn select<'c, C: CaseInfo>(
+    args: &SuiteArgs,
+    all: &[&'c C],
+    what: &str,
+    source: &VectorSource,
+) -> Result<Selected<'c, C>, SetupError> {
+    let selection =
+        Selection::new(&args.report.cases, &args.report.skips).map_err(|e| SetupError(e.to_string()))?;
+    let selected: Vec<&C> = all
+        .iter()
+        .copied()
+        .filter(|c| selection.selects(c.id()))
+        .collect();
+    if selected.is_empty() {
+        return Err(SetupError(format!(
+            "no case matches the selection ({} {what} in {})",
+            all.len(),
+            source.describe()
+        )));
+    }
+    if args.report.list {
+        return Ok(Selected::Listed(list(
+            selected
+                .iter()
+                .map(|c| (c.id().to_string(), c.level().to_string())),
+        )));
+    }
+    let known = load_known_failing(args.known_failing.as_deref(), all)?;
+    Ok(Selected::Run { selected, known })
 }
 
 /// Runs the `selected` cases of a suite (`all` of it) with `run_one`, in
@@ -457,23 +495,13 @@ fn run_suite<C: CaseInfo + Sync>(
 
 /// `parent`: the parent suite against an adapter.
 fn parent(args: ParentArgs) -> Result<ExitCode, SetupError> {
-    let selection =
-        Selection::new(&args.report.cases, &args.report.skips).map_err(|e| SetupError(e.to_string()))?;
-    let source = VectorSource::resolve(args.report.vectors.as_deref());
+    let source = VectorSource::resolve(args.suite.report.vectors.as_deref());
     let suite = ParentSuite::load(&source).map_err(|e| SetupError(format!("bad vectors: {e}")))?;
     let all: Vec<&ParentCase> = suite.cases().collect();
-    let selected: Vec<&ParentCase> = all.iter().copied().filter(|c| selection.selects(&c.id)).collect();
-    if selected.is_empty() {
-        return Err(SetupError(format!(
-            "no case matches the selection ({} parent cases in {})",
-            all.len(),
-            source.describe()
-        )));
-    }
-    if args.report.list {
-        return Ok(list(selected.iter().map(|c| (c.id.clone(), c.level.to_string()))));
-    }
-    let known = load_known_failing(args.known_failing.as_deref(), &all)?;
+    let (selected, known) = match select(&args.suite, &all, "parent cases", &source)? {
+        Selected::Run { selected, known } => (selected, known),
+        Selected::Listed(code) => return Ok(code),
+    };
     let adapter = if args.adapter.is_empty() {
         default_adapter()?
     } else {
@@ -492,25 +520,14 @@ fn parent(args: ParentArgs) -> Result<ExitCode, SetupError> {
     std::fs::create_dir_all(&dir).map_err(|e| SetupError(format!("cannot create {}: {e}", dir.display())))?;
     let cfg = ParentConfig {
         adapter,
-        transport: match args.transport {
-            TransportArg::Stdio => Transport::Stdio,
-            TransportArg::Socketpair => Transport::SocketPair,
-        },
+        transport: args.suite.transport.into(),
         timeout: Duration::from_millis(args.timeout),
         exe,
         dir: dir.clone(),
     };
     let result = match parent::preflight(&cfg) {
         Ok(()) => {
-            let opts = SuiteOptions {
-                name: "broadcast-conformance parent",
-                report: &args.report,
-                verbose: args.verbose,
-                strict: args.strict,
-                jobs: args.jobs(),
-                fail_fast: args.fail_fast,
-                max_hangs: args.max_hangs,
-            };
+            let opts = SuiteOptions::of(&args.suite, "broadcast-conformance parent");
             run_suite(&opts, &all, &selected, &known, &|case, interrupt| {
                 parent::session::run_case(case, &cfg, interrupt)
             })

@@ -79,10 +79,12 @@ pub struct ReportArgs {
     pub quiet: bool,
 }
 
-/// `run`.
+/// What `run` and `parent` share: the transport, the selection and
+/// report, and how failures count and stop the run.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// How the worker is connected.
+pub struct SuiteArgs {
+    /// How the worker is connected (with `parent`, the adapter is told in
+    /// `start` and connects its worker so).
     #[arg(long, value_enum, default_value_t = TransportArg::Stdio)]
     pub transport: TransportArg,
     /// Selection, format and output.
@@ -91,19 +93,15 @@ pub struct RunArgs {
     /// Count SHOULD cases too (by default a failing SHOULD case is a warning).
     #[arg(long)]
     pub strict: bool,
-    /// Per-step timeout in milliseconds: a probe (or an expected exit) that
-    /// does not come in time is a hang. It is also how long a step waits for
-    /// its expected frames before it sends the probe.
-    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
     /// File of case ids expected to fail (one per line, `#` comments). The
     /// run fails if a listed case passes.
     #[arg(long, value_name = "FILE")]
     pub known_failing: Option<PathBuf>,
-    /// Show the worker's stderr and a wire trace for each failure.
+    /// Show, for each failure, the testee's stderr (the worker's, or the
+    /// adapter's) and a trace of what crossed the wire.
     #[arg(short, long)]
     pub verbose: bool,
-    /// Cases run in parallel, each with its own worker (default: the number
+    /// Cases run in parallel, each with its own testee (default: the number
     /// of CPUs). Reports are in case order whatever N is.
     #[arg(long, value_name = "N")]
     pub jobs: Option<NonZeroUsize>,
@@ -115,12 +113,18 @@ pub struct RunArgs {
     /// reported as not run.
     #[arg(long, value_name = "N")]
     pub max_hangs: Option<NonZeroUsize>,
-    /// The worker command and its arguments, after `--`.
-    #[arg(last = true, value_name = "WORKER_CMD")]
-    pub worker: Vec<OsString>,
 }
 
-impl RunArgs {
+impl From<TransportArg> for broadcast_process::broadcaster::Transport {
+    fn from(arg: TransportArg) -> Self {
+        match arg {
+            TransportArg::Stdio => Self::Stdio,
+            TransportArg::Socketpair => Self::SocketPair,
+        }
+    }
+}
+
+impl SuiteArgs {
     /// `--jobs`, or the number of CPUs when it is not given (1 if that
     /// cannot be found out).
     pub fn jobs(&self) -> usize {
@@ -130,55 +134,36 @@ impl RunArgs {
     }
 }
 
+/// `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Transport, selection, report and failure handling.
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// Per-step timeout in milliseconds: a probe (or an expected exit) that
+    /// does not come in time is a hang. It is also how long a step waits for
+    /// its expected frames before it sends the probe.
+    #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+    /// The worker command and its arguments, after `--`.
+    #[arg(last = true, value_name = "WORKER_CMD")]
+    pub worker: Vec<OsString>,
+}
+
 /// `parent`.
 #[derive(Debug, Clone, Args)]
 pub struct ParentArgs {
-    /// How the adapter connects its worker (it is told in `start`).
-    #[arg(long, value_enum, default_value_t = TransportArg::Stdio)]
-    pub transport: TransportArg,
-    /// Selection, format and output.
+    /// Transport, selection, report and failure handling.
     #[command(flatten)]
-    pub report: ReportArgs,
-    /// Count SHOULD cases too (by default a failing SHOULD case is a warning).
-    #[arg(long)]
-    pub strict: bool,
+    pub suite: SuiteArgs,
     /// Timeout in milliseconds of every wait without progress: an answer, a
     /// delivery, a command, the adapter's exit (its start and its workers'
     /// connections get three times as long).
     #[arg(long, value_name = "MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
-    /// File of case ids expected to fail (one per line, `#` comments). The
-    /// run fails if a listed case passes.
-    #[arg(long, value_name = "FILE")]
-    pub known_failing: Option<PathBuf>,
-    /// Show the adapter's stderr and a trace (actions, answers, commands,
-    /// frames) for each failure.
-    #[arg(short, long)]
-    pub verbose: bool,
-    /// Cases run in parallel, each with its own adapter (default: the
-    /// number of CPUs). Reports are in case order whatever N is.
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<NonZeroUsize>,
-    /// Stop at the first failing case; the cases not started are reported
-    /// as not run.
-    #[arg(long)]
-    pub fail_fast: bool,
-    /// Stop after N cases have failed as hangs; the cases not started are
-    /// reported as not run.
-    #[arg(long, value_name = "N")]
-    pub max_hangs: Option<NonZeroUsize>,
     /// The adapter command and its arguments, after `--`.
     #[arg(last = true, value_name = "ADAPTER_CMD")]
     pub adapter: Vec<OsString>,
-}
-
-impl ParentArgs {
-    /// `--jobs`, or the number of CPUs when it is not given.
-    pub fn jobs(&self) -> usize {
-        self.jobs
-            .or_else(|| std::thread::available_parallelism().ok())
-            .map_or(1, NonZeroUsize::get)
-    }
 }
 
 /// `parent-worker` (hidden): the stand-in worker.
