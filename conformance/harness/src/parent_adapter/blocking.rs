@@ -424,6 +424,8 @@ impl BlockingParent for Sharded {
     fn read(&mut self) -> Item {
         match self.0.read_frame() {
             Ok(ShardedIncoming::Pending) => Item::Pending,
+            // Only a supervised handle restarts a shard; this one is not.
+            Ok(ShardedIncoming::ShardRestarted { .. }) => Item::Pending,
             Ok(ShardedIncoming::Frame { shard, frame }) => {
                 owned_by(self.0.shard_of(frame.conn), shard, frame)
             }

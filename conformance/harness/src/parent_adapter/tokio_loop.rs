@@ -456,6 +456,8 @@ impl AsyncParent for Sharded {
     async fn item(&mut self, raw: Self::Raw) -> Item {
         match raw {
             Ok(ShardedIncoming::Pending) => Item::Pending,
+            // Only a supervised handle restarts a shard; this one is not.
+            Ok(ShardedIncoming::ShardRestarted { .. }) => Item::Pending,
             Ok(ShardedIncoming::Frame { shard, frame }) => {
                 owned_by(self.0.shard_of(frame.conn), shard, frame)
             }
