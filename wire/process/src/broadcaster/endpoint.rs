@@ -135,7 +135,8 @@ impl Endpoint {
                 if s.sup.direct() && !self.link.is_write_gone() {
                     self.link.check_send(cmd)
                 } else {
-                    cmd.validate().map_err(SendError::Invalid)
+                    s.sup
+                        .check_backlog(cmd, self.link.queue_limit(), self.link.max_payload())
                 }
             }
         }

@@ -579,23 +579,19 @@ impl Supervisor {
         });
     }
 
-    /// Queues a relay command in the backlog (the worker is down, or the
-    /// backlog is not empty yet), after validating it as the link would.
-    /// The relay's commands in the backlog are bounded by `limit` bytes
-    /// (the queue limit): over it, [`SendError::Backpressure`].
+    /// Whether [`Supervisor::push_backlog`] would take `cmd` now: `Ok`, or
+    /// the error it would return. Nothing changes (for an all-or-none
+    /// admission across several handles).
     ///
     /// ```
-    /// use broadcast_process::link::{Supervision, Supervisor};
+    /// use broadcast_process::link::{SendError, Supervision, Supervisor};
     /// use broadcast_wire::{NewFlags, SubCommand};
     /// let mut sup = Supervisor::new(Supervision::new(), std::time::Instant::now());
-    /// sup.push_backlog(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }, 1024, 1024).unwrap();
+    /// let new = SubCommand::New { conn: 1, flags: NewFlags::EMPTY };
+    /// sup.push_backlog(&new, 20, 1024).unwrap();
+    /// assert!(matches!(sup.check_backlog(&new, 20, 1024), Err(SendError::Backpressure(_))));
     /// ```
-    pub fn push_backlog(
-        &mut self,
-        cmd: &SubCommand,
-        limit: usize,
-        max_payload: u32,
-    ) -> Result<(), SendError> {
+    pub fn check_backlog(&self, cmd: &SubCommand, limit: usize, max_payload: u32) -> Result<(), SendError> {
         cmd.validate().map_err(SendError::Invalid)?;
         let len = cmd.encoded_len();
         if len > max_payload as usize {
@@ -613,6 +609,28 @@ impl Supervisor {
                 limit,
             }));
         }
+        Ok(())
+    }
+
+    /// Queues a relay command in the backlog (the worker is down, or the
+    /// backlog is not empty yet), after validating it as the link would.
+    /// The relay's commands in the backlog are bounded by `limit` bytes
+    /// (the queue limit): over it, [`SendError::Backpressure`].
+    ///
+    /// ```
+    /// use broadcast_process::link::{Supervision, Supervisor};
+    /// use broadcast_wire::{NewFlags, SubCommand};
+    /// let mut sup = Supervisor::new(Supervision::new(), std::time::Instant::now());
+    /// sup.push_backlog(&SubCommand::New { conn: 1, flags: NewFlags::EMPTY }, 1024, 1024).unwrap();
+    /// ```
+    pub fn push_backlog(
+        &mut self,
+        cmd: &SubCommand,
+        limit: usize,
+        max_payload: u32,
+    ) -> Result<(), SendError> {
+        self.check_backlog(cmd, limit, max_payload)?;
+        let needed = HEADER_LEN + cmd.encoded_len();
         self.backlog_relay_bytes += needed;
         self.backlog.push_back(Queued {
             cmd: cmd.clone(),
