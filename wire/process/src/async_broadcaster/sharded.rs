@@ -26,6 +26,13 @@
 //!   [`ShardedIncoming::ShardExited`] with the conns it owned, after every
 //!   frame it wrote; its conns' commands are then refused with
 //!   [`SendError::WorkerGone`] and Bcasts go to the other shards.
+//! - **Supervised** ([`AsyncShardedBroadcaster::spawn_supervised`]) —
+//!   as the blocking handle's: each shard is replaced on its own, only its
+//!   state replayed, reported as [`ShardedIncoming::ShardRestarted`]; a
+//!   shard waiting for its replacement stays live (its commands wait in its
+//!   backlog), one whose supervisor gave up is down
+//!   ([`SendError::SupervisionGaveUp`]) and then reported exited. `recv`
+//!   also wakes at each shard's deadlines by itself.
 //! - **Drop** — every shard's [`AsyncBroadcaster`] is dropped, each reaping
 //!   its worker on its own background thread (so the grace periods run
 //!   side by side), without blocking the runtime.
@@ -73,13 +80,16 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::process::{Command, ExitStatus};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use broadcast_wire::{ReadError, SubCommand};
 
-use crate::broadcaster::sharded::{ShardError, ShardReads, ShardRouter, ShardState, ShardedIncoming, Turn};
+use crate::broadcaster::sharded::{
+    ShardError, ShardReads, ShardRouter, ShardState, ShardedIncoming, SharedFactory, Turn, gone,
+};
 use crate::broadcaster::{FlushError, Incoming, Options, SendError, SpawnError, Transport, Unflushed};
 use crate::commands::relay_commands;
+use crate::link::{Phase, Supervision};
 
 use super::{AsyncBroadcaster, QueueError};
 
@@ -139,6 +149,80 @@ impl AsyncShardedBroadcaster {
             AsyncBroadcaster::spawn_with(command(i), transport, opts)
         })?;
         Ok(AsyncShardedBroadcaster { router, shards })
+    }
+
+    /// Spawns `shards` **supervised** workers, shard `i` building each of
+    /// its workers with `factory(i)` (see
+    /// [`ShardedBroadcaster::spawn_supervised`](crate::broadcaster::sharded::ShardedBroadcaster::spawn_supervised)
+    /// for what that means per shard, and
+    /// [`AsyncBroadcaster::spawn_supervised`] for the tokio side: each
+    /// replacement's fds are registered, and `recv` wakes at each shard's
+    /// deadlines).
+    ///
+    /// ```no_run
+    /// use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// use broadcast_process::broadcaster::sharded::ShardedIncoming;
+    /// use broadcast_process::broadcaster::{Options, Transport};
+    /// use broadcast_process::link::Supervision;
+    /// use std::num::NonZeroUsize;
+    /// use std::process::Command;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let k = NonZeroUsize::new(2).unwrap();
+    /// let factory = |_shard| Command::new("broadcast-worker");
+    /// let mut b = AsyncShardedBroadcaster::spawn_supervised(k, factory, Transport::Stdio, &Options::new(), Supervision::new())?;
+    /// b.on_connect(3, false).await?; // shard 1
+    /// if let ShardedIncoming::ShardRestarted { shard, restart } = b.recv().await? {
+    ///     eprintln!("shard {shard}: {restart}");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn spawn_supervised(
+        shards: NonZeroUsize,
+        factory: impl FnMut(usize) -> Command + Send + Sync + 'static,
+        transport: Transport,
+        opts: &Options,
+        supervision: Supervision,
+    ) -> Result<AsyncShardedBroadcaster, ShardError<SpawnError>> {
+        let factory = SharedFactory::new(factory);
+        let (router, shards) = ShardRouter::spawn_each(shards, |i| {
+            AsyncBroadcaster::spawn_supervised(factory.for_shard(i), transport, opts, supervision)
+        })?;
+        Ok(AsyncShardedBroadcaster { router, shards })
+    }
+
+    /// The earliest of the supervised shards' deadlines (see
+    /// [`AsyncBroadcaster::next_deadline`]); `recv` wakes at it by itself.
+    /// `None` unsupervised.
+    ///
+    /// ```no_run
+    /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;
+    /// # use broadcast_process::broadcaster::{Options, Transport};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = AsyncShardedBroadcaster::spawn(k, |_| std::process::Command::new("broadcast-worker"), Transport::Stdio, &Options::new())?;
+    /// let wake_at = b.next_deadline(); // None: not supervised
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_deadline(&self) -> Option<Instant> {
+        (0..self.shards.len())
+            .filter(|&s| self.router.state(s) != Some(ShardState::Retired))
+            .filter_map(|s| self.shards[s].next_deadline())
+            .min()
+    }
+
+    /// Marks down every shard whose supervisor gave up (see the blocking
+    /// handle's).
+    fn note_gave_up(&mut self) {
+        for (shard, b) in self.shards.iter().enumerate() {
+            if b.supervisor().is_some_and(|s| s.phase() == Phase::GaveUp) {
+                self.router.give_up(shard);
+            }
+        }
     }
 
     // ---- routing ----------------------------------------------------------
@@ -263,6 +347,7 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub async fn send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<QueueError>> {
+        self.note_gave_up();
         if let SubCommand::Bcast { .. } = cmd {
             return poll_fn(|cx| self.poll_queue_all(cx, cmd)).await;
         }
@@ -271,9 +356,12 @@ impl AsyncShardedBroadcaster {
             .shard_for_conn(cmd.conn())
             .map_err(|e| self.router.refused(e.shard, e.error))?;
         let outcome = self.shards[shard].send(cmd).await;
-        self.router.settle(shard, Some(cmd), outcome, |e| {
-            matches!(e, QueueError::Refused(SendError::WorkerGone))
-        })
+        self.router.settle(
+            shard,
+            Some(cmd),
+            outcome,
+            |e| matches!(e, QueueError::Refused(e) if gone(e)),
+        )
     }
 
     fn refuse_waiting(&self, conn: i32, error: SendError) -> ShardError<QueueError> {
@@ -314,6 +402,9 @@ impl AsyncShardedBroadcaster {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(QueueError::Refused(SendError::WorkerGone))) => self.router.mark_down(full),
+                Poll::Ready(Err(QueueError::Refused(SendError::SupervisionGaveUp))) => {
+                    self.router.give_up(full)
+                }
                 Poll::Ready(Err(error)) => return Poll::Ready(Err(ShardError { shard: full, error })),
             }
         }
@@ -339,14 +430,14 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub fn try_send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
+        self.note_gave_up();
         if let SubCommand::Bcast { .. } = cmd {
             return self
                 .router
                 .send_all(&mut self.shards, |b| b.check_send(cmd), |b| b.try_send(cmd));
         }
         let shards = &mut self.shards;
-        self.router
-            .send_on_conn(cmd, |s| shards[s].try_send(cmd), |e| *e == SendError::WorkerGone)
+        self.router.send_on_conn(cmd, |s| shards[s].try_send(cmd), gone)
     }
 
     fn refuse_now(&self, conn: i32, error: SendError) -> ShardError<SendError> {
@@ -386,6 +477,7 @@ impl AsyncShardedBroadcaster {
     /// # }
     /// ```
     pub async fn flush(&mut self) -> Result<(), ShardError<FlushError>> {
+        self.note_gave_up();
         let mut first_error = None;
         let mut done = vec![false; self.shards.len()];
         poll_fn(|cx| {
@@ -447,7 +539,8 @@ impl AsyncShardedBroadcaster {
     /// ```
     pub fn close_write(&mut self) -> Result<(), ShardError<Unflushed>> {
         let shards = &mut self.shards;
-        let queued: Vec<usize> = shards.iter().map(|s| s.link().queued_bytes()).collect();
+        // Supervised, a shard's backlog counts too.
+        let queued: Vec<usize> = shards.iter().map(|s| s.end.pending_bytes()).collect();
         self.router.close_live(|s| queued[s], |s| shards[s].close_write())
     }
 
@@ -485,6 +578,7 @@ impl AsyncShardedBroadcaster {
     ///         ShardedIncoming::Frame { shard, frame } => println!("shard {shard}: conn {}", frame.conn),
     ///         ShardedIncoming::InvalidFrame { shard, error } => eprintln!("shard {shard}: {error}"),
     ///         ShardedIncoming::ShardExited(exit) => eprintln!("shard {} gone; close {:?}", exit.shard, exit.conns),
+    ///         ShardedIncoming::ShardRestarted { shard, restart } => eprintln!("shard {shard}: {restart}"), // supervised only
     ///         ShardedIncoming::Pending => break, // every shard has ended
     ///     }
     /// }
@@ -515,6 +609,7 @@ impl AsyncShardedBroadcaster {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<ShardedIncoming, ShardError<ReadError>>> {
+        self.note_gave_up();
         let mut io = Polling {
             shards: &mut self.shards,
             cx,

@@ -27,6 +27,15 @@
 //!   it), after every frame it wrote before dying. From then on commands
 //!   for its connections are refused with [`SendError::WorkerGone`] (in a
 //!   [`ShardError`] naming the shard), and Bcasts go to the other shards.
+//! - **Supervised** ([`ShardedBroadcaster::spawn_supervised`]) — each
+//!   shard is a supervised worker of its own: a dead one is replaced and
+//!   only its conns, auths and subscriptions are replayed (its own mirror
+//!   holds exactly those), reported as [`ShardedIncoming::ShardRestarted`];
+//!   the other shards are not touched. While a shard waits for its
+//!   replacement it stays live: its commands, and its copy of each Bcast,
+//!   wait in its backlog. Only a shard whose supervisor gave up is down
+//!   (its conns' commands refused with [`SendError::SupervisionGaveUp`])
+//!   and then reported exited, with its conns.
 //!
 //! The rules live in [`ShardRouter`], which does no I/O; this handle is the
 //! router plus one blocking [`Broadcaster`] per shard. The tokio handle,
@@ -80,12 +89,14 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::BorrowedFd;
 use std::process::{Command, ExitStatus};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use broadcast_wire::{BroadcastFrame, PayloadError, ReadError, SubCommand};
 
 use crate::commands::relay_commands;
+use crate::link::{Phase, Restart, Supervision};
 
 use super::{
     Broadcaster, FlushError, FlushStatus, Incoming, Options, SendError, SpawnError, Transport, Unflushed,
@@ -119,6 +130,27 @@ pub struct ShardExit {
     /// The connections it owned (ascending): they get no more frames. The
     /// relay decides what to do with them (close them, typically).
     pub conns: Vec<i32>,
+}
+
+/// One factory of worker `Command`s shared by the supervised shards: shard
+/// `i` builds each of its workers with `factory(i)`.
+pub(crate) struct SharedFactory<F>(Arc<Mutex<F>>);
+
+impl<F: FnMut(usize) -> Command + Send + 'static> SharedFactory<F> {
+    pub(crate) fn new(factory: F) -> SharedFactory<F> {
+        SharedFactory(Arc::new(Mutex::new(factory)))
+    }
+
+    /// The factory of shard `shard`'s workers.
+    pub(crate) fn for_shard(&self, shard: usize) -> impl FnMut() -> Command + Send + Sync + 'static {
+        let factory = Arc::clone(&self.0);
+        move || (factory.lock().unwrap_or_else(PoisonError::into_inner))(shard)
+    }
+}
+
+/// Whether a refusal means the shard takes no more commands.
+pub(crate) fn gone(e: &SendError) -> bool {
+    matches!(e, SendError::WorkerGone | SendError::SupervisionGaveUp)
 }
 
 impl ShardExit {
@@ -163,6 +195,16 @@ pub enum ShardedIncoming {
     },
     /// No shard has a complete frame: wait for a read fd.
     Pending,
+    /// A supervised shard's worker was replaced (see
+    /// [`ShardedBroadcaster::spawn_supervised`]): its conns, auths and
+    /// subscriptions were replayed into the new one. Reported once per
+    /// restart, before anything of the new worker.
+    ShardRestarted {
+        /// The shard whose worker was replaced.
+        shard: usize,
+        /// What the restart rebuilt, and why it happened.
+        restart: Restart,
+    },
     /// A shard's output ended (after all its frames), or it was killed
     /// after a read error. Reported once per shard.
     ShardExited(ShardExit),
@@ -190,9 +232,7 @@ impl ShardedIncoming {
     ) -> Option<ShardedIncoming> {
         Some(match incoming {
             Incoming::Pending => return None,
-            // Shards are not supervised (their endpoints are built without
-            // a respawn), so none reports a restart.
-            Incoming::WorkerRestarted(_) => return None,
+            Incoming::WorkerRestarted(restart) => ShardedIncoming::ShardRestarted { shard, restart },
             Incoming::Frame(frame) => ShardedIncoming::Frame { shard, frame },
             Incoming::InvalidFrame(error) => ShardedIncoming::InvalidFrame { shard, error },
             Incoming::WorkerExited(status) => {
@@ -250,6 +290,85 @@ impl ShardedBroadcaster {
         let (router, shards) =
             ShardRouter::spawn_each(shards, |i| Broadcaster::spawn_with(command(i), transport, opts))?;
         Ok(ShardedBroadcaster { router, shards })
+    }
+
+    /// Spawns `shards` **supervised** workers (see
+    /// [`Broadcaster::spawn_supervised`]), shard `i` building each of its
+    /// workers with `factory(i)`, all over `transport` with `opts` and the
+    /// same `supervision` (each shard has its own backoff, crash-loop count
+    /// and probe conn on its own worker).
+    ///
+    /// A shard whose worker dies is replaced on its own: only its conns,
+    /// auths and subscriptions are replayed, the commands its worker never
+    /// got are carried over, and [`ShardedBroadcaster::read_frame`]
+    /// reports [`ShardedIncoming::ShardRestarted`] naming it; the other
+    /// shards go on untouched. During its backoff the shard stays live:
+    /// commands for its conns, and its copy of each Bcast, queue in its
+    /// backlog (so a Bcast still reaches every shard exactly once). A shard
+    /// whose supervisor gives up is marked down (its conns' commands are
+    /// refused with [`SendError::SupervisionGaveUp`]) and is then reported
+    /// as [`ShardedIncoming::ShardExited`] with its conns. An event loop
+    /// also wakes at [`ShardedBroadcaster::next_deadline`].
+    ///
+    /// ```no_run
+    /// use broadcast_process::broadcaster::sharded::{ShardedBroadcaster, ShardedIncoming};
+    /// use broadcast_process::broadcaster::{Options, Transport};
+    /// use broadcast_process::link::Supervision;
+    /// use std::num::NonZeroUsize;
+    /// use std::process::Command;
+    /// use std::time::Duration;
+    ///
+    /// let k = NonZeroUsize::new(2).unwrap();
+    /// let factory = |_shard| Command::new("broadcast-worker");
+    /// let mut b = ShardedBroadcaster::spawn_supervised(k, factory, Transport::SocketPair, &Options::new(), Supervision::new())?;
+    /// b.on_connect(3, false)?; // shard 1
+    /// b.flush_blocking()?;
+    /// if let ShardedIncoming::ShardRestarted { shard, restart } = b.read_frame_timeout(Duration::from_secs(1))? {
+    ///     eprintln!("shard {shard}: {restart}"); // only its own conns were replayed
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn spawn_supervised(
+        shards: NonZeroUsize,
+        factory: impl FnMut(usize) -> Command + Send + Sync + 'static,
+        transport: Transport,
+        opts: &Options,
+        supervision: Supervision,
+    ) -> Result<ShardedBroadcaster, ShardError<SpawnError>> {
+        let factory = SharedFactory::new(factory);
+        let (router, shards) = ShardRouter::spawn_each(shards, |i| {
+            Broadcaster::spawn_supervised(factory.for_shard(i), transport, opts, supervision)
+        })?;
+        Ok(ShardedBroadcaster { router, shards })
+    }
+
+    /// When a supervised shard must be called again although no fd is
+    /// ready: the earliest of the shards'
+    /// [`Broadcaster::next_deadline`]s; `None` unsupervised.
+    ///
+    /// ```no_run
+    /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
+    /// # let k = std::num::NonZeroUsize::new(2).unwrap();
+    /// # let b = ShardedBroadcaster::spawn(k, |_| std::process::Command::new("broadcast-worker"), Transport::Stdio, &Options::new())?;
+    /// let wake_at = b.next_deadline(); // None: not supervised
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn next_deadline(&self) -> Option<Instant> {
+        (0..self.shards.len())
+            .filter(|&s| self.router.state(s) != Some(ShardState::Retired))
+            .filter_map(|s| self.shards[s].next_deadline())
+            .min()
+    }
+
+    /// Marks down every shard whose supervisor gave up, so that routing
+    /// refuses its conns' commands with `SupervisionGaveUp` and Bcasts
+    /// leave it out.
+    fn note_gave_up(&mut self) {
+        for (shard, b) in self.shards.iter().enumerate() {
+            if b.supervisor().is_some_and(|s| s.phase() == Phase::GaveUp) {
+                self.router.give_up(shard);
+            }
+        }
     }
 
     // ---- routing ----------------------------------------------------------
@@ -348,12 +467,12 @@ impl ShardedBroadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn send(&mut self, cmd: &SubCommand) -> Result<(), ShardError<SendError>> {
+        self.note_gave_up();
         if let SubCommand::Bcast { .. } = cmd {
             return self.send_all(cmd);
         }
         let shards = &mut self.shards;
-        self.router
-            .send_on_conn(cmd, |s| shards[s].send(cmd), |e| *e == SendError::WorkerGone)
+        self.router.send_on_conn(cmd, |s| shards[s].send(cmd), gone)
     }
 
     fn refuse(&self, conn: i32, error: SendError) -> ShardError<SendError> {
@@ -422,6 +541,7 @@ impl ShardedBroadcaster {
         &mut self,
         mut flush: impl FnMut(&mut Broadcaster) -> Result<FlushStatus, FlushError>,
     ) -> Result<FlushStatus, ShardError<FlushError>> {
+        self.note_gave_up();
         let mut status = FlushStatus::Flushed;
         let mut first_error = None;
         for shard in 0..self.shards.len() {
@@ -484,7 +604,8 @@ impl ShardedBroadcaster {
     /// ```
     pub fn close_write(&mut self) -> Result<(), ShardError<Unflushed>> {
         let shards = &mut self.shards;
-        let queued: Vec<usize> = shards.iter().map(Broadcaster::queued_bytes).collect();
+        // Supervised, a shard's backlog counts too.
+        let queued: Vec<usize> = shards.iter().map(|b| b.end.pending_bytes()).collect();
         self.router.close_live(|s| queued[s], |s| shards[s].close_write())
     }
 
@@ -516,12 +637,14 @@ impl ShardedBroadcaster {
     ///         ShardedIncoming::Frame { shard, frame } => println!("shard {shard}: conn {}", frame.conn),
     ///         ShardedIncoming::InvalidFrame { shard, error } => eprintln!("shard {shard}: {error}"),
     ///         ShardedIncoming::ShardExited(exit) => eprintln!("shard {} gone; close {:?}", exit.shard, exit.conns),
+    ///         ShardedIncoming::ShardRestarted { shard, restart } => eprintln!("shard {shard}: {restart}"), // supervised only
     ///         ShardedIncoming::Pending => break, // wait until a fd of b.read_fds() is readable
     ///     }
     /// }
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn read_frame(&mut self) -> Result<ShardedIncoming, ShardError<ReadError>> {
+        self.note_gave_up();
         match self.router.next_turn(&mut Blocking(&mut self.shards), true) {
             Turn::Item(item) => item,
             Turn::Nothing | Turn::AllRetired => Ok(ShardedIncoming::Pending),
@@ -575,6 +698,11 @@ impl ShardedBroadcaster {
     fn wait(&self, timeout: Duration) -> io::Result<()> {
         let reads: Vec<BorrowedFd<'_>> = self.read_fds().map(|(_, fd)| fd).collect();
         let writes: Vec<BorrowedFd<'_>> = self.write_fds().map(|(_, fd)| fd).collect();
+        // Supervised shards: no later than the first deadline.
+        let timeout = match self.next_deadline() {
+            Some(at) => timeout.min(at.saturating_duration_since(Instant::now())),
+            None => timeout,
+        };
         wait_fds(&reads, &writes, Some(timeout)).map(|_| ())
     }
 
@@ -582,7 +710,10 @@ impl ShardedBroadcaster {
 
     /// The read fds of every shard not yet reported exited, with the
     /// shard's index: watch each for readability, then call
-    /// [`ShardedBroadcaster::read_frame`] until it says `Pending`.
+    /// [`ShardedBroadcaster::read_frame`] until it says `Pending`. A
+    /// supervised shard waiting for its replacement has none (its dead
+    /// worker's fd would be readable forever): wake at
+    /// [`ShardedBroadcaster::next_deadline`] for it.
     ///
     /// ```no_run
     /// use std::os::fd::AsRawFd;
@@ -599,7 +730,10 @@ impl ShardedBroadcaster {
         self.shards
             .iter()
             .enumerate()
-            .filter(|&(shard, _)| self.router.state(shard) != Some(ShardState::Retired))
+            .filter(|&(shard, b)| {
+                self.router.state(shard) != Some(ShardState::Retired)
+                    && (b.supervisor().is_none() || b.end.read_open())
+            })
             .map(|(shard, b)| (shard, b.read_fd()))
     }
 
@@ -689,7 +823,12 @@ impl ShardReads for Blocking<'_> {
     }
 
     fn has_buffered(&self, shard: usize) -> bool {
+        // A supervised shard's due deadline (a backoff's end) is announced
+        // by no fd either.
         self.0[shard].link().has_buffered()
+            || self.0[shard]
+                .next_deadline()
+                .is_some_and(|at| at <= Instant::now())
     }
 
     fn exit_status(&mut self, shard: usize) -> Option<ExitStatus> {

@@ -80,8 +80,11 @@ pub enum Route {
 pub enum ShardState {
     /// Takes commands.
     Live,
-    /// A write found its worker gone: it takes no more commands, but what
-    /// it wrote before dying is still read.
+    /// A write found its worker gone, or (a supervised shard) its
+    /// supervisor gave up: it takes no more commands, but what it wrote
+    /// before dying is still read. A supervised shard whose worker is being
+    /// replaced is not down: it stays [`ShardState::Live`] and queues the
+    /// commands for the replacement.
     Down,
     /// Its end was reported (with its connections); nothing more comes.
     Retired,
@@ -125,6 +128,8 @@ pub enum ShardState {
 pub struct ShardRouter {
     conns: Vec<BTreeSet<i32>>,
     states: Vec<ShardState>,
+    /// The shard's supervisor gave up ([`ShardRouter::give_up`]).
+    gave_up: Vec<bool>,
     /// The fair read's scheduling (`next_turn`, in `turns.rs`).
     pub(super) turns: ReadTurns,
 }
@@ -142,6 +147,7 @@ impl ShardRouter {
         ShardRouter {
             conns: vec![BTreeSet::new(); shards.get()],
             states: vec![ShardState::Live; shards.get()],
+            gave_up: vec![false; shards.get()],
             turns: ReadTurns::new(shards.get()),
         }
     }
@@ -193,7 +199,8 @@ impl ShardRouter {
 
     /// The shard for a command on `conn`, if it still takes commands: a
     /// shard that is down or retired refuses with
-    /// [`SendError::WorkerGone`].
+    /// [`SendError::WorkerGone`], or [`SendError::SupervisionGaveUp`] once
+    /// its supervisor gave up ([`ShardRouter::give_up`]).
     ///
     /// ```
     /// use broadcast_process::broadcaster::SendError;
@@ -211,7 +218,11 @@ impl ShardRouter {
             ShardState::Live => Ok(shard),
             ShardState::Down | ShardState::Retired => Err(ShardError {
                 shard,
-                error: SendError::WorkerGone,
+                error: if self.gave_up[shard] {
+                    SendError::SupervisionGaveUp
+                } else {
+                    SendError::WorkerGone
+                },
             }),
         }
     }
@@ -292,7 +303,9 @@ impl ShardRouter {
     /// [`Broadcaster::check_send`](crate::broadcaster::Broadcaster::check_send)).
     /// A shard whose check says [`SendError::WorkerGone`] is marked down
     /// and left out (its connections are lost with it and reported when it
-    /// is retired); any other refusal refuses the Bcast for all. When no
+    /// is retired), and so is one whose check says
+    /// [`SendError::SupervisionGaveUp`] ([`ShardRouter::give_up`]); any
+    /// other refusal refuses the Bcast for all. When no
     /// shard is left live, the Bcast could reach no worker: it is refused
     /// with [`SendError::WorkerGone`], naming shard 0, never admitted to
     /// nobody (a silent drop). On `Ok`,
@@ -325,6 +338,7 @@ impl ShardRouter {
             match check(shard) {
                 Ok(()) => {}
                 Err(SendError::WorkerGone) => self.states[shard] = ShardState::Down,
+                Err(SendError::SupervisionGaveUp) => self.give_up(shard),
                 Err(error) => return Err(ShardError { shard, error }),
             }
         }
@@ -372,6 +386,28 @@ impl ShardRouter {
     pub fn mark_down(&mut self, shard: usize) {
         if let Some(state @ ShardState::Live) = self.states.get_mut(shard) {
             *state = ShardState::Down;
+        }
+    }
+
+    /// Notes that `shard`'s supervisor gave up on it: a live shard is
+    /// marked down, and from now on its conns' commands are refused with
+    /// [`SendError::SupervisionGaveUp`] (its end is still read and
+    /// reported, with its conns). No effect for a bad index.
+    ///
+    /// ```
+    /// use broadcast_process::broadcaster::SendError;
+    /// use broadcast_process::broadcaster::sharded::{ShardRouter, ShardState};
+    ///
+    /// let mut r = ShardRouter::new(std::num::NonZeroUsize::new(2).unwrap());
+    /// r.give_up(1);
+    /// assert_eq!(r.state(1), Some(ShardState::Down));
+    /// assert_eq!(r.shard_for_conn(3).unwrap_err().error, SendError::SupervisionGaveUp);
+    /// assert_eq!(r.shard_for_conn(2), Ok(0));
+    /// ```
+    pub fn give_up(&mut self, shard: usize) {
+        if let Some(gave_up) = self.gave_up.get_mut(shard) {
+            *gave_up = true;
+            self.mark_down(shard);
         }
     }
 

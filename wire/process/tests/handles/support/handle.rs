@@ -329,6 +329,10 @@ fn sharded_item(incoming: ShardedIncoming) -> Item {
             conns: exit.conns,
         },
         ShardedIncoming::Pending => Item::Pending,
+        // The suite's handles are not supervised (see `supervise.rs`).
+        ShardedIncoming::ShardRestarted { shard, restart } => {
+            panic!("an unsupervised shard {shard} restarted: {restart}")
+        }
     }
 }
 

@@ -25,6 +25,8 @@ enum Item {
     End,
     /// A read error.
     Fail,
+    /// A supervised shard's worker was replaced.
+    Restarted,
 }
 
 /// K fake shards. An empty queue is `Poll::Pending`.
@@ -70,6 +72,13 @@ impl ShardReads for Fake {
                 Ok(Incoming::WorkerExited(None))
             }
             Item::Fail => Err(ReadError::Io(io::Error::other("read failed"))),
+            Item::Restarted => Ok(Incoming::WorkerRestarted(crate::link::Restart {
+                number: 1,
+                cause: crate::link::RestartCause::Signaled(9),
+                lost_bcasts: 0,
+                carried_commands: 0,
+                replayed: crate::link::Replayed::default(),
+            })),
         })
     }
 
@@ -94,6 +103,7 @@ enum Got {
     Invalid { shard: usize },
     Exit(ShardExit),
     Error { shard: usize },
+    Restarted { shard: usize },
     Nothing,
     AllRetired,
 }
@@ -107,6 +117,7 @@ fn turn(router: &mut ShardRouter, fake: &mut Fake, skip_idle: bool) -> Got {
         Turn::Item(Ok(ShardedIncoming::InvalidFrame { shard, .. })) => Got::Invalid { shard },
         Turn::Item(Ok(ShardedIncoming::ShardExited(exit))) => Got::Exit(exit),
         Turn::Item(Ok(ShardedIncoming::Pending)) => panic!("a turn never yields Pending as an item"),
+        Turn::Item(Ok(ShardedIncoming::ShardRestarted { shard, .. })) => Got::Restarted { shard },
         Turn::Item(Err(e)) => Got::Error { shard: e.shard },
         Turn::Nothing => Got::Nothing,
         Turn::AllRetired => Got::AllRetired,
@@ -357,4 +368,17 @@ fn without_skip_idle_every_shard_is_polled_every_round() {
     assert_eq!(fake.reads, [11, 11, 10]);
     assert_eq!(turn(&mut r, &mut fake, false), Got::Nothing);
     assert_eq!(fake.reads, [12, 12, 11]);
+}
+
+#[test]
+fn a_restart_is_an_item_naming_its_shard_and_the_shard_stays_live_with_its_conns() {
+    let mut r = router(2);
+    r.record(&new(3));
+    let mut fake = Fake::new(vec![vec![Item::Frame(2)], vec![Item::Restarted, Item::Frame(3)]]);
+    assert_eq!(turn(&mut r, &mut fake, false), frame(0, 2));
+    assert_eq!(turn(&mut r, &mut fake, false), Got::Restarted { shard: 1 });
+    assert_eq!(r.state(1), Some(ShardState::Live));
+    assert_eq!(r.conns(1).collect::<Vec<_>>(), [3]);
+    assert_eq!(turn(&mut r, &mut fake, false), frame(1, 3));
+    assert!(!fake.killed[1]);
 }
