@@ -239,12 +239,15 @@ mod tests {
         ])
         .unwrap();
         let Command::Run(r) = cli.command else { panic!() };
-        assert_eq!(r.transport, TransportArg::Socketpair);
-        assert_eq!(r.report.cases, ["filter/**", "access/*"]);
-        assert_eq!(r.report.format, Format::Junit);
-        assert_eq!((r.timeout, r.jobs(), r.strict, r.verbose), (500, 2, true, true));
-        assert!(r.fail_fast);
-        assert_eq!(r.max_hangs.map(NonZeroUsize::get), Some(3));
+        assert_eq!(r.suite.transport, TransportArg::Socketpair);
+        assert_eq!(r.suite.report.cases, ["filter/**", "access/*"]);
+        assert_eq!(r.suite.report.format, Format::Junit);
+        assert_eq!(
+            (r.timeout, r.suite.jobs(), r.suite.strict, r.suite.verbose),
+            (500, 2, true, true)
+        );
+        assert!(r.suite.fail_fast);
+        assert_eq!(r.suite.max_hangs.map(NonZeroUsize::get), Some(3));
         assert_eq!(
             r.worker,
             [OsString::from("./my-worker"), OsString::from("--flag")]
@@ -269,7 +272,7 @@ mod tests {
         .unwrap();
         let Command::Parent(p) = cli.command else { panic!() };
         assert_eq!(
-            (p.transport, p.jobs(), p.timeout),
+            (p.suite.transport, p.suite.jobs(), p.timeout),
             (TransportArg::Socketpair, 3, 2000)
         );
         assert_eq!(
@@ -289,14 +292,14 @@ mod tests {
         let Command::Run(r) = Cli::try_parse_from(["x", "run"]).unwrap().command else {
             panic!()
         };
-        assert_eq!((r.timeout, r.transport), (2000, TransportArg::Stdio));
+        assert_eq!((r.timeout, r.suite.transport), (2000, TransportArg::Stdio));
         let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         assert_eq!(
-            (r.jobs, r.jobs()),
+            (r.suite.jobs, r.suite.jobs()),
             (None, cpus),
             "--jobs defaults to the CPU count"
         );
-        assert!(!r.fail_fast && r.max_hangs.is_none());
+        assert!(!r.suite.fail_fast && r.suite.max_hangs.is_none());
         assert!(r.worker.is_empty());
         assert!(Cli::try_parse_from(["x", "run", "--max-hangs", "0"]).is_err());
         assert!(Cli::try_parse_from(["x", "run", "--jobs", "0"]).is_err());

@@ -111,6 +111,43 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Every file of `dir` in `source`, compiled by `compile` and checked as
+/// one suite: every file valid, every section (`keys`: a file's section
+/// and case ids) in one file only, every case id unique across files. The
+/// worker suite and the parent suite load alike through it.
+pub fn load_sections<F>(
+    source: &VectorSource,
+    dir: &str,
+    compile: impl Fn(&str, &str) -> Result<F, VectorError>,
+    keys: impl Fn(&F) -> (&str, Vec<&str>),
+) -> Result<Vec<F>, LoadError> {
+    let mut files = Vec::new();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut sections: HashMap<String, String> = HashMap::new();
+    for (name, text) in source.files(dir).map_err(LoadError::Source)? {
+        let file = compile(&name, &text).map_err(LoadError::Vector)?;
+        let (section, case_ids) = keys(&file);
+        if let Some(other) = sections.insert(section.to_string(), name.clone()) {
+            return Err(LoadError::Vector(VectorError {
+                file: name,
+                case: None,
+                reason: format!("section {section:?} is also used by {other}"),
+            }));
+        }
+        for id in case_ids {
+            if let Some(other) = ids.insert(id.to_string(), name.clone()) {
+                return Err(LoadError::Vector(VectorError {
+                    file: name,
+                    case: Some(id.to_string()),
+                    reason: format!("duplicate case id (also in {other})"),
+                }));
+            }
+        }
+        files.push(file);
+    }
+    Ok(files)
+}
+
 /// All scenario files of a source, checked: every file valid, every case id
 /// unique across files, every section in one file only.
 #[derive(Debug, Clone)]
@@ -122,29 +159,12 @@ pub struct Suite {
 impl Suite {
     /// Loads and checks `vectors/scenarios/*.json`.
     pub fn load(source: &VectorSource) -> Result<Suite, LoadError> {
-        let mut files = Vec::new();
-        let mut seen: HashMap<String, String> = HashMap::new();
-        let mut sections: HashMap<String, String> = HashMap::new();
-        for (name, text) in source.files("scenarios").map_err(LoadError::Source)? {
-            let file = compile_file(&name, &text).map_err(LoadError::Vector)?;
-            if let Some(other) = sections.insert(file.section.clone(), name.clone()) {
-                return Err(LoadError::Vector(VectorError {
-                    file: name,
-                    case: None,
-                    reason: format!("section {:?} is also used by {other}", file.section),
-                }));
-            }
-            for case in &file.cases {
-                if let Some(other) = seen.insert(case.id.clone(), name.clone()) {
-                    return Err(LoadError::Vector(VectorError {
-                        file: name,
-                        case: Some(case.id.clone()),
-                        reason: format!("duplicate case id (also in {other})"),
-                    }));
-                }
-            }
-            files.push(file);
-        }
+        let files = load_sections(source, "scenarios", compile_file, |f: &ScenarioFile| {
+            (
+                f.section.as_str(),
+                f.cases.iter().map(|c| c.id.as_str()).collect(),
+            )
+        })?;
         Ok(Suite { files })
     }
 

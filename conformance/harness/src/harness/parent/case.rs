@@ -3,14 +3,14 @@
 //! into [`ParentCase`]s before any adapter starts, so that a broken vector
 //! is a setup error naming the file, the case and the reason.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use broadcast_wire::{FrameDecoder, Message, Op, SubCommand};
 use serde_json::{Map, Value};
 
 use crate::harness::outcome::CaseInfo;
 use crate::harness::scenario::{Level, VectorError};
-use crate::harness::vectors_source::{LoadError, VectorSource};
+use crate::harness::vectors_source::{LoadError, VectorSource, load_sections};
 
 /// The schema string of a parent vector file.
 pub const PARENT_SCHEMA: &str = "broadcast-wire/parent/v1";
@@ -465,29 +465,12 @@ pub struct ParentSuite {
 impl ParentSuite {
     /// Loads and checks `parent/*.json`.
     pub fn load(source: &VectorSource) -> Result<ParentSuite, LoadError> {
-        let mut files = Vec::new();
-        let mut ids: HashMap<String, String> = HashMap::new();
-        let mut sections: HashMap<String, String> = HashMap::new();
-        for (name, text) in source.files("parent").map_err(LoadError::Source)? {
-            let file = compile_file(&name, &text).map_err(LoadError::Vector)?;
-            if let Some(other) = sections.insert(file.section.clone(), name.clone()) {
-                return Err(LoadError::Vector(VectorError {
-                    file: name,
-                    case: None,
-                    reason: format!("section {:?} is also used by {other}", file.section),
-                }));
-            }
-            for c in &file.cases {
-                if let Some(other) = ids.insert(c.id.clone(), name.clone()) {
-                    return Err(LoadError::Vector(VectorError {
-                        file: name,
-                        case: Some(c.id.clone()),
-                        reason: format!("duplicate case id (also in {other})"),
-                    }));
-                }
-            }
-            files.push(file);
-        }
+        let files = load_sections(source, "parent", compile_file, |f: &ParentFile| {
+            (
+                f.section.as_str(),
+                f.cases.iter().map(|c| c.id.as_str()).collect(),
+            )
+        })?;
         Ok(ParentSuite { files })
     }
 
