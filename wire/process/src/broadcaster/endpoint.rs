@@ -429,6 +429,7 @@ impl Endpoint {
     /// Which worker the link's fds belong to: changes when a supervised
     /// endpoint spawns a replacement (a tokio handle then registers the
     /// new fds).
+    #[cfg(feature = "tokio")]
     pub(crate) fn generation(&self) -> u64 {
         self.supervised.as_deref().map_or(0, |s| s.sup.restarts())
     }

@@ -42,6 +42,8 @@ mod sigpipe;
 mod suite;
 #[cfg(target_os = "linux")]
 mod supervise;
+#[cfg(target_os = "linux")]
+mod supervise_sharded;
 
 #[cfg(all(target_os = "linux", feature = "tokio"))]
 mod async_sharded;
@@ -77,6 +79,7 @@ fn main() -> std::process::ExitCode {
     }
     trials.extend(suite::tests());
     trials.extend(supervise::tests());
+    trials.extend(supervise_sharded::tests());
     libtest_mimic::run(&args, trials).exit_code()
 }
 
