@@ -673,8 +673,10 @@ impl AsyncShardedBroadcaster {
     }
 
     /// Kills shard `shard`'s worker now (`SIGKILL`); its end is then
-    /// reported by [`recv`](AsyncShardedBroadcaster::recv) like any other.
-    /// A bad index is an `InvalidInput` error.
+    /// reported by [`recv`](AsyncShardedBroadcaster::recv) like any other
+    /// (a supervised shard's worker is replaced instead, and reported as
+    /// [`ShardedIncoming::ShardRestarted`]). A bad index is an
+    /// `InvalidInput` error.
     ///
     /// ```no_run
     /// # use broadcast_process::async_broadcaster::AsyncShardedBroadcaster;

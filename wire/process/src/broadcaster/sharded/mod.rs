@@ -795,8 +795,10 @@ impl ShardedBroadcaster {
     }
 
     /// Kills shard `shard`'s worker now (`SIGKILL`); its end is then
-    /// reported by [`ShardedBroadcaster::read_frame`] like any other. A bad
-    /// index is an `InvalidInput` error.
+    /// reported by [`ShardedBroadcaster::read_frame`] like any other (a
+    /// supervised shard's worker is replaced instead, and reported as
+    /// [`ShardedIncoming::ShardRestarted`]). A bad index is an
+    /// `InvalidInput` error.
     ///
     /// ```no_run
     /// # use broadcast_process::broadcaster::{sharded::ShardedBroadcaster, Options, Transport};
