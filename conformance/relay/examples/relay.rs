@@ -10,10 +10,17 @@
 //! It prints `listening on ws://127.0.0.1:7447` once it accepts
 //! connections. The worker is `broadcast-worker` next to this binary
 //! (built by cargo when missing); `--worker "CMD ARGS"` runs another one.
+//! `--shards K` runs K workers side by side (docs/SCALING.md). Each worker
+//! is supervised unless `--no-supervise`: one that dies is replaced, its
+//! clients' subscriptions and authentications replayed, and the restart
+//! logged on stderr (docs/RELIABILITY.md). The worker pids are logged on
+//! stderr at start (`relay: worker pid N`, `relay: shard S: worker pid N`)
+//! and with each restart (`...; new worker pid N`).
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -37,6 +44,14 @@ struct Args {
     /// How the worker is connected.
     #[arg(long, value_enum, default_value = "stdio")]
     transport: TransportArg,
+    /// Run K workers (shards), connection conn on shard conn % K; each event
+    /// goes to every shard (docs/SCALING.md).
+    #[arg(long, value_name = "K", default_value = "1")]
+    shards: NonZeroUsize,
+    /// Do not supervise the workers: a worker that dies stops the relay
+    /// (by default it is replaced and its clients' state replayed).
+    #[arg(long)]
+    no_supervise: bool,
     /// This relay's URL as NIP-42 clients name it (default: ws://LISTEN).
     #[arg(long)]
     relay_url: Option<String>,
@@ -103,6 +118,10 @@ async fn main() -> ExitCode {
         TransportArg::Stdio => Transport::Stdio,
         TransportArg::Socketpair => Transport::SocketPair,
     };
+    config.shards = args.shards;
+    if args.no_supervise {
+        config.supervision = None;
+    }
     config.relay_url = args.relay_url;
     config.client_queue = args.client_queue;
     config.max_message_bytes = args.max_message_bytes;
@@ -126,6 +145,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let pids = relay.worker_pids();
+    for (shard, pid) in pids.iter().enumerate() {
+        let at = if pids.len() > 1 {
+            format!("shard {shard}: ")
+        } else {
+            String::new()
+        };
+        let pid = pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        eprintln!("relay: {at}worker pid {pid}");
+    }
     if let Some(line) = nats_line {
         println!("broadcast-example-relay: {line}");
     }

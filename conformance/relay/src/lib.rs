@@ -5,7 +5,9 @@
 //! `docs/ASYNC.md` describes what it does and why.
 //!
 //! - [`server`]: the listener, one task per WebSocket, and the start-up.
-//! - [`hub`]: the task that owns the worker and routes its frames.
+//! - [`hub`]: the task that owns the workers (one, or K shards with
+//!   `--shards K`; supervised unless `--no-supervise`) and routes their
+//!   frames.
 //! - `connection`: one client's messages and answers.
 //! - [`http`]: plain HTTP on the same port (NIP-11, CORS preflight).
 //! - [`nats`]: `--nats`, sharing events with relay nodes on other machines.

@@ -3,13 +3,13 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
-use std::process::Command;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use broadcast_process::async_broadcaster::AsyncBroadcaster;
-use broadcast_process::broadcaster::{Options, Transport};
+use broadcast_process::broadcaster::Transport;
+use broadcast_process::link::{DEFAULT_PROBE_CONN, Supervision};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::connection;
 use crate::http;
-use crate::hub::{self, HubCommand};
+use crate::hub::{self, HubCommand, WorkerSpec, Workers};
 use crate::nats::{self, NatsConfig};
 
 /// Messages a client may have waiting in its outbox before it counts as
@@ -37,6 +37,14 @@ pub struct Config {
     pub worker: Vec<OsString>,
     /// How the worker is connected.
     pub transport: Transport,
+    /// How many workers: 1, or K shards (`--shards K`), connection `conn`
+    /// on shard `conn % K` (docs/SCALING.md).
+    pub shards: NonZeroUsize,
+    /// `Some` (the default, [`Supervision::new`]): each worker (each shard)
+    /// is supervised, so a crash costs its clients a pause, never their
+    /// connection, subscriptions or authentication (docs/RELIABILITY.md).
+    /// `None` (`--no-supervise`): a worker's death stops the relay.
+    pub supervision: Option<Supervision>,
     /// This relay's URL, as NIP-42 `relay` tags must name it. `None`:
     /// `ws://<listen address>`.
     pub relay_url: Option<String>,
@@ -63,6 +71,8 @@ impl Config {
             listen,
             worker,
             transport: Transport::Stdio,
+            shards: NonZeroUsize::MIN,
+            supervision: Some(Supervision::new()),
             relay_url: None,
             client_queue: DEFAULT_CLIENT_QUEUE,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -91,7 +101,7 @@ pub(crate) struct Shared {
 pub struct Relay {
     listener: TcpListener,
     url: String,
-    worker_pid: Option<u32>,
+    worker_pids: Vec<Option<u32>>,
     shared: Arc<Shared>,
     hub: JoinHandle<Result<(), String>>,
     max_ws_message: usize,
@@ -103,8 +113,18 @@ pub struct Relay {
 static NEXT_CONN: AtomicI32 = AtomicI32::new(1);
 
 fn next_conn() -> Option<i32> {
-    NEXT_CONN
-        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+    take_conn(&NEXT_CONN)
+}
+
+/// The next number of `counter`, below [`DEFAULT_PROBE_CONN`]
+/// (`i32::MAX`): a supervised handle reserves that conn for its probe and
+/// refuses commands naming it, so the relay never hands it out (unsupervised
+/// too, so both modes number alike). `None` once they are all used.
+fn take_conn(counter: &AtomicI32) -> Option<i32> {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < DEFAULT_PROBE_CONN).then(|| n + 1)
+        })
         .ok()
 }
 
@@ -112,14 +132,14 @@ impl Relay {
     /// Binds the listener and starts the worker and the hub. Call inside a
     /// tokio runtime.
     pub async fn start(config: Config) -> Result<Relay, String> {
-        let Some((program, args)) = config.worker.split_first() else {
-            return Err("no worker command".into());
-        };
-        let mut command = Command::new(program);
-        command.args(args);
-        let worker = AsyncBroadcaster::spawn_with(command, config.transport, &Options::new())
-            .map_err(|e| format!("cannot start the worker: {e}"))?;
-        let worker_pid = worker.pid();
+        let workers = Workers::spawn(&WorkerSpec {
+            command: config.worker.clone(),
+            transport: config.transport,
+            shards: config.shards,
+            supervision: config.supervision,
+        })
+        .map_err(|e| format!("cannot start the worker: {e}"))?;
+        let worker_pids = workers.pids();
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
@@ -132,7 +152,7 @@ impl Relay {
             Some(nats) => Some(nats::start(nats, hub_tx.clone()).await?),
             None => None,
         };
-        let hub = tokio::spawn(hub::run(worker, hub_rx, federation));
+        let hub = tokio::spawn(hub::run(workers, hub_rx, federation));
         let shared = Arc::new(Shared {
             config: SharedConfig {
                 relay_url: config.relay_url.clone().unwrap_or_else(|| url.clone()),
@@ -146,7 +166,7 @@ impl Relay {
         Ok(Relay {
             listener,
             url,
-            worker_pid,
+            worker_pids,
             shared,
             hub,
             max_ws_message: config.max_message_bytes.saturating_mul(4),
@@ -158,9 +178,17 @@ impl Relay {
         &self.url
     }
 
-    /// The worker's process id.
+    /// The first worker's process id, as started (shard 0's with shards;
+    /// a supervised worker that is replaced gets a new one, which the relay
+    /// logs).
     pub fn worker_pid(&self) -> Option<u32> {
-        self.worker_pid
+        self.worker_pids.first().copied().flatten()
+    }
+
+    /// Every worker's process id as started, by shard (one entry without
+    /// shards).
+    pub fn worker_pids(&self) -> &[Option<u32>] {
+        &self.worker_pids
     }
 
     /// Accepts connections until the worker fails (the error says how).
@@ -237,5 +265,24 @@ impl Relay {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conns_start_at_one_and_never_reach_the_probe_conn() {
+        let counter = AtomicI32::new(1);
+        assert_eq!(take_conn(&counter), Some(1));
+        assert_eq!(take_conn(&counter), Some(2));
+        let counter = AtomicI32::new(DEFAULT_PROBE_CONN - 2);
+        assert_eq!(take_conn(&counter), Some(DEFAULT_PROBE_CONN - 2));
+        assert_eq!(take_conn(&counter), Some(DEFAULT_PROBE_CONN - 1));
+        assert_eq!(DEFAULT_PROBE_CONN, i32::MAX);
+        // i32::MAX is the probe's: never handed out, and nothing after it.
+        assert_eq!(take_conn(&counter), None);
+        assert_eq!(take_conn(&counter), None);
     }
 }
