@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use broadcast_process::broadcaster::sharded::{ShardError, ShardedBroadcaster, ShardedIncoming};
@@ -52,7 +52,7 @@ impl Kind {
 }
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
-    let cases: [(&str, Case); 2] = [
+    let cases: [(&str, Case); 3] = [
         (
             "kill_9_one_shard_mid_burst_restarts_only_that_shard",
             kill_one_shard,
@@ -61,6 +61,7 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             "a_crash_loop_on_one_shard_gives_up_that_shard_only",
             crash_loop_one_shard,
         ),
+        ("close_write_then_exit_restarts_no_shard", close_write_then_exit),
     ];
     let mut trials = Vec::new();
     for (case, run) in cases {
@@ -98,6 +99,12 @@ trait ShSup: Send {
     fn next(&mut self, timeout: Duration) -> Result<ShardedIncoming, ShardError<ReadError>>;
     fn pids(&self) -> Vec<Option<u32>>;
     fn restarts(&self, shard: usize) -> u64;
+    /// Ends every shard's command stream; `Err(shard)` if one has commands
+    /// queued.
+    fn close_write(&mut self) -> Result<(), usize>;
+    /// The shard's exit status if its worker was reaped (reaping it if it
+    /// has exited), without waiting.
+    fn exit_status(&mut self, shard: usize) -> Option<ExitStatus>;
 }
 
 fn k() -> NonZeroUsize {
@@ -174,10 +181,17 @@ impl ShSup for ShardedBroadcaster {
         let b = self.shard(shard).expect("a shard");
         b.supervisor().expect("supervised").restarts()
     }
+    fn close_write(&mut self) -> Result<(), usize> {
+        ShardedBroadcaster::close_write(self).map_err(|e| e.shard)
+    }
+    fn exit_status(&mut self, shard: usize) -> Option<ExitStatus> {
+        ShardedBroadcaster::exit_status(self, shard)
+    }
 }
 
 #[cfg(feature = "tokio")]
 mod tokio_sup {
+    use std::process::ExitStatus;
     use std::time::Duration;
 
     use broadcast_process::async_broadcaster::{AsyncShardedBroadcaster, QueueError};
@@ -263,6 +277,14 @@ mod tokio_sup {
                 .supervisor()
                 .expect("supervised")
                 .restarts()
+        }
+        fn close_write(&mut self) -> Result<(), usize> {
+            let b = self.b.as_mut().expect("the handle");
+            b.close_write().map_err(|e| e.shard)
+        }
+        fn exit_status(&mut self, shard: usize) -> Option<ExitStatus> {
+            let b = self.b.as_mut().expect("the handle");
+            self.rt.block_on(b.wait_exit(shard, Duration::ZERO))
         }
     }
 }
@@ -477,6 +499,57 @@ fn crash_loop_one_shard(kind: Kind, transport: Transport) {
             seen.insert(pid, ()).is_none(),
             "a pid twice: each restart is a new worker"
         );
+        assert_reaped(pid);
+    }
+}
+
+/// The relay ends every shard's command stream: each worker's exit is
+/// reported as that shard's end, with its conns, and no shard restarts.
+fn close_write_then_exit(kind: Kind, transport: Transport) {
+    let sup = Supervision::new().backoff(Duration::from_millis(20), Duration::from_millis(80));
+    let mut b = supervised(kind, transport, sup, |_| reference_worker());
+    let b = &mut *b;
+    open_conns(b, &CONNS);
+    b.fanout(event(1)).unwrap();
+    b.flush_all().unwrap();
+    let pids: Vec<u32> = b.pids().into_iter().map(Option::unwrap).collect();
+    b.close_write().unwrap();
+    let refused = b.on_connect(5).unwrap_err();
+    assert_eq!(refused.error, SendError::WriteClosed);
+    let mut got = Deliveries::new();
+    let mut exits = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    while exits.len() < K {
+        assert!(Instant::now() < deadline, "ends reported: {exits:?}");
+        match b.next(Duration::from_millis(50)).unwrap() {
+            ShardedIncoming::ShardExited(exit) => {
+                // Reported as it ends: reaped now, or at the next look.
+                let status = loop {
+                    if let Some(status) = exit.status.or_else(|| b.exit_status(exit.shard)) {
+                        break status;
+                    }
+                    assert!(Instant::now() < deadline, "shard {} not reaped", exit.shard);
+                    std::thread::sleep(Duration::from_millis(2));
+                };
+                assert!(status.success(), "shard {}: {status}", exit.shard);
+                exits.push((exit.shard, exit.conns));
+            }
+            ShardedIncoming::ShardRestarted { shard, restart } => {
+                panic!("shard {shard} restarted after close_write: {restart}")
+            }
+            item => {
+                record(item, &mut got);
+            }
+        }
+    }
+    exits.sort();
+    assert_eq!(exits, [(0, vec![2, 4]), (1, vec![1, 3])]);
+    // Each shard's last frames came before its end.
+    assert_eq!(got.len(), CONNS.len(), "{got:?}");
+    std::thread::sleep(Duration::from_millis(100)); // well past a backoff
+    assert_eq!(b.pids(), pids.iter().copied().map(Some).collect::<Vec<_>>());
+    assert_eq!((b.restarts(0), b.restarts(1)), (0, 0));
+    for pid in pids {
         assert_reaped(pid);
     }
 }
