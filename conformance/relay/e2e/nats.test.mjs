@@ -19,72 +19,24 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 import net from 'node:net';
 
-import WebSocket from 'ws';
-import { finalizeEvent, generateSecretKey } from 'nostr-tools/pure';
-import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
+import { generateSecretKey } from 'nostr-tools/pure';
 
-useWebSocketImplementation(WebSocket);
+import {
+  children, closeRelays, connectTo, record, relayBin, sign as signEvent, startAndWait, stop, withTimeout,
+} from './support.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-// Built by run.sh (`cargo build --release --example relay`); run directly,
-// since two `cargo run`s at once would wait for each other's build lock.
-const relayBin = path.join(process.env.CARGO_TARGET_DIR ?? path.join(repoRoot, 'target'), 'release', 'examples', 'relay');
-const STEP_TIMEOUT_MS = 20_000;
 // async-nats waits at most 4 s between reconnection attempts.
 const RECONNECT_TIMEOUT_MS = 30_000;
 const NODE_A_QUEUE = 16;
 // More than async-nats's 2048-message buffer, node A's queue and the one
 // message in flight between them.
 const FLOOD = 2048 + NODE_A_QUEUE + 400;
-const children = [];
-const openRelays = [];
 let natsPort;
 let nats;
 let nodeA;
 let nodeB;
-
-function withTimeout(promise, what, ms = STEP_TIMEOUT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/// Spawns `cmd` and resolves with the first capture of `pattern` in a line
-/// of `stream` (its stdout or stderr).
-async function startAndWait(cmd, args, stream, pattern, what) {
-  const child = spawn(cmd, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  // Every stderr line is kept (a test reads the relay's log) and shown.
-  child.log = [];
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    child.log.push(line);
-    if (stream !== 'stderr') process.stderr.write(`${line}\n`);
-  });
-  if (stream !== 'stdout') child.stdout.resume();
-  const lines = createInterface({ input: child[stream] });
-  const value = await withTimeout(
-    new Promise((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`${what}: exited early (${code})`)));
-      lines.on('line', (line) => {
-        const m = line.match(pattern);
-        if (m) resolve(m[1]);
-      });
-    }),
-    what,
-  );
-  // Keep draining so a chatty child never blocks on a full pipe.
-  lines.on('line', () => {});
-  return { child, value };
-}
 
 async function startNats(port) {
   const { child, value } = await startAndWait(
@@ -92,13 +44,6 @@ async function startNats(port) {
     /Listening for client connections on 127\.0\.0\.1:(\d+)/, 'nats-server listens',
   );
   return { child, port: Number(value) };
-}
-
-async function stop(child, signal = 'SIGTERM') {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill(signal);
-  await withTimeout(exited, `pid ${child.pid} exits on ${signal}`, 10_000).catch(() => child.kill('SIGKILL'));
 }
 
 async function startNode(name, extra = []) {
@@ -120,39 +65,17 @@ before(async () => {
 });
 
 after(async () => {
-  for (const r of openRelays) {
-    try { r.close(); } catch { /* already closed */ }
-  }
+  closeRelays();
   for (const child of children) await stop(child, child === nodeA?.child || child === nodeB?.child ? 'SIGINT' : 'SIGTERM');
 });
 
-async function connect(node) {
-  const relay = await withTimeout(Relay.connect(node.url), `connect to ${node.url}`);
-  relay.onnotice = () => {};
-  openRelays.push(relay);
-  return relay;
+function connect(node) {
+  return connectTo(node.url);
 }
 
-/// A subscription that records what it is sent (see relay.test.mjs).
-function record(relay, filters) {
-  const got = { events: [], invalid: [], waiters: [] };
-  const notify = () => { for (const w of got.waiters.splice(0)) w(); };
-  got.eose = new Promise((resolve) => {
-    got.sub = relay.subscribe(filters, {
-      onevent: (e) => { got.events.push(e); notify(); },
-      oninvalidevent: (e) => { got.invalid.push(e); notify(); },
-      oneose: resolve,
-    });
-  });
-  got.until = (pred, what, ms) => withTimeout((async () => {
-    while (!pred(got)) await new Promise((resolve) => got.waiters.push(resolve));
-  })(), what, ms);
-  got.ids = () => got.events.map((e) => e.id);
-  return got;
-}
-
+/// A kind-1 note tagged `t`: `tag`.
 function sign(sk, content, tag) {
-  return finalizeEvent({ kind: 1, content, tags: [['t', tag]], created_at: Math.floor(Date.now() / 1000) }, sk);
+  return signEvent(sk, 1, content, [['t', tag]]);
 }
 
 /// Publishes distinct probe events on `from` until `probes` (a recording

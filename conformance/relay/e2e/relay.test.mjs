@@ -14,29 +14,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
 
 import WebSocket from 'ws';
 import { finalizeEvent, generateSecretKey, getPublicKey } from 'nostr-tools/pure';
-import { Relay, useWebSocketImplementation } from 'nostr-tools/relay';
 import { fetchRelayInformation } from 'nostr-tools/nip11';
 
-useWebSocketImplementation(WebSocket);
+import { closeRelays, connectTo, record, repoRoot, sign, withTimeout } from './support.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-const STEP_TIMEOUT_MS = 20_000;
 let relayProcess;
 let url;
-const openRelays = [];
-
-function withTimeout(promise, what, ms = STEP_TIMEOUT_MS) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 before(async () => {
   relayProcess = spawn(
@@ -59,9 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const r of openRelays) {
-    try { r.close(); } catch { /* already closed */ }
-  }
+  closeRelays();
   if (relayProcess && relayProcess.exitCode === null) {
     const exited = new Promise((resolve) => relayProcess.once('exit', resolve));
     relayProcess.kill('SIGINT');
@@ -69,43 +53,8 @@ after(async () => {
   }
 });
 
-async function connect() {
-  const relay = await withTimeout(Relay.connect(url), 'connect');
-  relay.onnotice = () => {};
-  openRelays.push(relay);
-  return relay;
-}
-
-/// A subscription that records every event it is sent, including those
-/// nostr-tools finds not matching its filters (`oninvalidevent`): those are
-/// relay bugs, and a test must see them.
-function record(relay, filters) {
-  const got = { events: [], invalid: [], closed: null, eose: null, waiters: [] };
-  const notify = () => {
-    for (const w of got.waiters.splice(0)) w();
-  };
-  got.eose = new Promise((resolve) => {
-    got.sub = relay.subscribe(filters, {
-      onevent: (e) => { got.events.push(e); notify(); },
-      oninvalidevent: (e) => { got.invalid.push(e); notify(); },
-      oneose: resolve,
-      onclose: (reason) => { got.closed = reason; notify(); },
-    });
-  });
-  got.until = async (pred, what) => {
-    await withTimeout(
-      (async () => {
-        while (!pred(got)) await new Promise((resolve) => got.waiters.push(resolve));
-      })(),
-      what,
-    );
-  };
-  got.ids = () => got.events.map((e) => e.id);
-  return got;
-}
-
-function sign(sk, kind, content, tags = []) {
-  return finalizeEvent({ kind, content, tags, created_at: Math.floor(Date.now() / 1000) }, sk);
+function connect() {
+  return connectTo(url);
 }
 
 /// A raw WebSocket client, for what nostr-tools hides (it ignores events

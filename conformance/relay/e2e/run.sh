@@ -4,7 +4,9 @@
 # the pinned npm packages with `npm ci`, and runs `node --test`, which starts
 # the relay with `cargo run --release --example relay` on a free loopback
 # port and kills it at the end. nats.test.mjs also starts a nats-server and
-# two relay nodes with `--nats` (docs/SCALING.md). Needs node >= 20, npm and
+# two relay nodes with `--nats` (docs/SCALING.md); crash.test.mjs kills a
+# supervised relay's worker (and one of two shards) with kill -9
+# (docs/RELIABILITY.md). Needs node >= 20, npm and
 # nats-server (installed from the distribution when missing and we are root).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -48,4 +50,4 @@ npm ci --no-audit --no-fund --loglevel=error
 # Each test bounds its own steps; this bounds the whole run.
 # --test-timeout also bounds the whole file, relay start-up included, which
 # on a loaded machine can take long; each test has its own tighter bounds.
-timeout 900 node --test --test-concurrency=1 --test-timeout=600000 relay.test.mjs nats.test.mjs
+timeout 900 node --test --test-concurrency=1 --test-timeout=600000 relay.test.mjs nats.test.mjs crash.test.mjs
