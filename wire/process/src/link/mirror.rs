@@ -35,7 +35,15 @@ use bytes::Bytes;
 struct Conn {
     flags: NewFlags,
     auths: Vec<[u8; PUBKEY_LEN]>,
-    subs: HashMap<SubId, Bytes>,
+    /// Each sub's REQ, and the mirror's sequence number of its last Add
+    /// (the replay's order).
+    subs: HashMap<SubId, Sub>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sub {
+    seq: u64,
+    req: Bytes,
 }
 
 /// The parent's copy of one worker's state: what a supervised handle replays
@@ -63,6 +71,8 @@ pub struct Mirror {
     conns: BTreeMap<i32, Conn>,
     subs: usize,
     auths: usize,
+    /// Adds applied so far: the next Add's sequence number.
+    adds: u64,
 }
 
 impl Mirror {
@@ -107,10 +117,15 @@ impl Mirror {
             SubCommand::Add {
                 conn, sub_id, req, ..
             } => {
-                if let Some(c) = self.conns.get_mut(conn)
-                    && c.subs.insert(sub_id.clone(), req.clone()).is_none()
-                {
-                    self.subs += 1;
+                if let Some(c) = self.conns.get_mut(conn) {
+                    self.adds += 1;
+                    let sub = Sub {
+                        seq: self.adds,
+                        req: req.clone(),
+                    };
+                    if c.subs.insert(sub_id.clone(), sub).is_none() {
+                        self.subs += 1;
+                    }
                 }
             }
             SubCommand::Remove { conn, sub_id, .. } => {
@@ -218,9 +233,9 @@ impl Mirror {
 
     /// The commands that rebuild this state in a worker that has none, in
     /// an order the spec allows: per connection (in conn order), its New,
-    /// then its Auths in the order they were first given, then its Adds
-    /// (PROTOCOL.md#parent-lifecycle: New first). The REQs are the bytes of
-    /// the Adds, shared, not copied.
+    /// then its Auths in the order they were first given, then its Adds in
+    /// the order they were last added (PROTOCOL.md#parent-lifecycle: New
+    /// first). The REQs are the bytes of the Adds, shared, not copied.
     ///
     /// ```
     /// use broadcast_process::link::Mirror;
@@ -242,11 +257,13 @@ impl Mirror {
                 flags: ReservedFlags::EMPTY,
                 pubkey,
             }));
-            out.extend(c.subs.iter().map(|(sub_id, req)| SubCommand::Add {
+            let mut subs: Vec<(&SubId, &Sub)> = c.subs.iter().collect();
+            subs.sort_unstable_by_key(|(_, sub)| sub.seq);
+            out.extend(subs.into_iter().map(|(sub_id, sub)| SubCommand::Add {
                 conn,
                 flags: ReservedFlags::EMPTY,
                 sub_id: sub_id.clone(),
-                req: req.clone(),
+                req: sub.req.clone(),
             }));
         }
         out
@@ -270,14 +287,17 @@ impl Mirror {
         // A B-tree node holds up to 11 entries; count a node's share and
         // its pointers as about one entry and a word per entry.
         let per_conn = size_of::<i32>() + size_of::<Conn>() + size_of::<usize>();
-        let per_sub_slot = size_of::<(SubId, Bytes)>() + 1; // hashbrown: one control byte
+        let per_sub_slot = size_of::<(SubId, Sub)>() + 1; // hashbrown: one control byte
         self.conns
             .values()
             .map(|c| {
                 per_conn
                     + c.auths.capacity() * PUBKEY_LEN
                     + c.subs.capacity() * per_sub_slot
-                    + c.subs.iter().map(|(id, req)| id.len() + req.len()).sum::<usize>()
+                    + c.subs
+                        .iter()
+                        .map(|(id, sub)| id.len() + sub.req.len())
+                        .sum::<usize>()
             })
             .sum()
     }
@@ -405,7 +425,9 @@ mod tests {
             conn: 1,
             flags: ReservedFlags::EMPTY,
         });
-        assert_eq!(m, Mirror::new());
+        assert_eq!((m.conns(), m.auths(), m.subscriptions()), (0, 0, 0));
+        assert!(m.replay().is_empty());
+        assert_eq!(m.approx_heap_bytes(), 0);
     }
 
     #[test]
@@ -531,10 +553,15 @@ mod tests {
             let mut live = Worker::new();
             let mut current = Worker::new();
             let mut m = Mirror::new();
-            let observe = |m: &mut Mirror, frames: Vec<BroadcastFrame>| {
+            // Each conn's sub_ids in the order they were last added.
+            let mut order: BTreeMap<i32, Vec<SubId>> = BTreeMap::new();
+            let observe = |m: &mut Mirror, order: &mut BTreeMap<i32, Vec<SubId>>, frames: Vec<BroadcastFrame>| {
                 for f in frames {
-                    if let Some(s) = closed_sub_id(&f.data) {
-                        m.on_closed(f.conn, &s);
+                    if let Some(s) = closed_sub_id(&f.data)
+                        && m.on_closed(f.conn, &s)
+                        && let Some(subs) = order.get_mut(&f.conn)
+                    {
+                        subs.retain(|id| id.as_str() != s);
                     }
                 }
             };
@@ -544,17 +571,49 @@ mod tests {
                         let mut out = Vec::new();
                         live.handle(&cmd, &mut Vec::new());
                         let _: Outcome = current.handle(&cmd, &mut out);
+                        match &cmd {
+                            SubCommand::New { conn, .. } => {
+                                order.insert(*conn, Vec::new());
+                            }
+                            SubCommand::Close { conn, .. } => {
+                                order.remove(conn);
+                            }
+                            SubCommand::Add { conn, sub_id, .. } | SubCommand::Remove { conn, sub_id, .. } => {
+                                if let Some(subs) = order.get_mut(conn) {
+                                    subs.retain(|id| id != sub_id);
+                                    if matches!(cmd, SubCommand::Add { .. }) {
+                                        subs.push(sub_id.clone());
+                                    }
+                                }
+                            }
+                            _ => {}
+                        }
                         m.apply(&cmd);
-                        observe(&mut m, out);
+                        observe(&mut m, &mut order, out);
                     }
                     Op::Restart => {
                         current = Worker::new();
                         let mut out = Vec::new();
-                        for cmd in m.replay() {
+                        let replay = m.replay();
+                        // Each conn's Adds in the order they were last added.
+                        let mut replayed: BTreeMap<i32, Vec<SubId>> = BTreeMap::new();
+                        for cmd in &replay {
+                            match cmd {
+                                SubCommand::New { conn, .. } => {
+                                    replayed.insert(*conn, Vec::new());
+                                }
+                                SubCommand::Add { conn, sub_id, .. } => {
+                                    replayed.get_mut(conn).expect("New first").push(sub_id.clone());
+                                }
+                                _ => {}
+                            }
+                        }
+                        prop_assert_eq!(&replayed, &order);
+                        for cmd in replay {
                             current.handle(&cmd, &mut out);
                         }
                         prop_assert!(out.is_empty(), "the replay of refused Adds: {out:?}");
-                        observe(&mut m, out);
+                        observe(&mut m, &mut order, out);
                     }
                 }
                 prop_assert_eq!(state(&current), state(&live));
