@@ -855,9 +855,10 @@ impl AsyncBroadcaster {
         self.end.stderr.as_ref()
     }
 
-    /// Whether the link has items or bytes in memory that no readiness
-    /// will announce (for the sharded handle's fair read).
+    /// Whether items wait in memory that no readiness will announce (for
+    /// the sharded handle's fair read): read ahead in the link, or a dead
+    /// supervised worker's last output and the restart's report.
     pub(crate) fn has_buffered(&self) -> bool {
-        self.end.link.has_buffered()
+        self.end.has_buffered()
     }
 }

@@ -2,6 +2,7 @@
 //! handle: the I/O-free [`Link`] over the worker's non-blocking fds, and
 //! the worker process itself. The handles differ only in how they wait.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -36,6 +37,9 @@ pub(crate) struct Supervised {
     event: Option<Restart>,
     /// The handle killed the worker, for this reason.
     kill_cause: Option<RestartCause>,
+    /// What the dead worker wrote and the relay had not read yet, read to
+    /// its end after the worker exited: reported before `event`.
+    drained: VecDeque<Incoming>,
 }
 
 impl fmt::Debug for Supervised {
@@ -53,6 +57,21 @@ fn cause_of(status: ExitStatus) -> RestartCause {
     match status.signal() {
         Some(sig) => RestartCause::Signaled(sig),
         None => RestartCause::Exited(Some(status)),
+    }
+}
+
+/// Most items read from a dead worker's fd after its death (besides those
+/// already read ahead): its output ends at end-of-file, but a process it
+/// left behind could hold the write end and keep writing.
+const DRAIN_MAX_READS: usize = 1 << 16;
+
+/// Why a supervised worker whose output could not be read is replaced,
+/// and whether the handle must kill it: its exit status if it has
+/// exited, else the error ([`RestartCause::ReadFailed`]).
+fn read_failure(error: &io::Error, status: Option<ExitStatus>) -> (RestartCause, bool) {
+    match status {
+        Some(status) => (cause_of(status), false),
+        None => (RestartCause::ReadFailed(error.to_string()), true),
     }
 }
 
@@ -102,6 +121,7 @@ impl Endpoint {
             opts: opts.clone(),
             event: None,
             kill_cause: None,
+            drained: VecDeque::new(),
         }));
         end.drive(Instant::now());
         Ok(end)
@@ -291,17 +311,59 @@ impl Endpoint {
         if s.sup.phase() == Phase::GaveUp {
             // No replacement will reap it: do it now (it is dead or killed).
             self.worker.kill_and_reap();
+            self.drain_dead(now);
+        }
+    }
+
+    /// After the worker has exited (reaped): reads what it wrote and was
+    /// not read yet, from the link's stash and then from the fd until its
+    /// end (end-of-file: the writer is dead; with a socketpair, ECONNRESET
+    /// reads as end-of-file too), and keeps it for the relay in order,
+    /// before the restart's report. Each frame goes through the
+    /// supervisor as if read while it lived: a `CLOSED` answering an Add
+    /// updates the mirror (so a refused Add is not replayed), the probe's
+    /// frames are consumed. After a framing error nothing can be trusted:
+    /// the rest is discarded, as before. Without blocking: the fd is
+    /// non-blocking, and a `Pending` (a process it left behind holds the
+    /// write end) ends the drain.
+    fn drain_dead(&mut self, now: Instant) {
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
+        };
+        let mut reads = 0;
+        loop {
+            if !self.link.has_buffered() {
+                if reads == DRAIN_MAX_READS {
+                    break;
+                }
+                reads += 1;
+            }
+            match self.link.read() {
+                Ok(Incoming::Frame(frame)) => {
+                    if s.sup.on_frame(&frame, now) {
+                        s.drained.push_back(Incoming::Frame(frame));
+                    }
+                }
+                Ok(item @ Incoming::InvalidFrame(_)) => s.drained.push_back(item),
+                // Its end, nothing more for now, or a broken stream.
+                Ok(_) | Err(_) => break,
+            }
         }
     }
 
     /// Reaps the dead worker and spawns the next.
     fn respawn(&mut self, now: Instant) {
-        let Some(s) = self.supervised.as_deref_mut() else {
+        if self.supervised.is_none() {
             return;
-        };
+        }
         let status = match self.worker.try_status() {
             Some(status) => Some(status),
             None => self.worker.kill_and_reap(),
+        };
+        // Its output is complete now: deliver what is left of it first.
+        self.drain_dead(now);
+        let Some(s) = self.supervised.as_deref_mut() else {
+            return;
         };
         let cause = match (s.kill_cause.take(), status) {
             (Some(killed), _) => killed,
@@ -337,6 +399,9 @@ impl Endpoint {
             let Some(s) = self.supervised.as_deref_mut() else {
                 unreachable!()
             };
+            if let Some(item) = s.drained.pop_front() {
+                return Ok(item);
+            }
             if let Some(restart) = s.event.take() {
                 return Ok(Incoming::WorkerRestarted(restart));
             }
@@ -380,7 +445,13 @@ impl Endpoint {
                     self.worker_died(RestartCause::FramingBroken(e), true, now);
                     self.drive(now);
                 }
-                Err(e) => return Err(e),
+                Err(ReadError::Io(e)) => {
+                    // Another death: the worker is replaced, the error is
+                    // not the relay's (a sharded handle would retire it).
+                    let (cause, kill) = read_failure(&e, self.worker.try_status());
+                    self.worker_died(cause, kill, now);
+                    self.drive(now);
+                }
             }
         }
     }
@@ -400,9 +471,11 @@ impl Endpoint {
         }
         if phase == Phase::Running {
             self.link.close_write()?;
-        } else {
-            // Dead (backoff) or given up: no replacement will reap it.
+        } else if phase != Phase::GaveUp {
+            // Dead (backoff): no replacement will reap it. What it wrote
+            // is still delivered before its end.
             self.worker.kill_and_reap();
+            self.drain_dead(Instant::now());
         }
         if let Some(s) = self.supervised.as_deref_mut() {
             s.sup.close_write();
@@ -473,8 +546,79 @@ impl Endpoint {
         self.link.read_side() != ReadSide::Ended
     }
 
+    /// Whether items wait in memory that no fd readiness announces: read
+    /// ahead in the link, or (supervised) a dead worker's last output and
+    /// the restart's report.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.link.has_buffered()
+            || self
+                .supervised
+                .as_deref()
+                .is_some_and(|s| s.event.is_some() || !s.drained.is_empty())
+    }
+
     /// Kills the worker now (`SIGKILL`).
     pub(crate) fn kill(&mut self) -> io::Result<()> {
         self.worker.kill()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs::OpenOptions;
+    use std::os::fd::OwnedFd;
+    use std::os::unix::process::ExitStatusExt;
+    use std::sync::Arc;
+
+    use super::super::fd_io::FdKind;
+    use super::*;
+
+    #[test]
+    fn a_read_error_is_a_restart_cause() {
+        let e = io::Error::from_raw_os_error(nix::libc::EIO);
+        assert_eq!(
+            read_failure(&e, None),
+            (RestartCause::ReadFailed(e.to_string()), true)
+        );
+        // Already exited: its status says more, and there is nothing to kill.
+        let killed = ExitStatus::from_raw(9);
+        assert_eq!(read_failure(&e, Some(killed)), (RestartCause::Signaled(9), false));
+    }
+
+    /// A supervised endpoint whose read fails with an I/O error (here
+    /// `EBADF`: its link now reads a write-only `/dev/null`) replaces its
+    /// worker and reports no error.
+    #[test]
+    fn a_supervised_read_error_restarts_the_worker() {
+        let factory: CommandFactory = Box::new(|| {
+            let mut c = Command::new("sh");
+            c.args(["-c", "exec cat >/dev/null"]);
+            c
+        });
+        let sup = Supervision::new().backoff(Duration::from_millis(10), Duration::from_millis(10));
+        let mut end = Endpoint::spawn_supervised(factory, Transport::Stdio, &Options::new(), sup).unwrap();
+        let pid = end.worker.pid().unwrap();
+        let devnull = || {
+            Arc::new(OwnedFd::from(
+                OpenOptions::new().write(true).open("/dev/null").unwrap(),
+            ))
+        };
+        end.link = Link::new(
+            FdReader::new(devnull()),
+            FdWriter::new(devnull(), FdKind::Other),
+            1 << 20,
+            1 << 20,
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let restart = loop {
+            assert!(Instant::now() < deadline, "no restart");
+            match end.read().expect("a read error reaches the relay") {
+                Incoming::WorkerRestarted(r) => break r,
+                Incoming::Pending => std::thread::sleep(Duration::from_millis(2)),
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        assert!(matches!(restart.cause, RestartCause::ReadFailed(_)), "{restart}");
+        assert_ne!(end.worker.pid(), Some(pid));
     }
 }

@@ -258,6 +258,9 @@ pub enum RestartCause {
     WriteGone,
     /// Spawning its replacement failed; the next attempt follows the backoff.
     SpawnFailed(String),
+    /// Reading its output failed with an I/O error (not a framing error,
+    /// not its end): the handle killed it.
+    ReadFailed(String),
 }
 
 impl fmt::Display for RestartCause {
@@ -270,6 +273,7 @@ impl fmt::Display for RestartCause {
             RestartCause::Unresponsive => write!(f, "the worker did not answer a probe in time"),
             RestartCause::WriteGone => write!(f, "the worker closed its input"),
             RestartCause::SpawnFailed(e) => write!(f, "spawning a worker failed: {e}"),
+            RestartCause::ReadFailed(e) => write!(f, "reading the worker's output failed: {e}"),
         }
     }
 }
@@ -306,9 +310,10 @@ pub struct Restart {
     /// Why the worker was replaced (the last cause, when several attempts
     /// were needed).
     pub cause: RestartCause,
-    /// Bcasts written to the dead worker after the last answered probe:
-    /// their frames may or may not have reached the relay. They are never
-    /// sent again, so no client gets an event twice.
+    /// Bcasts written to the dead worker after the last answered probe: an
+    /// upper bound of those it may not have processed. The frames it did
+    /// write for them were read to the end and delivered before this
+    /// report; they are never sent again, so no client gets an event twice.
     pub lost_bcasts: u64,
     /// Commands the relay had sent that the dead worker never got whole:
     /// queued again, in order, after the replay (not lost).
@@ -943,8 +948,10 @@ impl Supervisor {
             self.backlog_relay_bytes = carried.iter().map(|q| HEADER_LEN + q.cmd.encoded_len()).sum();
             std::mem::swap(&mut self.backlog, &mut carried);
             self.probe = None;
-            self.adds.clear();
-            self.pending.clear();
+            // `adds` and `pending` stay until the replacement is spawned:
+            // the dead worker's output still unread answers its Adds (see
+            // `Endpoint`'s drain), and a CLOSED in it must reach the mirror
+            // before the replay.
             self.written_since_probe = false;
             self.cause = Some(cause);
         }
@@ -999,6 +1006,9 @@ impl Supervisor {
         self.link_sent = 0;
         self.last_answer = now;
         self.restarts += 1;
+        // The dead worker's Adds are answered or never will be.
+        self.adds.clear();
+        self.pending.clear();
         let carried = std::mem::take(&mut self.backlog);
         let replay = self.mirror.replay();
         self.backlog = self

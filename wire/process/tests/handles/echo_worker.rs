@@ -31,6 +31,9 @@
 //! - `--ignore-eof`: at end of input, keep running until killed
 //! - `--exit-after N:CODE`: exit with CODE after answering N commands
 //! - `--crash-after N`: abort (`SIGABRT`) after answering N commands
+//! - `--closed-adds`: answer every Add with a `CLOSED` message for its
+//!   conn and sub_id (a refusal, PROTOCOL.md#add-failure) instead of its
+//!   echo
 //!
 //! End of input on a frame boundary exits 0; a framing error exits 2 (as
 //! PROTOCOL.md#exit-status asks of a worker); a payload that does not decode is
@@ -65,6 +68,7 @@ struct Config {
     ignore_eof: bool,
     exit_after: Option<(u64, u8)>,
     crash_after: Option<u64>,
+    closed_adds: bool,
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: Option<String>) -> Result<T, String> {
@@ -101,6 +105,7 @@ impl Config {
                     ));
                 }
                 "--crash-after" => cfg.crash_after = Some(number(&arg, args.next())?),
+                "--closed-adds" => cfg.closed_adds = true,
                 other => return Err(format!("unknown argument {other}")),
             }
         }
@@ -141,7 +146,15 @@ fn noise() -> [Frame; 5] {
     ]
 }
 
-fn answer(cmd: &SubCommand) -> Frame {
+fn answer(cmd: &SubCommand, closed_adds: bool) -> Frame {
+    if let (true, SubCommand::Add { conn, sub_id, .. }) = (closed_adds, cmd) {
+        // The test sub_ids are plain ASCII: Rust's quoting is JSON's.
+        let data = format!(r#"["CLOSED",{:?},"invalid: refused by {NAME}"]"#, sub_id.as_str());
+        return Frame::from_message(&BroadcastFrame {
+            conn: *conn,
+            data: data.into(),
+        });
+    }
     let mut data = Vec::with_capacity(cmd.encoded_len());
     cmd.encode(&mut data);
     Frame::from_message(&BroadcastFrame {
@@ -250,7 +263,7 @@ fn run(cfg: &Config, input: impl Read, output: impl Write) -> ExitCode {
                     out.send(&frame)?;
                 }
             }
-            out.send(&answer(&cmd))?;
+            out.send(&answer(&cmd, cfg.closed_adds))?;
             answered += 1;
             if cfg.crash_after == Some(answered) {
                 eprintln!("{NAME}: crashing on purpose after {answered} commands");

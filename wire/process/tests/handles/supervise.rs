@@ -20,7 +20,8 @@ use broadcast_wire::{BcastFlags, ReadError};
 use nix::sys::signal::Signal;
 
 use crate::support::{
-    PATIENCE, TRANSPORTS, assert_reaped, echo_worker, signal, stop, test_options, transport_name, within,
+    PATIENCE, TRANSPORTS, assert_reaped, echo_worker, process_state, signal, stop, test_options,
+    transport_name, within,
 };
 
 /// A case still running after this hangs.
@@ -55,7 +56,7 @@ impl Kind {
 }
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
-    let cases: [(&str, Case); 6] = [
+    let cases: [(&str, Case); 8] = [
         (
             "kill_9_mid_burst_restarts_and_every_unlost_event_arrives_once",
             kill_9_mid_burst,
@@ -68,6 +69,14 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
         ("framing_garbage_restarts_the_worker", garbage),
         ("a_crash_during_the_replay_restarts_again", crash_in_replay),
         ("close_write_then_exit_is_not_restarted", close_write_then_exit),
+        (
+            "a_dead_workers_unread_output_reaches_the_relay_before_the_restart",
+            unread_output_of_a_dead_worker,
+        ),
+        (
+            "a_worker_killed_with_unread_input_is_restarted",
+            killed_with_unread_input,
+        ),
     ];
     let mut trials = Vec::new();
     for (case, run) in cases {
@@ -581,4 +590,110 @@ fn close_write_then_exit(kind: Kind, transport: Transport) {
     assert_eq!(b.pid(), Some(pid));
     assert_eq!(b.restarts(), 0);
     assert_eq!(spawns.load(Ordering::SeqCst), 1);
+}
+
+/// Waits until process `pid` has exited (a zombie, or reaped): its fds
+/// are closed, everything it wrote is in the pipe or socket.
+fn wait_dead(pid: u32) {
+    let deadline = Instant::now() + PATIENCE;
+    while !matches!(process_state(pid), Some('Z') | None) {
+        assert!(Instant::now() < deadline, "worker {pid} did not die");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The first worker answers the relay's New (an echo) and refuses its Add
+/// (a `CLOSED`), then dies before the handle has read either; the death is
+/// first seen by a write. Both frames reach the relay, in order, before
+/// the restart; the refused Add leaves the mirror and is not replayed, so
+/// the client gets exactly one `CLOSED` for it.
+fn unread_output_of_a_dead_worker(kind: Kind, transport: Transport) {
+    let mut b = supervised(
+        kind,
+        transport,
+        fast(),
+        // Answers: the probe's New and Add, the relay's New and Add; then
+        // it aborts.
+        first_then_reference(echo_worker(&["--closed-adds", "--crash-after", "4"])),
+    );
+    let b = &mut *b;
+    let pid = b.pid().unwrap();
+    let bad = r#"["REQ","bad",{"kinds":"bad"}]"#;
+    b.on_connect(1, false).unwrap();
+    b.on_subscribe(1, "bad", bad).unwrap();
+    b.flush_timeout(Duration::from_millis(200));
+    wait_dead(pid);
+    // A write finds it gone (nothing was read since it wrote).
+    b.fanout(event(1)).unwrap();
+    b.flush_timeout(Duration::from_millis(50));
+    let mut items = Vec::new();
+    let deadline = Instant::now() + PATIENCE;
+    let r = loop {
+        assert!(Instant::now() < deadline, "no restart: {items:?}");
+        match b.next(Duration::from_millis(50)).unwrap() {
+            Incoming::WorkerRestarted(r) => break r,
+            Incoming::Frame(f) => items.push(f),
+            Incoming::Pending => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(items.len(), 2, "{r}: {items:?}");
+    assert_eq!(items[0].conn, 1);
+    assert!(!items[0].data.starts_with(b"[\"CLOSED\""), "{items:?}");
+    assert_eq!(items[1].conn, 1);
+    assert!(items[1].data.starts_with(br#"["CLOSED","bad","#), "{items:?}");
+    assert!(
+        matches!(r.cause, RestartCause::Signaled(6) | RestartCause::WriteGone),
+        "{r}"
+    );
+    assert_eq!(
+        (r.replayed.conns, r.replayed.auths, r.replayed.subs),
+        (1, 0, 0),
+        "the refused Add was replayed: {r}"
+    );
+    assert_eq!(r.lost_bcasts, 0, "{r}");
+    assert_reaped(pid);
+    // No second CLOSED (and nothing else) for conn 1 from the new worker.
+    b.flush_blocking().unwrap();
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        match b.next(Duration::from_millis(50)).unwrap() {
+            Incoming::Pending => {}
+            other => panic!("after the restart: {other:?}"),
+        }
+    }
+}
+
+/// A worker stopped with commands unread in its input, then killed: over a
+/// socketpair the handle's read fails with `ECONNRESET` (the peer died
+/// with unread data) before it reads end-of-file. A supervised handle
+/// restarts the worker as for any other death, and reports no error.
+fn killed_with_unread_input(kind: Kind, transport: Transport) {
+    let mut b = supervised(kind, transport, fast(), reference_worker);
+    let b = &mut *b;
+    open_conns(b);
+    b.flush_blocking().unwrap();
+    let pid = b.pid().unwrap();
+    stop(pid);
+    for n in 0..10 {
+        b.fanout(event(n)).unwrap();
+    }
+    b.flush_blocking().unwrap();
+    signal(pid, Signal::SIGKILL);
+    wait_dead(pid);
+    let mut frames = Vec::new();
+    let r = until_restart(b, &mut frames);
+    assert_eq!(r.cause, RestartCause::Signaled(9), "{r}");
+    assert_eq!(r.replayed.subs, 3, "{r}");
+    assert_eq!(r.lost_bcasts, 10, "{r}");
+    assert_reaped(pid);
+    b.fanout(event(100)).unwrap();
+    b.flush_blocking().unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while CONNS.iter().any(|&c| !frames.contains(&(c, 100))) {
+        assert!(Instant::now() < deadline, "nothing after the restart: {frames:?}");
+        if let Incoming::Frame(f) = b.next(Duration::from_millis(50)).unwrap() {
+            frames.push((f.conn, event_number(&f.data)));
+        }
+    }
 }

@@ -19,7 +19,9 @@ use broadcast_process::link::{Restart, RestartCause, Supervision};
 use broadcast_wire::{BcastFlags, ReadError};
 use nix::sys::signal::Signal;
 
-use crate::support::{PATIENCE, TRANSPORTS, assert_reaped, signal, test_options, transport_name, within};
+use crate::support::{
+    PATIENCE, TRANSPORTS, assert_reaped, process_state, signal, stop, test_options, transport_name, within,
+};
 
 const CASE_LIMIT: Duration = Duration::from_secs(120);
 const K: usize = 2;
@@ -52,7 +54,7 @@ impl Kind {
 }
 
 pub fn tests() -> Vec<libtest_mimic::Trial> {
-    let cases: [(&str, Case); 3] = [
+    let cases: [(&str, Case); 4] = [
         (
             "kill_9_one_shard_mid_burst_restarts_only_that_shard",
             kill_one_shard,
@@ -62,6 +64,10 @@ pub fn tests() -> Vec<libtest_mimic::Trial> {
             crash_loop_one_shard,
         ),
         ("close_write_then_exit_restarts_no_shard", close_write_then_exit),
+        (
+            "a_shard_killed_with_unread_input_is_restarted_not_retired",
+            killed_with_unread_input,
+        ),
     ];
     let mut trials = Vec::new();
     for (case, run) in cases {
@@ -552,4 +558,58 @@ fn close_write_then_exit(kind: Kind, transport: Transport) {
     for pid in pids {
         assert_reaped(pid);
     }
+}
+
+/// Shard 1's worker is stopped with commands unread in its input, then
+/// killed: over a socketpair the read fails with `ECONNRESET` before
+/// end-of-file. The shard is restarted like on any other death (not
+/// killed and retired over a read error), and shard 0 is not touched.
+fn killed_with_unread_input(kind: Kind, transport: Transport) {
+    let mut b = supervised(kind, transport, fast_sup(), |_| reference_worker());
+    let b = &mut *b;
+    open_conns(b, &CONNS);
+    b.flush_all().unwrap();
+    let pids = b.pids();
+    let (pid0, pid1) = (pids[0].unwrap(), pids[1].unwrap());
+    stop(pid1);
+    for n in 0..10 {
+        b.fanout(event(n)).unwrap();
+    }
+    // Shard 1's commands are written into its buffer, unread.
+    b.flush_all().unwrap();
+    signal(pid1, Signal::SIGKILL);
+    let deadline = Instant::now() + PATIENCE;
+    while !matches!(process_state(pid1), Some('Z') | None) {
+        assert!(Instant::now() < deadline, "worker {pid1} did not die");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut got = Deliveries::new();
+    let (shard, r) = loop {
+        assert!(Instant::now() < deadline, "no restart");
+        if let Some(restart) = record(b.next(Duration::from_millis(50)).unwrap(), &mut got) {
+            break restart;
+        }
+    };
+    assert_eq!(shard, 1, "{r}");
+    assert_eq!(r.cause, RestartCause::Signaled(9), "{r}");
+    assert_eq!(r.replayed.subs, 2, "{r}");
+    assert_reaped(pid1);
+    assert_eq!(b.pids()[0], Some(pid0), "shard 0 was restarted too");
+    b.fanout(event(100)).unwrap();
+    b.flush_all().unwrap();
+    while CONNS.iter().any(|&c| !got.iter().any(|d| d.1 == c && d.2 == 100)) {
+        assert!(
+            Instant::now() < deadline,
+            "the new event did not reach every conn: {got:?}"
+        );
+        if let Some((s, r2)) = record(b.next(Duration::from_millis(50)).unwrap(), &mut got) {
+            panic!("shard {s} restarted again: {r2}");
+        }
+    }
+}
+
+fn fast_sup() -> Supervision {
+    Supervision::new()
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .max_restarts_in(5, Duration::from_secs(30))
 }

@@ -827,7 +827,7 @@ impl ShardReads for Blocking<'_> {
     fn has_buffered(&self, shard: usize) -> bool {
         // A supervised shard's due deadline (a backoff's end) is announced
         // by no fd either.
-        self.0[shard].link().has_buffered()
+        self.0[shard].end.has_buffered()
             || self.0[shard]
                 .next_deadline()
                 .is_some_and(|at| at <= Instant::now())
