@@ -384,8 +384,8 @@ impl Endpoint {
     }
 
     /// The link's next item, with the exit status filled in when the
-    /// output has ended. Supervised: the probe's frames and the answers to
-    /// replayed Adds are consumed, a dead worker is replaced (reported
+    /// output has ended. Supervised: the probe's frames are consumed, each
+    /// `CLOSED` is applied to the mirror, a dead worker is replaced (reported
     /// once as [`Incoming::WorkerRestarted`]), and the output's end is
     /// reported only once supervision gave up.
     pub(crate) fn read(&mut self) -> Result<Incoming, ReadError> {

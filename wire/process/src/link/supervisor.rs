@@ -18,7 +18,11 @@
 //!   whatever was still queued is carried over, in order, after the
 //!   replay), and a Bcast count as written.
 //! - Every frame read goes through [`Supervisor::on_frame`], which consumes
-//!   the probe's frames and the `CLOSED` answers to replayed Adds.
+//!   the probe's frames and applies each `CLOSED` to the mirror. A `CLOSED`
+//!   answering a replayed Add is passed on: a subscription whose refusal
+//!   the relay has read is not in the mirror, so it is never replayed, and
+//!   such a `CLOSED` is always the client's first for that Add
+//!   (PROTOCOL.md#parent-replay: one answer per Add).
 //! - [`Supervisor::want_probe`] says when to send a probe Bcast (at most one
 //!   outstanding): after writes, and when idle for the liveness period.
 //!   [`Supervisor::unresponsive`] says when the outstanding one is late.
@@ -376,9 +380,6 @@ struct PendingAdds {
     written: u32,
     /// `CLOSED` frames read for them (they settle the oldest first).
     closed: u32,
-    /// The oldest of them is a replayed Add (its `CLOSED` is not the
-    /// relay's business).
-    replay: bool,
 }
 
 /// The outstanding probe.
@@ -708,9 +709,6 @@ impl Supervisor {
                         && *conn != self.cfg.probe_conn
                     {
                         let p = self.pending.entry((*conn, sub_id.clone())).or_default();
-                        if p.written == 0 {
-                            p.replay = origin == Origin::Internal;
-                        }
                         p.written += 1;
                         self.adds.push_back((seq, *conn, sub_id.clone()));
                     }
@@ -837,8 +835,9 @@ impl Supervisor {
 
     /// Whether the handle should pass `frame` to the relay. The probe's
     /// frames (to the probe conn, or to a whitelisted relay conn whose
-    /// subscription matched it), and `CLOSED` answers to replayed Adds, are
-    /// consumed here; a `CLOSED` also updates the mirror.
+    /// subscription matched it) are consumed here; a `CLOSED` also updates
+    /// the mirror, and is passed on (one answering a replayed Add too: the
+    /// client has had no answer to that Add).
     ///
     /// ```
     /// use broadcast_process::link::{Supervision, Supervisor};
@@ -863,7 +862,7 @@ impl Supervisor {
             return false;
         }
         if let Some(sub_id) = closed_sub_id(data) {
-            return self.on_closed(frame.conn, sub_id);
+            self.on_closed(frame.conn, sub_id);
         }
         true
     }
@@ -884,7 +883,6 @@ impl Supervisor {
             if let Some(p) = self.pending.get_mut(&key) {
                 p.written -= 1;
                 p.closed = p.closed.saturating_sub(1);
-                p.replay = false;
                 if p.written == 0 {
                     self.pending.remove(&key);
                 }
@@ -892,26 +890,24 @@ impl Supervisor {
         }
     }
 
-    fn on_closed(&mut self, conn: i32, sub_id: String) -> bool {
+    fn on_closed(&mut self, conn: i32, sub_id: String) {
         let Ok(id) = SubId::try_from(sub_id) else {
-            return true;
+            return;
         };
         let key = (conn, id);
         let Some(p) = self.pending.get_mut(&key) else {
             // No Add of ours is unsettled: not an answer we know of.
-            return true;
+            return;
         };
         if p.written <= p.closed {
-            return true;
+            return;
         }
         let unsettled = p.written - p.closed;
         p.closed += 1;
-        let replay = std::mem::take(&mut p.replay);
         if unsettled == 1 {
             // It answers the latest Add: the worker holds no such sub.
             self.mirror.on_closed(key.0, key.1.as_str());
         }
-        !replay
     }
 
     /// The worker died (or was killed) at `now`, for `cause`: the backlog
