@@ -361,9 +361,6 @@ pub fn closed_sub_id(data: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broadcast_wire::BroadcastFrame;
-    use broadcast_worker::{Outcome, Worker};
-    use proptest::prelude::*;
 
     fn sub(s: &str) -> SubId {
         SubId::try_from(s).unwrap()
@@ -441,15 +438,6 @@ mod tests {
         assert_eq!(closed_sub_id(br#"["CLOSED","\x","x"]"#), None);
         let long = format!(r#"["CLOSED","{}","x"]"#, "a".repeat(10_000));
         assert_eq!(closed_sub_id(long.as_bytes()), None);
-        for (sub_id, reason) in [("a\"b", "r"), ("\u{1}é", "")] {
-            let frame = broadcast_worker::closed_frame(
-                3,
-                sub_id,
-                &broadcast_worker::parse_req(b"[", sub_id).unwrap_err(),
-            );
-            let _ = reason;
-            assert_eq!(closed_sub_id(&frame.data).as_deref(), Some(sub_id));
-        }
     }
 
     /// What `approx_heap_bytes` counts per subscription, for the docs: 10k
@@ -483,156 +471,183 @@ mod tests {
     }
 
     // ---- the mirror against the reference worker ---------------------------
+    //
+    // The reference worker is a dev-dependency inside the repository only
+    // (build.rs sets `reference_worker` there): `cargo package` drops it, so
+    // these tests are compiled in the repository and not from the `.crate`.
 
-    #[derive(Debug, Clone)]
-    enum Op {
-        Cmd(SubCommand),
-        /// The worker dies: replay the mirror into a fresh one.
-        Restart,
-    }
+    #[cfg(reference_worker)]
+    mod against_the_reference_worker {
+        use super::*;
+        use broadcast_wire::BroadcastFrame;
+        use broadcast_worker::{Outcome, Worker};
+        use proptest::prelude::*;
 
-    const REQS: [&str; 3] = [
-        r#"["REQ","SUB",{"kinds":[1]}]"#,
-        r##"["REQ","SUB",{"#t":["x"]}]"##,
-        r#"["REQ","SUB",{"kinds":"bad"}]"#,
-    ];
-
-    fn op() -> impl Strategy<Value = Op> {
-        let conn = 0..4i32;
-        let sub_id = prop::sample::select(vec!["a", "b", "c\"d"]);
-        prop_oneof![
-            (conn.clone(), any::<bool>()).prop_map(|(conn, w)| Op::Cmd(SubCommand::New {
-                conn,
-                flags: if w { NewFlags::WHITELISTED } else { NewFlags::EMPTY }
-            })),
-            conn.clone().prop_map(|conn| Op::Cmd(SubCommand::Close {
-                conn,
-                flags: ReservedFlags::EMPTY
-            })),
-            (conn.clone(), sub_id.clone(), 0..REQS.len()).prop_map(|(conn, s, r)| Op::Cmd(SubCommand::Add {
-                conn,
-                flags: ReservedFlags::EMPTY,
-                sub_id: sub(s),
-                req: REQS[r].replace("SUB", &s.replace('"', "\\\"")).into(),
-            })),
-            (conn.clone(), sub_id).prop_map(|(conn, s)| Op::Cmd(SubCommand::Remove {
-                conn,
-                flags: ReservedFlags::EMPTY,
-                sub_id: sub(s)
-            })),
-            (conn, 0..3u8).prop_map(|(conn, k)| Op::Cmd(SubCommand::Auth {
-                conn,
-                flags: ReservedFlags::EMPTY,
-                pubkey: [k; 32]
-            })),
-            Just(Op::Restart),
-        ]
-    }
-
-    /// The state of `w` for conns 0..4: whitelisted, auths in order, sorted sub_ids.
-    type State = Vec<(i32, bool, Vec<[u8; 32]>, Vec<String>)>;
-
-    fn state(w: &Worker) -> State {
-        (0..4)
-            .filter_map(|conn| {
-                let c = w.connection(conn)?;
-                let mut subs: Vec<String> = c.subs.keys().map(|k| k.to_string()).collect();
-                subs.sort();
-                Some((conn, c.whitelisted, c.authenticated.clone(), subs))
-            })
-            .collect()
-    }
-
-    proptest! {
-        /// Random commands with worker deaths in between: after each
-        /// restart, a fresh worker fed the replay (its CLOSED frames
-        /// observed as a handle does) holds the state of a worker fed
-        /// every live command, and a Bcast reaches the same subscriptions.
         #[test]
-        fn replay_rebuilds_the_workers_state(ops in prop::collection::vec(op(), 0..60)) {
-            let mut live = Worker::new();
-            let mut current = Worker::new();
-            let mut m = Mirror::new();
-            // Each conn's sub_ids in the order they were last added.
-            let mut order: BTreeMap<i32, Vec<SubId>> = BTreeMap::new();
-            let observe = |m: &mut Mirror, order: &mut BTreeMap<i32, Vec<SubId>>, frames: Vec<BroadcastFrame>| {
-                for f in frames {
-                    if let Some(s) = closed_sub_id(&f.data)
-                        && m.on_closed(f.conn, &s)
-                        && let Some(subs) = order.get_mut(&f.conn)
-                    {
-                        subs.retain(|id| id.as_str() != s);
+        fn the_closed_prefix_reads_the_workers_own_closed_frames() {
+            for (sub_id, reason) in [("a\"b", "r"), ("\u{1}é", "")] {
+                let frame = broadcast_worker::closed_frame(
+                    3,
+                    sub_id,
+                    &broadcast_worker::parse_req(b"[", sub_id).unwrap_err(),
+                );
+                let _ = reason;
+                assert_eq!(closed_sub_id(&frame.data).as_deref(), Some(sub_id));
+            }
+        }
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Cmd(SubCommand),
+            /// The worker dies: replay the mirror into a fresh one.
+            Restart,
+        }
+
+        const REQS: [&str; 3] = [
+            r#"["REQ","SUB",{"kinds":[1]}]"#,
+            r##"["REQ","SUB",{"#t":["x"]}]"##,
+            r#"["REQ","SUB",{"kinds":"bad"}]"#,
+        ];
+
+        fn op() -> impl Strategy<Value = Op> {
+            let conn = 0..4i32;
+            let sub_id = prop::sample::select(vec!["a", "b", "c\"d"]);
+            prop_oneof![
+                (conn.clone(), any::<bool>()).prop_map(|(conn, w)| Op::Cmd(SubCommand::New {
+                    conn,
+                    flags: if w { NewFlags::WHITELISTED } else { NewFlags::EMPTY }
+                })),
+                conn.clone().prop_map(|conn| Op::Cmd(SubCommand::Close {
+                    conn,
+                    flags: ReservedFlags::EMPTY
+                })),
+                (conn.clone(), sub_id.clone(), 0..REQS.len()).prop_map(|(conn, s, r)| Op::Cmd(
+                    SubCommand::Add {
+                        conn,
+                        flags: ReservedFlags::EMPTY,
+                        sub_id: sub(s),
+                        req: REQS[r].replace("SUB", &s.replace('"', "\\\"")).into(),
                     }
-                }
-            };
-            for op in ops {
-                match op {
-                    Op::Cmd(cmd) => {
-                        let mut out = Vec::new();
-                        live.handle(&cmd, &mut Vec::new());
-                        let _: Outcome = current.handle(&cmd, &mut out);
-                        match &cmd {
-                            SubCommand::New { conn, .. } => {
-                                order.insert(*conn, Vec::new());
-                            }
-                            SubCommand::Close { conn, .. } => {
-                                order.remove(conn);
-                            }
-                            SubCommand::Add { conn, sub_id, .. } | SubCommand::Remove { conn, sub_id, .. } => {
-                                if let Some(subs) = order.get_mut(conn) {
-                                    subs.retain(|id| id != sub_id);
-                                    if matches!(cmd, SubCommand::Add { .. }) {
-                                        subs.push(sub_id.clone());
-                                    }
-                                }
-                            }
-                            _ => {}
+                )),
+                (conn.clone(), sub_id).prop_map(|(conn, s)| Op::Cmd(SubCommand::Remove {
+                    conn,
+                    flags: ReservedFlags::EMPTY,
+                    sub_id: sub(s)
+                })),
+                (conn, 0..3u8).prop_map(|(conn, k)| Op::Cmd(SubCommand::Auth {
+                    conn,
+                    flags: ReservedFlags::EMPTY,
+                    pubkey: [k; 32]
+                })),
+                Just(Op::Restart),
+            ]
+        }
+
+        /// The state of `w` for conns 0..4: whitelisted, auths in order, sorted sub_ids.
+        type State = Vec<(i32, bool, Vec<[u8; 32]>, Vec<String>)>;
+
+        fn state(w: &Worker) -> State {
+            (0..4)
+                .filter_map(|conn| {
+                    let c = w.connection(conn)?;
+                    let mut subs: Vec<String> = c.subs.keys().map(|k| k.to_string()).collect();
+                    subs.sort();
+                    Some((conn, c.whitelisted, c.authenticated.clone(), subs))
+                })
+                .collect()
+        }
+
+        proptest! {
+            /// Random commands with worker deaths in between: after each
+            /// restart, a fresh worker fed the replay (its CLOSED frames
+            /// observed as a handle does) holds the state of a worker fed
+            /// every live command, and a Bcast reaches the same subscriptions.
+            #[test]
+            fn replay_rebuilds_the_workers_state(ops in prop::collection::vec(op(), 0..60)) {
+                let mut live = Worker::new();
+                let mut current = Worker::new();
+                let mut m = Mirror::new();
+                // Each conn's sub_ids in the order they were last added.
+                let mut order: BTreeMap<i32, Vec<SubId>> = BTreeMap::new();
+                let observe = |m: &mut Mirror, order: &mut BTreeMap<i32, Vec<SubId>>, frames: Vec<BroadcastFrame>| {
+                    for f in frames {
+                        if let Some(s) = closed_sub_id(&f.data)
+                            && m.on_closed(f.conn, &s)
+                            && let Some(subs) = order.get_mut(&f.conn)
+                        {
+                            subs.retain(|id| id.as_str() != s);
                         }
-                        m.apply(&cmd);
-                        observe(&mut m, &mut order, out);
                     }
-                    Op::Restart => {
-                        current = Worker::new();
-                        let mut out = Vec::new();
-                        let replay = m.replay();
-                        // Each conn's Adds in the order they were last added.
-                        let mut replayed: BTreeMap<i32, Vec<SubId>> = BTreeMap::new();
-                        for cmd in &replay {
-                            match cmd {
+                };
+                for op in ops {
+                    match op {
+                        Op::Cmd(cmd) => {
+                            let mut out = Vec::new();
+                            live.handle(&cmd, &mut Vec::new());
+                            let _: Outcome = current.handle(&cmd, &mut out);
+                            match &cmd {
                                 SubCommand::New { conn, .. } => {
-                                    replayed.insert(*conn, Vec::new());
+                                    order.insert(*conn, Vec::new());
                                 }
-                                SubCommand::Add { conn, sub_id, .. } => {
-                                    replayed.get_mut(conn).expect("New first").push(sub_id.clone());
+                                SubCommand::Close { conn, .. } => {
+                                    order.remove(conn);
+                                }
+                                SubCommand::Add { conn, sub_id, .. } | SubCommand::Remove { conn, sub_id, .. } => {
+                                    if let Some(subs) = order.get_mut(conn) {
+                                        subs.retain(|id| id != sub_id);
+                                        if matches!(cmd, SubCommand::Add { .. }) {
+                                            subs.push(sub_id.clone());
+                                        }
+                                    }
                                 }
                                 _ => {}
                             }
+                            m.apply(&cmd);
+                            observe(&mut m, &mut order, out);
                         }
-                        prop_assert_eq!(&replayed, &order);
-                        for cmd in replay {
-                            current.handle(&cmd, &mut out);
+                        Op::Restart => {
+                            current = Worker::new();
+                            let mut out = Vec::new();
+                            let replay = m.replay();
+                            // Each conn's Adds in the order they were last added.
+                            let mut replayed: BTreeMap<i32, Vec<SubId>> = BTreeMap::new();
+                            for cmd in &replay {
+                                match cmd {
+                                    SubCommand::New { conn, .. } => {
+                                        replayed.insert(*conn, Vec::new());
+                                    }
+                                    SubCommand::Add { conn, sub_id, .. } => {
+                                        replayed.get_mut(conn).expect("New first").push(sub_id.clone());
+                                    }
+                                    _ => {}
+                                }
+                            }
+                            prop_assert_eq!(&replayed, &order);
+                            for cmd in replay {
+                                current.handle(&cmd, &mut out);
+                            }
+                            prop_assert!(out.is_empty(), "the replay of refused Adds: {out:?}");
+                            observe(&mut m, &mut order, out);
                         }
-                        prop_assert!(out.is_empty(), "the replay of refused Adds: {out:?}");
-                        observe(&mut m, &mut order, out);
                     }
+                    prop_assert_eq!(state(&current), state(&live));
+                    prop_assert_eq!(m.subscriptions(), live.subscription_count());
+                    prop_assert_eq!(m.conns(), live.connection_count());
                 }
-                prop_assert_eq!(state(&current), state(&live));
-                prop_assert_eq!(m.subscriptions(), live.subscription_count());
-                prop_assert_eq!(m.conns(), live.connection_count());
+                let ev = SubCommand::Bcast {
+                    sender: -1,
+                    flags: broadcast_wire::BcastFlags::EMPTY,
+                    event: concat!(r#"["EVENT",{"id":"0000000000000000000000000000000000000000000000000000000000000001","#,
+                        r#""pubkey":"0000000000000000000000000000000000000000000000000000000000000002","created_at":1,"kind":1,"#,
+                        r#""tags":[["t","x"]],"content":"","sig":""#, "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000", r#""}]"#).into(),
+                };
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                live.handle(&ev, &mut a);
+                current.handle(&ev, &mut b);
+                a.sort_by(|x, y| (x.conn, &x.data).cmp(&(y.conn, &y.data)));
+                b.sort_by(|x, y| (x.conn, &x.data).cmp(&(y.conn, &y.data)));
+                prop_assert_eq!(a, b);
             }
-            let ev = SubCommand::Bcast {
-                sender: -1,
-                flags: broadcast_wire::BcastFlags::EMPTY,
-                event: concat!(r#"["EVENT",{"id":"0000000000000000000000000000000000000000000000000000000000000001","#,
-                    r#""pubkey":"0000000000000000000000000000000000000000000000000000000000000002","created_at":1,"kind":1,"#,
-                    r#""tags":[["t","x"]],"content":"","sig":""#, "00000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000", r#""}]"#).into(),
-            };
-            let (mut a, mut b) = (Vec::new(), Vec::new());
-            live.handle(&ev, &mut a);
-            current.handle(&ev, &mut b);
-            a.sort_by(|x, y| (x.conn, &x.data).cmp(&(y.conn, &y.data)));
-            b.sort_by(|x, y| (x.conn, &x.data).cmp(&(y.conn, &y.data)));
-            prop_assert_eq!(a, b);
         }
     }
 }

@@ -197,6 +197,9 @@ fn probe_frames_to_relay_conns_are_consumed() {
     ));
 }
 
+// The reference worker is a dev-dependency inside the repository only
+// (build.rs sets `reference_worker` there).
+#[cfg(reference_worker)]
 #[test]
 fn the_probe_is_a_valid_event_for_the_reference_worker() {
     let t = Instant::now();
