@@ -60,6 +60,9 @@
 //! went away. Harmless; nothing is measured then.
 
 #[cfg(target_os = "linux")]
+mod workload;
+
+#[cfg(target_os = "linux")]
 mod linux {
     use std::path::{Path, PathBuf};
     use std::process::Command;
@@ -69,36 +72,16 @@ mod linux {
     use broadcast_process::link::{Restart, Supervision};
     use broadcast_wire::{BcastFlags, NewFlags, ReservedFlags, SubCommand, SubId};
     use bytes::Bytes;
+
+    use crate::workload::{Rng, SINCE, filter, hex_key};
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
 
     const FIRST_CONN: i32 = 16;
-    const SINCE: u64 = 1_700_000_000;
     const MARKER_TAG: &str = "recovery-marker";
     /// Waiting longer than this for anything is a failure of the bench.
     const PATIENCE: Duration = Duration::from_secs(60);
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn hex_key(i: usize) -> String {
-        format!(
-            "{:064x}",
-            (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
-        )
-    }
 
     fn pubkey(i: usize) -> [u8; 32] {
         let mut k = [0u8; 32];
@@ -138,22 +121,7 @@ mod linux {
             let filter = if i == n - 1 {
                 format!(r##"{{"kinds":[1],"#t":["{MARKER_TAG}"]}}"##)
             } else {
-                match i % 4 {
-                    0 => format!(r#"{{"authors":["{}"]}}"#, hex_key(rng.below(authors))),
-                    1 => format!(
-                        r##"{{"#p":["{}"],"kinds":[4,1059]}}"##,
-                        hex_key(rng.below(authors))
-                    ),
-                    2 => format!(
-                        r#"{{"kinds":[1,6],"authors":["{}"]}}"#,
-                        hex_key(rng.below(authors))
-                    ),
-                    _ => format!(
-                        r##"{{"#t":["tag{}"],"since":{}}}"##,
-                        rng.below(hashtags),
-                        SINCE + rng.below(100) as u64
-                    ),
-                }
+                filter(i, authors, hashtags, rng)
             };
             let sub = format!("sub{}", i % 10);
             let req = format!(r#"["REQ","{sub}",{filter}]"#);

@@ -32,6 +32,9 @@
 //! smoke version.
 
 #[cfg(target_os = "linux")]
+mod workload;
+
+#[cfg(target_os = "linux")]
 mod linux {
     use std::path::Path;
     use std::time::{Duration, Instant};
@@ -40,11 +43,12 @@ mod linux {
     use broadcast_process::broadcaster::{Options, StderrMode, Transport};
     use broadcast_wire::BcastFlags;
     use bytes::Bytes;
+
+    use crate::workload::{Rng, SINCE, filter, hex_key};
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
     const FIRST_CONN: i32 = 16;
     const PROBE_CONN: i32 = 1_000_000;
-    const SINCE: u64 = 1_700_000_000;
 
     struct Sizes {
         subs: usize,
@@ -52,48 +56,12 @@ mod linux {
         rounds: usize,
     }
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    fn hex_key(i: usize) -> String {
-        format!(
-            "{:064x}",
-            (i as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)
-        )
-    }
-
     /// (conn, sub_id, REQ) of every subscription.
     fn subscriptions(n: usize, hashtags: usize, rng: &mut Rng) -> Vec<(i32, String, String)> {
         let authors = n / 4;
         (0..n)
             .map(|i| {
-                let filter = match i % 4 {
-                    0 => format!(r#"{{"authors":["{}"]}}"#, hex_key(rng.below(authors))),
-                    1 => format!(
-                        r##"{{"#p":["{}"],"kinds":[4,1059]}}"##,
-                        hex_key(rng.below(authors))
-                    ),
-                    2 => format!(
-                        r#"{{"kinds":[1,6],"authors":["{}"]}}"#,
-                        hex_key(rng.below(authors))
-                    ),
-                    _ => format!(
-                        r##"{{"#t":["tag{}"],"since":{}}}"##,
-                        rng.below(hashtags),
-                        SINCE + rng.below(100) as u64
-                    ),
-                };
+                let filter = filter(i, authors, hashtags, rng);
                 let sub = format!("sub{}", i % 10);
                 let req = format!(r#"["REQ","{sub}",{filter}]"#);
                 (FIRST_CONN + (i / 10) as i32, sub, req)
