@@ -20,6 +20,15 @@ pub fn worker_exe() -> &'static str {
     crate::bin_str("reference-worker")
 }
 
+/// `--timeout` (ms) for the self-tests that run a whole suite on debug
+/// builds. The payload-maximum cases move 16 MiB frames, and the parent
+/// suite's JSON lines carry one as 32 MiB of hex: unoptimised, the adapter
+/// spends about 5 s encoding that one line before it writes a byte (no
+/// progress for the harness's clock), and under a parallel `cargo test` on
+/// two cores more than 10 s (seen once in CI). A passing run never waits
+/// for the timeout, so a generous one costs nothing.
+pub const WHOLE_SUITE_TIMEOUT_MS: &str = "60000";
+
 /// The result of one harness run.
 pub struct Run {
     pub code: i32,

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use broadcast_conformance::harness::parent::standin::{Control, HELLO_LEN, parse_hello};
-use broadcast_testkit::harness_run::{Run, harness, harness_with_worker, scratch};
+use broadcast_testkit::harness_run::{Run, WHOLE_SUITE_TIMEOUT_MS, harness, harness_with_worker, scratch};
 
 fn adapter_exe() -> &'static str {
     broadcast_testkit::bin_str("parent-adapter")
@@ -24,10 +24,10 @@ fn parent_testee_exe() -> &'static str {
 }
 
 /// The parent suite against `adapter`; `args` go before `--`. Debug builds
-/// move a 16 MiB frame (as 32 MiB of hex) slowly, so every run gets a
-/// generous timeout; a run that passes is not slowed by it.
+/// move a 16 MiB frame (as 32 MiB of hex) slowly, so every run gets the
+/// generous WHOLE_SUITE_TIMEOUT_MS; a run that passes is not slowed by it.
 fn parent(args: &[&str], adapter: &[&str]) -> Run {
-    let mut all = vec!["parent", "--timeout", "10000"];
+    let mut all = vec!["parent", "--timeout", WHOLE_SUITE_TIMEOUT_MS];
     all.extend_from_slice(args);
     harness_with_worker(&all, adapter)
 }

@@ -6,7 +6,7 @@
 //! suite on both transports (a second correct parent next to the reference
 //! adapter, tested in harness_parent.rs).
 
-use broadcast_testkit::harness_run::{Run, harness, harness_with_worker};
+use broadcast_testkit::harness_run::{Run, WHOLE_SUITE_TIMEOUT_MS, harness, harness_with_worker};
 
 fn testee() -> &'static str {
     broadcast_testkit::bin_str("parent-testee")
@@ -168,7 +168,14 @@ fn the_correct_testee_passes_the_whole_suite(transport: &str) {
     assert_eq!(listed.code, 0, "{}", listed.stderr);
     let total = listed.stdout.lines().count();
     let run = harness_with_worker(
-        &["parent", "--timeout", "10000", "-q", "--transport", transport],
+        &[
+            "parent",
+            "--timeout",
+            WHOLE_SUITE_TIMEOUT_MS,
+            "-q",
+            "--transport",
+            transport,
+        ],
         &[testee()],
     );
     assert_eq!(run.code, 0, "{transport}:\n{}{}", run.stdout, run.stderr);

@@ -12,10 +12,17 @@ fn whole_suite_passes(transport: &str) {
     // harness has no `broadcast-worker` beside it. Finding the worker next
     // to the harness is checked on the installed binaries by
     // .ci/package-check.
-    // The payload-maximum cases move 16 MiB each way; an unoptimised build
-    // under a parallel `cargo test` needs more than the default 2 s for that.
+    // The payload-maximum cases move 16 MiB each way: see
+    // WHOLE_SUITE_TIMEOUT_MS.
     let run = harness_with_worker(
-        &["run", "-q", "--transport", transport, "--timeout", "30000"],
+        &[
+            "run",
+            "-q",
+            "--transport",
+            transport,
+            "--timeout",
+            WHOLE_SUITE_TIMEOUT_MS,
+        ],
         &[worker_exe()],
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -40,7 +47,15 @@ fn reference_worker_passes_over_a_socketpair() {
 #[test]
 fn parallel_jobs_give_the_same_verdicts() {
     let run = harness_with_worker(
-        &["run", "--jobs", "2", "--format", "json", "--timeout", "30000"],
+        &[
+            "run",
+            "--jobs",
+            "2",
+            "--format",
+            "json",
+            "--timeout",
+            WHOLE_SUITE_TIMEOUT_MS,
+        ],
         &[worker_exe()],
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
