@@ -776,7 +776,7 @@ impl AsyncBroadcaster {
     /// # }
     /// ```
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.end.worker.try_status()
+        self.end.exit_status()
     }
 
     /// Waits up to `timeout` for the worker to exit, and reaps it, without
@@ -803,7 +803,7 @@ impl AsyncBroadcaster {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut interval = Duration::from_millis(1);
         loop {
-            if let Some(status) = self.end.worker.try_status() {
+            if let Some(status) = self.end.exit_status() {
                 return Some(status);
             }
             if !self.end.worker.has_child() || tokio::time::Instant::now() >= deadline {

@@ -383,6 +383,20 @@ impl Endpoint {
         }
     }
 
+    /// The worker's exit status once it has exited (reaping it), without
+    /// blocking. Once it is known the link learns it too
+    /// ([`Link::worker_exited`](crate::link::Link::worker_exited)): no
+    /// command claims success after the death is known, even if a copy of
+    /// the pipe's read end, in a child being spawned elsewhere, would let a
+    /// write succeed.
+    pub(crate) fn exit_status(&mut self) -> Option<ExitStatus> {
+        let status = self.worker.try_status();
+        if status.is_some() {
+            self.link.worker_exited();
+        }
+        status
+    }
+
     /// The link's next item, with the exit status filled in when the
     /// output has ended. Supervised: the probe's frames are consumed, each
     /// `CLOSED` is applied to the mirror, a dead worker is replaced (reported
@@ -391,7 +405,7 @@ impl Endpoint {
     pub(crate) fn read(&mut self) -> Result<Incoming, ReadError> {
         if self.supervised.is_none() {
             let item = self.link.read()?;
-            return Ok(item.with_status(|| self.worker.try_status()));
+            return Ok(item.with_status(|| self.exit_status()));
         }
         let now = Instant::now();
         self.drive(now);
@@ -409,11 +423,11 @@ impl Endpoint {
                 Phase::Running => {}
                 // Closed during a backoff: the dead worker is the last one.
                 Phase::Backoff(_) if s.sup.is_write_closed() => {
-                    return Ok(Incoming::WorkerExited(self.worker.try_status()));
+                    return Ok(Incoming::WorkerExited(self.exit_status()));
                 }
                 Phase::Backoff(_) => return Ok(Incoming::Pending),
                 Phase::GaveUp => {
-                    return Ok(Incoming::WorkerExited(self.worker.try_status()));
+                    return Ok(Incoming::WorkerExited(self.exit_status()));
                 }
             }
             if s.sup.is_write_closed() {
@@ -423,7 +437,7 @@ impl Endpoint {
                 // consumed.
                 match self.link.read()? {
                     Incoming::Frame(frame) if !s.sup.on_frame(&frame, now) => continue,
-                    item => return Ok(item.with_status(|| self.worker.try_status())),
+                    item => return Ok(item.with_status(|| self.exit_status())),
                 }
             }
             match self.link.read() {

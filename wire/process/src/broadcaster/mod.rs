@@ -765,7 +765,7 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.end.worker.try_status()
+        self.end.exit_status()
     }
 
     /// Waits up to `timeout` for the worker to exit, and reaps it. `None` if
@@ -784,7 +784,8 @@ impl Broadcaster {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        self.end.worker.wait_timeout(timeout)
+        self.end.worker.wait_timeout(timeout)?;
+        self.end.exit_status()
     }
 
     /// Kills the worker now (`SIGKILL`); it is reaped by the next status

@@ -345,6 +345,36 @@ impl<R: io::Read, W: Outlet> Link<R, W> {
         self.outbound.is_gone()
     }
 
+    /// Tells the link that the worker has exited, as its driver learns it
+    /// (a reaped process): from now on [`Link::is_write_gone`] holds, every
+    /// command is refused with [`SendError::WorkerGone`] and a flush with
+    /// commands queued fails with [`FlushError::WorkerGone`], counting them,
+    /// as after an `EPIPE`. A write alone cannot be trusted to fail: a child
+    /// another thread is spawning holds a copy of the pipe's read end until
+    /// it execs, and a write then succeeds into a pipe nobody will read
+    /// (PROTOCOL.md#parent-worker-death: no command may claim success
+    /// after the death is known). After [`Link::close_write`] it changes
+    /// nothing.
+    ///
+    /// ```
+    /// use broadcast_process::link::{FlushError, Link, SendError};
+    /// use broadcast_wire::{NewFlags, SubCommand};
+    ///
+    /// let mut link = Link::new(std::io::empty(), Vec::new(), 1024, 1024);
+    /// let new = SubCommand::New { conn: 1, flags: NewFlags::EMPTY };
+    /// link.send(&new).unwrap();
+    /// link.worker_exited();
+    /// assert!(link.is_write_gone());
+    /// assert_eq!(link.send(&new), Err(SendError::WorkerGone));
+    /// assert!(matches!(
+    ///     link.flush(),
+    ///     Err(FlushError::WorkerGone { unsent_commands: 1, .. })
+    /// ));
+    /// ```
+    pub fn worker_exited(&mut self) {
+        self.outbound.set_gone();
+    }
+
     /// Whether [`Link::close_write`] ended the command stream.
     ///
     /// ```

@@ -43,7 +43,8 @@ impl FlushStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Open,
-    /// A write met `EPIPE`/`ECONNRESET`: the worker closed its end.
+    /// A write met `EPIPE`/`ECONNRESET`, or the worker is known to have
+    /// exited: nothing written can be read any more.
     Gone,
     /// `close` ended the stream.
     Closed,
@@ -172,6 +173,17 @@ impl<W: Outlet> Outbound<W> {
             self.state = State::Closed;
         }
         Ok(())
+    }
+
+    /// The worker is known to be gone (it exited): later commands are
+    /// refused and the queue counts as undelivered, whether or not a write
+    /// would still succeed. It could: a process forked elsewhere that has
+    /// not yet exec'd may hold a copy of the pipe's read end, and the bytes
+    /// would vanish into it. A closed stream stays closed.
+    pub(crate) fn set_gone(&mut self) {
+        if self.state == State::Open {
+            self.state = State::Gone;
+        }
     }
 
     pub(crate) fn pending_bytes(&self) -> usize {

@@ -20,8 +20,8 @@ use broadcast_wire::{BcastFlags, ReadError};
 use nix::sys::signal::Signal;
 
 use crate::support::{
-    PATIENCE, TRANSPORTS, assert_reaped, echo_worker, process_state, signal, stop, test_options,
-    transport_name, within,
+    PATIENCE, TRANSPORTS, assert_reaped, echo_worker, signal, stop, test_options, transport_name, wait_dead,
+    within,
 };
 
 /// A case still running after this hangs.
@@ -590,16 +590,6 @@ fn close_write_then_exit(kind: Kind, transport: Transport) {
     assert_eq!(b.pid(), Some(pid));
     assert_eq!(b.restarts(), 0);
     assert_eq!(spawns.load(Ordering::SeqCst), 1);
-}
-
-/// Waits until process `pid` has exited (a zombie, or reaped): its fds
-/// are closed, everything it wrote is in the pipe or socket.
-fn wait_dead(pid: u32) {
-    let deadline = Instant::now() + PATIENCE;
-    while !matches!(process_state(pid), Some('Z') | None) {
-        assert!(Instant::now() < deadline, "worker {pid} did not die");
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// The first worker answers the relay's New (an echo) and refuses its Add

@@ -178,6 +178,17 @@ pub fn process_state(pid: u32) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
+/// Waits until process `pid` has exited (a zombie, or reaped): its fds
+/// are closed, everything it wrote is in the pipe or socket. A zombie's
+/// handle does not know yet: it learns only when it reaps.
+pub fn wait_dead(pid: u32) {
+    let deadline = Instant::now() + PATIENCE;
+    while !matches!(process_state(pid), Some('Z') | None) {
+        assert!(Instant::now() < deadline, "worker {pid} did not die");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Stops process `pid` (`SIGSTOP`) and waits until it is stopped, so that
 /// it reads nothing more from here on.
 pub fn stop(pid: u32) {
