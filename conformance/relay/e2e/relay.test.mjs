@@ -387,6 +387,10 @@ test('fan-out: every client gets every event exactly once', async () => {
   for (const c of clients) await c.until((m) => m[0] === 'EOSE' && m[1] === 'fan', 'EOSE');
 
   const publisher = await connect();
+  // 300 publishes in flight while this one thread also parses the 9,000
+  // frames of the raw clients: nostr-tools's own 4.4 s per publish ran out
+  // once on a loaded CI machine. The withTimeout below bounds the whole.
+  publisher.publishTimeout = 60_000;
   const sk = generateSecretKey();
   const events = [];
   for (let i = 0; i < EVENTS; i++) events.push(sign(sk, 1, `fan-out ${i}`, [['t', 'fanout']]));
